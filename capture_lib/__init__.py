@@ -1,0 +1,154 @@
+"""capture_lib: record the provenance of a workflow as it runs.
+
+>>> import capture_lib as cl
+>>> _ = cl.init(mode="off")
+>>> with cl.workflow("example") as wf:
+...     with wf.task("double", params={"factor": 2}) as t:
+...         t.generated(result=4)
+>>> cl.flush()
+True
+
+A capture call builds a small record and puts it on a bounded in-memory queue; a
+background worker batches the records and delivers them over HTTP to the tracker
+(``mode="http"``, spooling to disk while the tracker is unreachable) or as JSON Lines
+segment files (``mode="disk"``, later loaded with ``provml ingest``). No exception from
+capture_lib reaches the workflow; what could not be captured is counted in
+:func:`stats`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+from typing import Any
+
+from capture_lib.api import Section, Task, Workflow
+from capture_lib.client import Client
+from capture_lib.refs import reference
+
+__all__ = [
+    "Client",
+    "Section",
+    "Task",
+    "Workflow",
+    "dataset",
+    "file",
+    "flush",
+    "init",
+    "model",
+    "shutdown",
+    "stats",
+    "workflow",
+]
+
+log = logging.getLogger(__name__)
+_client: Client | None = None
+_lock = threading.Lock()
+ATEXIT_TIMEOUT = 2.0
+
+
+def init(
+    url: str | None = None,
+    mode: str | None = None,
+    path: str | None = None,
+    **options: Any,
+) -> Client:
+    """Start (or restart) capture for this process.
+
+    ``mode``: ``"http"`` (send to the tracker at ``url``), ``"disk"`` (JSON Lines files
+    under ``path``, default ``prov-logs/``) or ``"off"``. Without arguments the
+    ``PROVML_*`` environment variables decide (``provml config`` lists them); the default
+    is ``http`` when ``PROVML_URL`` is set, else ``disk``. Further options:
+    ``flush_interval``, ``queue_size``, ``batch_size``, ``fsync``, ``user``, ``token``.
+    """
+    global _client
+    with _lock:
+        old, _client = _client, Client(url=url, mode=mode, path=path, **options)
+    if old is not None:
+        old.close(ATEXIT_TIMEOUT)
+    return _client
+
+
+def _get() -> Client:
+    client = _client
+    if client is None:
+        try:
+            client = init()
+        except Exception:
+            log.exception("provml: cannot start capture from the environment; capture is off")
+            client = init(mode="off")
+    return client
+
+
+def workflow(name: str, params: dict[str, Any] | None = None) -> Workflow:
+    """A workflow run, used as ``with cl.workflow("name", params={...}) as wf:``."""
+    return Workflow(_get(), name, params)
+
+
+def file(path: str | os.PathLike[str], **meta: Any) -> dict[str, Any]:
+    """A file (or directory), named by the SHA-256 of its content."""
+    return reference("file", path, meta)
+
+
+def dataset(path: str | os.PathLike[str], **meta: Any) -> dict[str, Any]:
+    """A dataset file or directory; ``meta`` may give ``version``, ``split``, ``source`` …"""
+    return reference("dataset", path, meta)
+
+
+def model(
+    path: str | os.PathLike[str],
+    framework: str | None = None,
+    framework_version: str | None = None,
+    **meta: Any,
+) -> dict[str, Any]:
+    """A model file with its metadata (framework, version, anything else)."""
+    return reference(
+        "model", path, {"framework": framework, "framework_version": framework_version, **meta}
+    )
+
+
+def flush(timeout: float = 5.0) -> bool:
+    """Deliver everything captured so far; True if done within ``timeout`` seconds."""
+    client = _client
+    if client is None:
+        return True
+    try:
+        return client.flush(timeout)
+    except Exception:
+        log.exception("provml: flush failed")
+        return False
+
+
+def stats() -> dict[str, Any]:
+    """Counts: records sent, batches, spooled to disk, and records lost by reason."""
+    return _get().stats()
+
+
+def shutdown(timeout: float = 5.0) -> bool:
+    """Flush and stop the worker. Capture starts again on the next call."""
+    global _client
+    with _lock:
+        client, _client = _client, None
+    return client.close(timeout) if client is not None else True
+
+
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()
+    if _client is not None:
+        _client.after_fork()
+
+
+def _at_exit() -> None:
+    client = _client
+    if client is not None:
+        try:
+            client.close(ATEXIT_TIMEOUT)
+        except Exception:
+            pass
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(_at_exit)

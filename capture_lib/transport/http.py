@@ -1,0 +1,69 @@
+"""HTTP mode: batches POSTed to the tracker's ``/api/v1/batches``."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from typing import Any
+
+import requests
+
+from capture_lib.transport.base import Transport, TransportError
+
+log = logging.getLogger(__name__)
+
+
+class HttpTransport(Transport):
+    """POST each batch; retry connection errors, 429 and 5xx a few times with jittered
+    backoff (honouring ``Retry-After``), then give up with a retryable error so a
+    :class:`~capture_lib.transport.composite.CompositeTransport` can spill to disk."""
+
+    name = "http"
+    RETRIES = 3
+    BACKOFF = 0.2  # seconds, doubled each attempt
+    MAX_WAIT = 5.0
+
+    def __init__(self, url: str, *, timeout: float = 10.0, token: str | None = None) -> None:
+        self.endpoint = url.rstrip("/") + "/api/v1/batches"
+        self.timeout = timeout
+        self._session = requests.Session()
+        self._session.headers["Content-Type"] = "application/json"
+        if token:
+            self._session.headers["Authorization"] = f"Bearer {token}"
+
+    def send(self, batch: dict[str, Any], body: bytes) -> None:
+        delay = self.BACKOFF
+        for attempt in range(self.RETRIES + 1):
+            wait = delay * (0.5 + random.random())
+            try:
+                resp = self._session.post(self.endpoint, data=body, timeout=self.timeout)
+            except requests.RequestException as exc:
+                error = TransportError(f"tracker unreachable: {exc}")
+            else:
+                if resp.status_code < 300:
+                    return
+                if resp.status_code == 429 or resp.status_code >= 500:
+                    error = TransportError(f"tracker answered {resp.status_code}")
+                    wait = max(wait, _retry_after(resp.headers.get("Retry-After")))
+                else:
+                    raise TransportError(
+                        f"tracker refused the batch ({resp.status_code}): {resp.text[:500]}",
+                        retryable=False,
+                    )
+            if attempt == self.RETRIES:
+                raise error
+            log.debug("retrying batch %s in %.2fs: %s", batch["batch"], wait, error)
+            time.sleep(min(wait, self.MAX_WAIT))
+            delay *= 2
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        self._session.close()
+
+
+def _retry_after(value: str | None) -> float:
+    try:
+        return max(0.0, float(value)) if value else 0.0
+    except ValueError:
+        return 0.0

@@ -1,0 +1,14 @@
+"""Mode ``off``: batches go nowhere."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from capture_lib.transport.base import Transport
+
+
+class NoopTransport(Transport):
+    name = "off"
+
+    def send(self, batch: dict[str, Any], body: bytes) -> None:
+        return None

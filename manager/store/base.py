@@ -1,0 +1,36 @@
+"""The store interface: a few primitives, and conveniences built on them."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from typing import Any
+
+from pyoxigraph import Quad
+
+
+class Store(abc.ABC):
+    """A triple store. Implementations must make :meth:`add` all-or-nothing."""
+
+    @classmethod
+    @abc.abstractmethod
+    def from_url(cls, scheme: str, rest: str) -> Store: ...
+
+    @abc.abstractmethod
+    def add(self, quads: Sequence[Quad]) -> None:
+        """Add a batch of quads atomically: all of them, or (on error) none."""
+
+    @abc.abstractmethod
+    def query(self, sparql: str, **options: Any) -> Any:
+        """Run a SPARQL query; returns pyoxigraph's QuerySolutions, QueryTriples or
+        QueryBoolean. Raises :class:`provml.errors.QueryError` for a bad query."""
+
+    @abc.abstractmethod
+    def count(self) -> int:
+        """Number of quads held."""
+
+    def close(self) -> None:
+        """Flush and release the store."""
+
+    def describe(self) -> str:
+        return type(self).__name__

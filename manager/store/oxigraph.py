@@ -1,0 +1,65 @@
+"""The embedded pyoxigraph store (RocksDB on disk, or in memory for tests).
+
+One ``extend`` per batch: pyoxigraph applies it in one transaction, so a batch lands
+whole or not at all (FINDINGS: a failure midway adds nothing). Only one process may own
+an on-disk store; every query goes through this object.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import pyoxigraph
+from pyoxigraph import Quad
+
+from manager.store.base import Store
+from provml.errors import QueryError, StoreError
+from provml.vocab import PREFIXES
+
+
+class OxigraphStore(Store):
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        try:
+            if path is None:
+                self._store = pyoxigraph.Store()
+            else:
+                os.makedirs(path, exist_ok=True)
+                self._store = pyoxigraph.Store(path)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot open the store at {path}: {exc} "
+                "(is another provml process using this data directory?)"
+            ) from exc
+
+    @classmethod
+    def from_url(cls, scheme: str, rest: str) -> OxigraphStore:
+        if scheme == "memory":
+            return cls(None)
+        return cls(rest.removeprefix("//") or "provml-data/store")
+
+    def add(self, quads: Sequence[Quad]) -> None:
+        try:
+            self._store.extend(quads)
+        except OSError as exc:
+            raise StoreError(f"write failed: {exc}") from exc
+
+    def query(self, sparql: str, **options: Any) -> Any:
+        try:
+            return self._store.query(sparql, prefixes=PREFIXES, **options)
+        except SyntaxError as exc:
+            raise QueryError(f"SPARQL syntax error: {exc}") from None
+        except OSError as exc:
+            raise StoreError(f"query failed: {exc}") from exc
+
+    def count(self) -> int:
+        return len(self._store)
+
+    def close(self) -> None:
+        if self.path is not None:
+            self._store.flush()
+
+    def describe(self) -> str:
+        return f"embedded pyoxigraph at {self.path}" if self.path else "in-memory pyoxigraph"

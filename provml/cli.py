@@ -1,0 +1,326 @@
+"""The ``provml`` command. ``provml --help`` lists the subcommands."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+import click
+
+from provml import __version__, config
+
+_URL_HELP = "URL of the provml service (tracker and query)."
+DEFAULT_URL = "http://127.0.0.1:5000"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="provml")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+def main(verbose: int) -> None:
+    """provml: provenance of ML and HPC workflows as a W3C PROV graph.
+
+    \b
+    Start the services:          provml serve
+    Run the demo against them:   provml demo
+    Load disk-only capture logs: provml ingest prov-logs/
+    Ask a lineage question:      provml ask training-data model=<sha256>
+    Run any SPARQL query:        provml query 'SELECT * WHERE { ?s ?p ?o } LIMIT 10'
+    """
+    level = logging.WARNING - 10 * verbose
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@click.option("--host", default=lambda: config.HOST.get(), show_default="127.0.0.1",
+              help="Address to bind (PROVML_HOST).")
+@click.option("--port", type=int, default=lambda: config.PORT.get(), show_default="5000",
+              help="Port to listen on; 0 picks a free one (PROVML_PORT).")
+@click.option("--data-dir", default=lambda: config.DATA_DIR.get(), show_default="provml-data",
+              help="Directory of the embedded store (PROVML_DATA_DIR).")
+@click.option("--store", "store_url", default=None,
+              help="Store URL instead of --data-dir (oxigraph:PATH, memory:).")
+@click.option("--component", "components", multiple=True,
+              type=click.Choice(["tracker", "manager", "query"]),
+              help="Serve only this component (repeatable). Default: all three.")
+@click.option("--manager-url", default=lambda: config.MANAGER_URL.get(),
+              help="Where a tracker served without a manager forwards batches.")
+@click.option("--threads", type=int, default=lambda: config.THREADS.get(), show_default="8",
+              help="WSGI worker threads.")
+@click.option("--demo", "run_demo", is_flag=True,
+              help="Once listening, run the demo workflow against this server and print "
+                   "its lineage; keep serving.")
+def serve(host: str, port: int, data_dir: str, store_url: str | None,
+          components: tuple[str, ...], manager_url: str | None, threads: int,
+          run_demo: bool) -> None:
+    """Serve the tracker, manager and query service (all in one process by default).
+
+    The SPARQL endpoint is /sparql on the serving port; batches go to /api/v1/batches.
+    Stops on Ctrl-C or SIGTERM after finishing the requests in flight.
+    """
+    from provml.errors import ProvmlError
+    from provml.server import COMPONENTS, build_app, serve as run_server, store_url as mk_url
+
+    wanted = components or COMPONENTS
+    try:
+        app = build_app(wanted, store=store_url or mk_url(data_dir), manager_url=manager_url)
+    except ProvmlError as exc:
+        raise click.ClickException(exc.message) from None
+    store = app.extensions.get("provml.store")
+
+    def ready(url: str) -> None:
+        click.echo(f"provml {__version__} serving {', '.join(wanted)} on {url}")
+        if store is not None:
+            click.echo(f"  store:           {store.describe()}")
+        if "query" in wanted:
+            click.echo(f"  SPARQL endpoint: {url}/sparql")
+        if "tracker" in wanted:
+            click.echo(f"  capture with:    PROVML_URL={url}")
+        if run_demo:
+            _demo_and_report(url, os.path.join(data_dir, "demo"))
+            click.echo(f"\nSPARQL endpoint: {url}/sparql   (Ctrl-C to stop)")
+        sys.stdout.flush()
+
+    run_server(app, host, port, threads=threads, ready=ready)
+
+
+@main.command()
+@click.option("--url", default=lambda: config.URL.get() or DEFAULT_URL, show_default=DEFAULT_URL,
+              help=_URL_HELP)
+@click.option("--workdir", default="provml-data/demo", show_default=True,
+              help="Where the demo writes its dataset, splits and model.")
+def demo(url: str, workdir: str) -> None:
+    """Run the scikit-learn demo workflow against a running server and print its lineage."""
+    _demo_and_report(url, workdir)
+
+
+def _demo_and_report(url: str, workdir: str) -> None:
+    import capture_lib as cl
+    from provml import demo as demo_mod
+
+    click.echo(f"\nRunning the demo workflow '{demo_mod.WORKFLOW}' (capture over HTTP to {url})")
+    cl.init(url=url, mode="http", path=os.path.join(workdir, "spool"))
+    run = demo_mod.run(workdir)
+    stats = cl.stats()
+    click.echo(f"  captured {stats['records_sent']} records in {stats['batches_sent']} batches; "
+               f"test accuracy {run.accuracy:.3f}")
+    if stats["lost"] or stats["spilled_to_disk"]:
+        click.echo(f"  warning: {stats}", err=True)
+    client = _Client(url)
+    click.echo(f"\nWhich data trained the model {run.model_path} (sha256 {run.model_sha256[:12]}…)?")
+    click.echo(client.ask_table("training-data", {"model": run.model_sha256}))
+    click.echo("\nWith which hyperparameters?")
+    click.echo(client.ask_table("hyperparameters", {"model": run.model_sha256}))
+    if run.predictions:
+        click.echo(f"\nWhich model made the prediction {run.predictions[0]}?")
+        click.echo(client.ask_table("prediction-model", {"prediction": run.predictions[0]}))
+
+
+class _Client:
+    """The CLI's HTTP client for the query side."""
+
+    def __init__(self, url: str) -> None:
+        import requests
+
+        self.url = url.rstrip("/")
+        self.http = requests.Session()
+
+    def _get(self, path: str, params: dict[str, str]) -> dict[str, Any]:
+        import requests
+
+        try:
+            resp = self.http.get(self.url + path, params=params,
+                                 headers={"Accept": "application/sparql-results+json"},
+                                 timeout=120)
+        except requests.RequestException as exc:
+            raise click.ClickException(f"cannot reach {self.url}: {exc}") from None
+        return self._check(resp)
+
+    def sparql(self, text: str) -> dict[str, Any]:
+        import requests
+
+        try:
+            resp = self.http.post(self.url + "/sparql", data={"query": text},
+                                  headers={"Accept": "application/sparql-results+json"},
+                                  timeout=120)
+        except requests.RequestException as exc:
+            raise click.ClickException(f"cannot reach {self.url}: {exc}") from None
+        return self._check(resp)
+
+    @staticmethod
+    def _check(resp: Any) -> dict[str, Any]:
+        if resp.status_code >= 400:
+            try:
+                message = resp.json().get("message", resp.text)
+            except ValueError:
+                message = resp.text
+            raise click.ClickException(f"{resp.status_code}: {message}")
+        try:
+            result: dict[str, Any] = resp.json()
+        except ValueError:
+            raise click.ClickException(
+                "the query did not return a table (CONSTRUCT/DESCRIBE give graphs: use "
+                "curl or a SPARQL client for those)"
+            ) from None
+        return result
+
+    def ask(self, name: str, params: dict[str, str]) -> dict[str, Any]:
+        return self._get(f"/api/v1/questions/{name}", params)
+
+    def ask_table(self, name: str, params: dict[str, str]) -> str:
+        from provml.table import render
+
+        return render(self.ask(name, params), hide=frozenset(params))
+
+
+@main.command()
+@click.argument("query_text", required=False)
+@click.option("-f", "--file", "query_file", type=click.File("r"),
+              help="Read the query from a file ('-' for stdin).")
+@click.option("--url", default=lambda: config.URL.get() or DEFAULT_URL, show_default=DEFAULT_URL,
+              help=_URL_HELP)
+@click.option("--data-dir", default=None,
+              help="Query an embedded store directly instead of a server (it must not be "
+                   "in use by a running server).")
+@click.option("--json", "as_json", is_flag=True, help="Print SPARQL JSON results.")
+def query(query_text: str | None, query_file: Any, url: str, data_dir: str | None,
+          as_json: bool) -> None:
+    """Run a SPARQL SELECT or ASK query and print the result as a table.
+
+    The prefixes prov:, provml:, mls:, rdf:, rdfs:, xsd: and dcterms: are predeclared.
+
+    \b
+    provml query 'SELECT ?model WHERE { ?model a provml:Model }'
+    provml query -f lineage.rq --json
+    """
+    from provml.table import render
+
+    if query_file is not None:
+        query_text = query_file.read()
+    if not query_text:
+        raise click.UsageError("give a query as an argument or with --file")
+    if data_dir:
+        results = _local_query(data_dir, query_text)
+    else:
+        results = _Client(url).sparql(query_text)
+    click.echo(json.dumps(results, indent=2) if as_json else render(results))
+
+
+def _local_query(data_dir: str, text: str) -> dict[str, Any]:
+    import pyoxigraph
+
+    from manager.store import open_store
+    from provml.errors import ProvmlError
+    from provml.server import store_url
+
+    try:
+        store = open_store(store_url(data_dir))
+        result = store.query(text)
+    except ProvmlError as exc:
+        raise click.ClickException(exc.message) from None
+    if isinstance(result, pyoxigraph.QueryTriples):
+        raise click.ClickException("CONSTRUCT/DESCRIBE give graphs, not tables")
+    data: dict[str, Any] = json.loads(result.serialize(format=pyoxigraph.QueryResultsFormat.JSON))
+    store.close()
+    return data
+
+
+@main.command()
+@click.argument("name", required=False)
+@click.argument("params", nargs=-1)
+@click.option("--url", default=lambda: config.URL.get() or DEFAULT_URL, show_default=DEFAULT_URL,
+              help=_URL_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print SPARQL JSON results.")
+def ask(name: str | None, params: tuple[str, ...], url: str, as_json: bool) -> None:
+    """Ask a named lineage question: provml ask NAME key=value …
+
+    Without NAME, lists the questions and their parameters. A model or data parameter
+    takes an IRI or the SHA-256 of the file.
+    """
+    from query import questions
+
+    if not name:
+        for q in questions.questions().values():
+            args = " ".join(f"{p.name}=<{p.kind}>" for p in q.params)
+            click.echo(f"{q.name} {args}\n    {q.title}")
+        return
+    values = {}
+    for item in params:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise click.UsageError(f"parameters are key=value, got {item!r}")
+        values[key] = value
+    client = _Client(url)
+    result = client.ask(name, values)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        from provml.table import render
+
+        click.echo(render(result, hide=frozenset(values)))
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--url", default=lambda: config.URL.get() or DEFAULT_URL, show_default=DEFAULT_URL,
+              help="URL of the tracker.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def ingest(paths: tuple[str, ...], url: str, quiet: bool) -> None:
+    """Send disk-only capture files (or directories of them) to the tracker.
+
+    Each line is a batch; a torn or malformed line is skipped and reported. Sending the
+    same files again adds nothing to the graph. Exit status 1 if any batch was refused.
+    """
+    import requests
+
+    from provml.ingest import Report, expand, read_lines
+
+    files = expand(list(paths))
+    if not files:
+        raise click.ClickException("no .jsonl files found")
+    total = sum(os.path.getsize(f) for f in files)
+    report = Report(files=len(files))
+    http = requests.Session()
+    endpoint = url.rstrip("/") + "/api/v1/batches"
+    with click.progressbar(length=total, label="ingesting", show_pos=False, show_percent=True,
+                           file=sys.stderr, hidden=quiet) as bar:
+        for path in files:
+            for line in read_lines(path):
+                bar.update(len(line.body) + 1)
+                where = f"{os.path.basename(path)}:{line.number}"
+                if line.error:
+                    report.skipped.append(f"{where}: {line.error}")
+                    continue
+                try:
+                    resp = http.post(endpoint, data=line.body, timeout=120,
+                                     headers={"Content-Type": "application/json"})
+                except requests.RequestException as exc:
+                    raise click.ClickException(f"cannot reach the tracker at {url}: {exc}")
+                if resp.status_code >= 400:
+                    report.refused.append(f"{where}: {resp.status_code} {resp.text[:300]}")
+                    continue
+                report.batches += 1
+                report.records += int(resp.json().get("records", 0))
+    click.echo(f"ingested {report.records} records in {report.batches} batches "
+               f"from {report.files} files")
+    for item in report.skipped:
+        click.echo(f"skipped {item}", err=True)
+    for item in report.refused:
+        click.echo(f"refused {item}", err=True)
+    if report.refused:
+        sys.exit(1)
+
+
+@main.command(name="config")
+def show_config() -> None:
+    """List the PROVML_* environment variables, their values and defaults."""
+    for s in config.ALL:
+        current = os.environ.get(s.name)
+        click.echo(f"{s.name:24} {'(unset)' if current is None else current!r:12} "
+                   f"default {s.default!r}\n    {s.help}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,84 @@
+"""Every ``PROVML_*`` environment variable, declared once with its type and default.
+
+Command-line flags and ``init()`` arguments win over the environment; the environment
+wins over the defaults below. ``provml config`` prints this table.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Callable
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    parse: Callable[[str], Any]
+    help: str
+
+    def get(self, environ: dict[str, str] | None = None) -> Any:
+        env = os.environ if environ is None else environ
+        raw = env.get(self.name)
+        if raw is None or raw == "":
+            return self.default
+        try:
+            return self.parse(raw)
+        except ValueError:
+            from provml.errors import ConfigError
+
+            raise ConfigError(f"{self.name}={raw!r}: {self.help}") from None
+
+
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(raw)
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw not in options:
+            raise ValueError(raw)
+        return raw
+
+    return parse
+
+
+# capture_lib
+URL = Setting("PROVML_URL", None, str, "URL of the tracker, e.g. http://127.0.0.1:5000")
+MODE = Setting(
+    "PROVML_MODE", None, _choice("http", "disk", "off"),
+    "http, disk or off; default: http when a URL is set, else disk",
+)
+PATH = Setting("PROVML_PATH", "prov-logs", str, "directory of disk-only segment files")
+DISABLED = Setting("PROVML_DISABLED", False, _bool, "true makes every capture call a no-op")
+FLUSH_INTERVAL = Setting(
+    "PROVML_FLUSH_INTERVAL", 1.0, float, "seconds between the worker's writes (a number)"
+)
+QUEUE_SIZE = Setting("PROVML_QUEUE_SIZE", 100_000, int, "records held in memory at most")
+BATCH_SIZE = Setting("PROVML_BATCH_SIZE", 2_000, int, "records per batch at most")
+FSYNC = Setting(
+    "PROVML_FSYNC", "flush", _choice("flush", "never"),
+    "flush: fsync each segment write; never: leave it to the OS",
+)
+USER = Setting("PROVML_USER", None, str, "who runs the workflow (default: the login name)")
+TIMEOUT = Setting("PROVML_HTTP_TIMEOUT", 10.0, float, "seconds per HTTP request (a number)")
+
+# services
+HOST = Setting("PROVML_HOST", "127.0.0.1", str, "address the services bind to")
+PORT = Setting("PROVML_PORT", 5000, int, "port the services listen on")
+DATA_DIR = Setting("PROVML_DATA_DIR", "provml-data", str, "directory of the embedded store")
+MANAGER_URL = Setting(
+    "PROVML_MANAGER_URL", None, str, "manager URL for a tracker run on its own"
+)
+THREADS = Setting("PROVML_THREADS", 8, int, "WSGI worker threads")
+
+ALL: tuple[Setting, ...] = (
+    URL, MODE, PATH, DISABLED, FLUSH_INTERVAL, QUEUE_SIZE, BATCH_SIZE, FSYNC, USER, TIMEOUT,
+    HOST, PORT, DATA_DIR, MANAGER_URL, THREADS,
+)

@@ -1,0 +1,69 @@
+"""One root error class, with a subclass per concern.
+
+Services turn :class:`ProvmlError` subclasses into JSON error bodies; each carries an
+HTTP status so the mapping lives with the error, not with every handler.
+"""
+
+from __future__ import annotations
+
+
+class ProvmlError(Exception):
+    """Root of every error provml raises on purpose."""
+
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, *, details: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+
+    def to_json(self) -> dict[str, object]:
+        body: dict[str, object] = {"error": self.code, "message": self.message}
+        if self.details:
+            body["details"] = self.details
+        return body
+
+
+class ValidationError(ProvmlError):
+    """A batch, record or request that does not follow the wire format."""
+
+    status = 400
+    code = "invalid_request"
+
+
+class QueryError(ProvmlError):
+    """A SPARQL query that cannot be parsed or run."""
+
+    status = 400
+    code = "invalid_query"
+
+
+class ForbiddenOperation(ProvmlError):
+    """A request for something this endpoint never does (for example a SPARQL update)."""
+
+    status = 403
+    code = "forbidden"
+
+
+class NotAcceptable(ProvmlError):
+    status = 406
+    code = "not_acceptable"
+
+
+class StoreError(ProvmlError):
+    """The triple store failed to read or write."""
+
+    status = 503
+    code = "store_unavailable"
+
+
+class UpstreamError(ProvmlError):
+    """A downstream service (the manager, seen from the tracker) failed."""
+
+    status = 502
+    code = "upstream_failed"
+
+
+class ConfigError(ProvmlError):
+    code = "bad_configuration"

@@ -1,0 +1,96 @@
+"""Identifiers.
+
+* A capture *session* (one process) is a UUIDv7 made by capture_lib when it starts.
+* An *execution* (workflow, task or section run) and a *metric value* are numbered
+  ``n = 1, 2, …`` within their session. The tracker turns (session, n) into a UUIDv7
+  that keeps the session's timestamp and random bits and puts ``n`` in the low 32 bits
+  (RFC 9562 §6.2, "fixed-length dedicated counter"): ids are time-ordered, unique, and
+  the same record always gets the same id, so a replayed batch adds nothing.
+* A *data value* is named by its content: a file, directory, dataset or model by its
+  SHA-256, an inline JSON value by the SHA-256 of its canonical JSON. The same file used
+  by two workflows is one node. A value a task *generates* inline (a prediction) is named
+  after the generating execution instead, so two equal predictions stay two entities.
+* *Plans* are named by the workflow, task and section names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import uuid
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+
+from provml.vocab import ID_BASE
+
+_LOW32 = (1 << 32) - 1
+
+
+def new_session_id(now_ms: int | None = None) -> str:
+    """A fresh UUIDv7 (RFC 9562): 48-bit Unix milliseconds, then 74 random bits.
+
+    The lowest 32 random bits are zeroed: :func:`execution_uuid` puts the counter there.
+    """
+    ms = int(time.time() * 1000) if now_ms is None else now_ms
+    rand = int.from_bytes(os.urandom(10), "big") & ((1 << 74) - 1) & ~_LOW32
+    rand_a = rand >> 62
+    rand_b = rand & ((1 << 62) - 1)
+    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
+    return str(uuid.UUID(int=value))
+
+
+def execution_uuid(session: str, n: int) -> str:
+    """The UUIDv7 of the ``n``-th execution of ``session``.
+
+    >>> s = "0190a4e2-7b1c-7d2e-8f00-012300000000"
+    >>> execution_uuid(s, 5)
+    '0190a4e2-7b1c-7d2e-8f00-012300000005'
+    >>> execution_uuid(s, 5) < execution_uuid(s, 6)
+    True
+    """
+    base = uuid.UUID(session).int & ~_LOW32
+    return str(uuid.UUID(int=base | (n & _LOW32)))
+
+
+def execution_iri(session: str, n: int) -> str:
+    return f"{ID_BASE}exec/{execution_uuid(session, n)}"
+
+
+def metric_iri(session: str, n: int) -> str:
+    """A metric value is numbered like an execution but lives under ``metric/``."""
+    return f"{ID_BASE}metric/{execution_uuid(session, n)}"
+
+
+def content_iri(sha256_hex: str) -> str:
+    """The IRI of a data value with this SHA-256 (files, datasets, models, inline values)."""
+    return f"{ID_BASE}data/sha256/{sha256_hex}"
+
+
+def canonical_json(value: Any) -> bytes:
+    """Canonical JSON bytes of a value: sorted keys, no whitespace, UTF-8."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+def value_sha256(value: Any) -> str:
+    return hashlib.sha256(canonical_json(value)).hexdigest()
+
+
+def generated_value_iri(execution: str, role: str) -> str:
+    return f"{execution}/generated/{quote(role, safe='')}"
+
+
+def plan_iri(*names: str) -> str:
+    """``plan_iri("credit-scoring", "train")`` → ``…/plan/credit-scoring/train``."""
+    return ID_BASE + "plan/" + "/".join(quote(n, safe="") for n in names)
+
+
+def attribute_iri(plan: str, direction: str, name: str) -> str:
+    """A declared input, output or parameter of a plan (``direction``: in, out, param)."""
+    return f"{plan}/{direction}/{quote(name, safe='')}"
+
+
+def persona_iri(user: str) -> str:
+    return f"{ID_BASE}persona/{quote(user, safe='')}"

@@ -1,0 +1,112 @@
+"""Assembling and running the services (``provml serve``).
+
+All in one (the default): the tracker, the manager and the query service in one
+process around one embedded store; the tracker hands batches to the manager by a direct
+call. Split: any subset of components; a tracker without a manager in the same process
+forwards to ``manager_url`` over HTTP. The manager and the query service must share a
+process when the store is embedded, since only one process may open it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from flask import Flask
+
+from provml.errors import ConfigError
+from provml.service import make_app
+
+log = logging.getLogger(__name__)
+
+COMPONENTS = ("tracker", "manager", "query")
+
+
+def build_app(
+    components: Iterable[str] = COMPONENTS,
+    *,
+    store: Any = None,
+    manager_url: str | None = None,
+) -> Flask:
+    """One WSGI app with the chosen components. ``store``: a Store or a store URL."""
+    from manager.app import bp as manager_bp
+    from manager.service import Manager
+    from manager.store import Store, open_store
+    from query.app import bp as query_bp
+    from tracker.app import Tracker
+    from tracker.app import bp as tracker_bp
+    from tracker.forward import HttpForwarder, InProcessForwarder
+
+    wanted = set(components)
+    unknown = wanted - set(COMPONENTS)
+    if unknown or not wanted:
+        raise ConfigError(f"components must be among {COMPONENTS}, got {sorted(unknown)}")
+    blueprints = []
+    extensions: dict[str, Any] = {}
+    manager = None
+    if wanted & {"manager", "query"}:
+        if store is None:
+            raise ConfigError("the manager and the query service need a store")
+        st = store if isinstance(store, Store) else open_store(store)
+        extensions["provml.store"] = st
+    if "manager" in wanted:
+        manager = Manager(extensions["provml.store"])
+        extensions["provml.manager"] = manager
+        # mounted under /manager when the tracker shares the process, else at the root
+        blueprints.append((manager_bp, "/manager" if "tracker" in wanted else ""))
+    if "tracker" in wanted:
+        if manager is not None:
+            forwarder: Any = InProcessForwarder(manager)
+        elif manager_url:
+            forwarder = HttpForwarder(manager_url)
+        else:
+            raise ConfigError("a tracker without a manager needs --manager-url")
+        extensions["provml.tracker"] = Tracker(forwarder)
+        blueprints.append((tracker_bp, ""))
+    if "query" in wanted:
+        blueprints.append((query_bp, ""))
+    return make_app("provml", blueprints, extensions)
+
+
+def close_app(app: Flask) -> None:
+    store = app.extensions.get("provml.store")
+    if store is not None:
+        store.close()
+
+
+def serve(app: Flask, host: str, port: int, *, threads: int = 8, ready: Any = None) -> None:
+    """Serve ``app`` with waitress until Ctrl-C or SIGTERM, then close the store.
+
+    ``ready`` (a callable) is called with the bound URL once the socket listens.
+    """
+    from waitress.server import create_server
+
+    server = create_server(app, host=host, port=port, threads=threads, ident="provml")
+    bound_port = server.effective_port  # type: ignore[union-attr]
+    url = f"http://{host}:{bound_port}"
+
+    def stop(signum: int, frame: Any) -> None:
+        # waitress's run() treats KeyboardInterrupt as "finish in-flight requests, stop"
+        log.info("signal %s: shutting down", signum)
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop)
+    try:
+        if ready is not None:
+            threading.Thread(target=ready, args=(url,), name="provml-ready", daemon=True).start()
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+        close_app(app)
+        log.info("stopped")
+
+
+def store_url(data_dir: str) -> str:
+    return "oxigraph:" + os.path.join(data_dir, "store")

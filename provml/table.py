@@ -1,0 +1,50 @@
+"""Printing SPARQL JSON results as a readable table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from provml.vocab import ID_BASE, PREFIXES, XSD_NS
+
+_SHORT = [("id:", ID_BASE), *((p + ":", iri) for p, iri in PREFIXES.items())]
+
+
+def shorten(iri: str) -> str:
+    for prefix, base in _SHORT:
+        if iri.startswith(base):
+            return prefix + iri[len(base):]
+    return iri
+
+
+def cell(term: dict[str, str] | None) -> str:
+    if term is None:
+        return ""
+    value = term.get("value", "")
+    if term.get("type") == "uri":
+        return shorten(value)
+    if term.get("type") == "bnode":
+        return "_:" + value
+    datatype = term.get("datatype", "")
+    if datatype == XSD_NS + "dateTime":
+        return value.replace("T", " ").rstrip("Z")[:23]
+    return value
+
+
+def render(
+    results: dict[str, Any], *, max_width: int = 80, hide: frozenset[str] = frozenset()
+) -> str:
+    """A text table of a SPARQL JSON result (SELECT) or its boolean (ASK).
+
+    ``hide``: columns to leave out (a named question's parameters, which every row echoes).
+    """
+    if "boolean" in results:
+        return "yes" if results["boolean"] else "no"
+    columns: list[str] = [c for c in results["head"]["vars"] if c not in hide]
+    rows = [[cell(b.get(c)) for c in columns] for b in results["results"]["bindings"]]
+    rows = [[v if len(v) <= max_width else v[: max_width - 1] + "…" for v in r] for r in rows]
+    widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
+    line = lambda cells: "  ".join(v.ljust(w) for v, w in zip(cells, widths)).rstrip()  # noqa: E731
+    out = [line(columns), line(["-" * w for w in widths])]
+    out.extend(line(r) for r in rows)
+    out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    return "\n".join(out)

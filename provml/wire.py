@@ -1,0 +1,293 @@
+"""The JSON wire format that capture_lib sends and the tracker and manager accept.
+
+A *batch* is one JSON object::
+
+    {"provml": 1, "batch": "<32 hex>", "session": "<UUIDv7>", "records": [...]}
+
+``provml`` is the wire format version, ``batch`` a unique id the sender makes,
+``session`` the capture session (one per process). Each record has a ``kind`` and a
+session-local number ``n``; records refer to each other by ``n``. The full description,
+with a JSON Schema, is ``docs/wire-format.md`` and ``provml/schema/batch.schema.json``.
+
+Validation here is hand-written rather than done with the JSON Schema: it runs on every
+batch the tracker receives, reports every problem with its path, and checks what a schema
+cannot (a task's parent is a workflow of the same batch or an earlier one is *not*
+required: records of one task may arrive in different batches).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from provml.errors import ValidationError
+
+WIRE_VERSION = 1
+SUPPORTED_VERSIONS = frozenset({1})
+
+MAX_RECORDS = 50_000
+MAX_NAME = 256
+MAX_DEPTH = 32
+MAX_ITEMS = 1_000  # params, used or generated entries of one record
+
+STAGES = frozenset({"training", "validation", "evaluation", "inference"})
+STATUSES = frozenset({"finished", "failed", "running"})
+DATA_TYPES = frozenset({"file", "directory", "dataset", "model"})
+
+#: record kind → (required fields, optional fields)
+KINDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "workflow_start": (
+        frozenset({"n", "name", "time"}),
+        frozenset({"params", "env", "user"}),
+    ),
+    "workflow_end": (frozenset({"n", "name", "time"}), frozenset({"status", "error"})),
+    "task_start": (
+        frozenset({"n", "parent", "plan", "time"}),
+        frozenset({"stage", "params", "used"}),
+    ),
+    "task_end": (
+        frozenset({"n", "plan", "time"}),
+        frozenset({"status", "error", "generated", "stage"}),
+    ),
+    "section_start": (frozenset({"n", "parent", "plan", "time"}), frozenset({"index"})),
+    "section_end": (frozenset({"n", "plan", "time"}), frozenset({"status", "error"})),
+    "metric": (
+        frozenset({"n", "parent", "name", "value", "time"}),
+        frozenset({"step"}),
+    ),
+}
+
+_HEX32 = re.compile(r"[0-9a-f]{32}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+
+
+@dataclass
+class Batch:
+    """A validated batch. ``records`` keep their wire shape (plain dicts)."""
+
+    batch: str
+    session: str
+    records: list[dict[str, Any]]
+    version: int = WIRE_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "provml": self.version,
+            "batch": self.batch,
+            "session": self.session,
+            "records": self.records,
+        }
+
+
+def parse_batch(body: bytes | str) -> Batch:
+    """Parse and validate one batch from JSON text.
+
+    >>> b = parse_batch('{"provml": 1, "batch": "' + "a" * 32 + '", '
+    ...     '"session": "0190a4e2-7b1c-7d2e-8f00-0123456789ab", "records": []}')
+    >>> b.records
+    []
+    """
+    try:
+        obj = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ValidationError(f"body is not valid JSON (UTF-8): {exc}") from None
+    return validate_batch(obj)
+
+
+def validate_batch(obj: Any) -> Batch:
+    """Check a decoded batch; raise :class:`ValidationError` listing every problem."""
+    problems: list[str] = []
+    if not isinstance(obj, dict):
+        raise ValidationError("a batch must be a JSON object", details=[f"got {_tname(obj)}"])
+    version = obj.get("provml")
+    if version not in SUPPORTED_VERSIONS or isinstance(version, bool):
+        problems.append(
+            f"provml: wire format version must be one of {sorted(SUPPORTED_VERSIONS)}, "
+            f"got {version!r}"
+        )
+    batch_id = obj.get("batch")
+    if not (isinstance(batch_id, str) and _HEX32.fullmatch(batch_id)):
+        problems.append("batch: must be 32 lowercase hex characters")
+    session = obj.get("session")
+    if not (isinstance(session, str) and _UUID.fullmatch(session)):
+        problems.append("session: must be a lowercase UUIDv7 string")
+    records = obj.get("records")
+    if not isinstance(records, list):
+        problems.append("records: must be an array")
+        records = []
+    elif len(records) > MAX_RECORDS:
+        problems.append(f"records: at most {MAX_RECORDS} records per batch, got {len(records)}")
+        records = []
+    unknown = set(obj) - {"provml", "batch", "session", "records"}
+    if unknown:
+        problems.append(f"unknown top-level fields: {sorted(unknown)}")
+    for i, rec in enumerate(records):
+        _check_record(rec, f"records[{i}]", problems)
+        if len(problems) > 50:
+            problems.append("… further problems not listed")
+            break
+    if problems:
+        raise ValidationError(f"invalid batch: {problems[0]}", details=problems)
+    assert isinstance(batch_id, str) and isinstance(session, str)
+    return Batch(batch=batch_id, session=session, records=records, version=int(version))
+
+
+def _tname(v: Any) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(v), "number"
+    )
+
+
+def _check_record(rec: Any, path: str, problems: list[str]) -> None:
+    if not isinstance(rec, dict):
+        problems.append(f"{path}: a record must be an object, got {_tname(rec)}")
+        return
+    kind = rec.get("kind")
+    spec = KINDS.get(kind) if isinstance(kind, str) else None
+    if spec is None:
+        problems.append(f"{path}.kind: unknown record kind {kind!r}; expected one of {sorted(KINDS)}")
+        return
+    required, optional = spec
+    missing = required - rec.keys()
+    if missing:
+        problems.append(f"{path}: {kind} record lacks {sorted(missing)}")
+    extra = rec.keys() - required - optional - {"kind"}
+    if extra:
+        problems.append(f"{path}: unknown fields for {kind}: {sorted(extra)}")
+    for key, value in rec.items():
+        check = _FIELD_CHECKS.get(key)
+        if check is not None and key in required | optional:
+            err = check(value)
+            if err:
+                problems.append(f"{path}.{key}: {err}")
+
+
+def _positive_int(v: Any) -> str | None:
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 < v < 2**32:
+        return "must be an integer between 1 and 2**32-1"
+    return None
+
+
+def _name(v: Any) -> str | None:
+    if not isinstance(v, str) or not v or len(v) > MAX_NAME:
+        return f"must be a non-empty string of at most {MAX_NAME} characters"
+    return None
+
+
+def _plan(v: Any) -> str | None:
+    if not isinstance(v, list) or not 2 <= len(v) <= 3:
+        return "must be an array of 2 or 3 names: [workflow, task] or [workflow, task, section]"
+    for item in v:
+        err = _name(item)
+        if err:
+            return f"each name {err}"
+    return None
+
+
+def _time(v: Any) -> str | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 32503680000:
+        return "must be seconds since the Unix epoch (a number)"
+    return None
+
+
+def _optional(check: Any) -> Any:
+    return lambda v: None if v is None else check(v)
+
+
+def _mapping(check_value: Any) -> Any:
+    def check(v: Any) -> str | None:
+        if not isinstance(v, dict):
+            return f"must be an object, got {_tname(v)}"
+        if len(v) > MAX_ITEMS:
+            return f"at most {MAX_ITEMS} entries"
+        for key, item in v.items():
+            err = _name(key) or check_value(item)
+            if err:
+                return f"entry {key!r}: {err}"
+        return None
+
+    return check
+
+
+def _json_value(v: Any, depth: int = 0) -> str | None:
+    if depth > MAX_DEPTH:
+        return f"nested deeper than {MAX_DEPTH} levels"
+    if isinstance(v, dict):
+        if "@data" in v and depth == 0:
+            return _data_ref(v)
+        for item in v.values():
+            err = _json_value(item, depth + 1)
+            if err:
+                return err
+    elif isinstance(v, list):
+        for item in v:
+            err = _json_value(item, depth + 1)
+            if err:
+                return err
+    elif isinstance(v, float) and v != v:
+        return "NaN is not a JSON value"
+    return None
+
+
+def _data_ref(v: dict[str, Any]) -> str | None:
+    if v["@data"] not in DATA_TYPES:
+        return f"@data must be one of {sorted(DATA_TYPES)}"
+    sha = v.get("sha256")
+    if not (isinstance(sha, str) and _SHA256.fullmatch(sha)):
+        return "a data reference needs sha256: 64 lowercase hex characters"
+    if "path" in v and not isinstance(v["path"], str):
+        return "path must be a string"
+    size = v.get("size")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
+        return "size must be a non-negative integer"
+    return None
+
+
+NON_FINITE = frozenset({"NaN", "INF", "-INF"})
+
+
+def _scalar(v: Any) -> str | None:
+    if v in NON_FINITE:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return 'a metric value must be a number, or "NaN", "INF" or "-INF"'
+    return None
+
+
+def _str_map(v: Any) -> str | None:
+    if not isinstance(v, dict) or not all(
+        isinstance(k, str) and isinstance(x, (str, int, float, bool, type(None)))
+        for k, x in v.items()
+    ):
+        return "must be an object of scalar values"
+    return None
+
+
+_FIELD_CHECKS: dict[str, Any] = {
+    "n": _positive_int,
+    "parent": _positive_int,
+    "name": _name,
+    "plan": _plan,
+    "time": _time,
+    "stage": _optional(lambda v: None if v in STAGES else f"must be one of {sorted(STAGES)}"),
+    "status": _optional(lambda v: None if v in STATUSES else f"must be one of {sorted(STATUSES)}"),
+    "error": _optional(lambda v: None if isinstance(v, str) else "must be a string"),
+    "params": _optional(_mapping(_json_value)),
+    "used": _optional(_mapping(_json_value)),
+    "generated": _optional(_mapping(_json_value)),
+    "env": _optional(_str_map),
+    "user": _optional(_name),
+    "index": _optional(lambda v: None if isinstance(v, int) and not isinstance(v, bool) else "must be an integer"),
+    "step": _optional(lambda v: None if isinstance(v, int) and not isinstance(v, bool) else "must be an integer"),
+    "value": _scalar,
+}
+
+
+def is_data_ref(value: Any) -> bool:
+    """True for a typed data reference (``{"@data": "file", "sha256": …}``)."""
+    return isinstance(value, dict) and "@data" in value

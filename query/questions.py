@@ -1,0 +1,106 @@
+"""Named lineage questions: SPARQL files under ``query/queries/`` with declared parameters.
+
+A file starts with comment lines::
+
+    # title: Which data trained a model?
+    # param: model iri  The model (its IRI, or a SHA-256 of its file)
+
+Parameters are bound as RDF terms through pyoxigraph's substitutions (SEP-0007), never
+pasted into the query text, so a parameter can never change the query. pyoxigraph
+requires a substituted variable to be projected, so every question selects its
+parameters too.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from pyoxigraph import Literal, NamedNode, Variable
+
+from provml.errors import ValidationError
+from provml.ids import content_iri
+
+_SHA = re.compile(r"[0-9a-f]{64}")
+_IRI_BAD = re.compile(r'[\x00-\x20<>"{}|^`\\]')
+
+
+@dataclass
+class Param:
+    name: str
+    kind: str  # iri | data (an IRI or a SHA-256) | string
+    help: str
+
+
+@dataclass
+class Question:
+    name: str
+    title: str
+    sparql: str
+    params: list[Param] = field(default_factory=list)
+
+    def bind(self, values: dict[str, str]) -> dict[Variable, Any]:
+        unknown = set(values) - {p.name for p in self.params}
+        if unknown:
+            raise ValidationError(f"{self.name}: unknown parameters {sorted(unknown)}")
+        bound: dict[Variable, Any] = {}
+        for p in self.params:
+            if p.name not in values:
+                raise ValidationError(f"{self.name}: parameter {p.name!r} is required ({p.help})")
+            bound[Variable(p.name)] = _term(p, values[p.name])
+        return bound
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "title": self.title,
+            "params": [{"name": p.name, "kind": p.kind, "help": p.help} for p in self.params],
+        }
+
+
+def _term(p: Param, raw: str) -> NamedNode | Literal:
+    raw = raw.strip()
+    if p.kind == "string":
+        return Literal(raw)
+    if p.kind == "data" and _SHA.fullmatch(raw.lower()):
+        return NamedNode(content_iri(raw.lower()))
+    if not raw or _IRI_BAD.search(raw) or ":" not in raw:
+        raise ValidationError(f"parameter {p.name!r}: not an absolute IRI: {raw[:200]!r}")
+    try:
+        return NamedNode(raw)
+    except ValueError as exc:
+        raise ValidationError(f"parameter {p.name!r}: invalid IRI: {exc}") from None
+
+
+@cache
+def questions() -> dict[str, Question]:
+    found: dict[str, Question] = {}
+    for entry in sorted(resources.files("query").joinpath("queries").iterdir(), key=str):
+        if entry.name.endswith(".rq"):
+            q = _parse(entry.name[:-3], entry.read_text("utf-8"))
+            found[q.name] = q
+    return found
+
+
+def get(name: str) -> Question:
+    q = questions().get(name)
+    if q is None:
+        raise ValidationError(f"no question named {name!r}; known: {sorted(questions())}")
+    return q
+
+
+def _parse(name: str, text: str) -> Question:
+    title, params = name, []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        key, _, value = line[1:].strip().partition(":")
+        if key == "title":
+            title = value.strip()
+        elif key == "param":
+            pname, kind, *rest = value.split(maxsplit=2)
+            params.append(Param(pname, kind, rest[0] if rest else ""))
+    return Question(name, title, text, params)

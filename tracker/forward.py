@@ -1,0 +1,63 @@
+"""How the tracker hands resolved batches to the manager."""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+import orjson
+import requests
+
+from provml.errors import ProvmlError, UpstreamError
+from provml.wire import Batch
+
+
+class Forwarder(abc.ABC):
+    @abc.abstractmethod
+    def forward(self, batch: Batch) -> dict[str, Any]:
+        """Deliver a resolved batch; return the manager's answer or raise."""
+
+    def close(self) -> None:
+        return None
+
+
+class InProcessForwarder(Forwarder):
+    """Under ``provml serve``: a direct call into the manager in the same process."""
+
+    def __init__(self, manager: Any) -> None:
+        self.manager = manager
+
+    def forward(self, batch: Batch) -> dict[str, Any]:
+        result: dict[str, Any] = self.manager.apply(batch)
+        return result
+
+
+class HttpForwarder(Forwarder):
+    """A tracker run on its own: POST to the manager's ``/api/v1/batches``."""
+
+    def __init__(self, url: str, *, timeout: float = 30.0) -> None:
+        self.endpoint = url.rstrip("/") + "/api/v1/batches"
+        self.timeout = timeout
+        self._session = requests.Session()
+
+    def forward(self, batch: Batch) -> dict[str, Any]:
+        try:
+            resp = self._session.post(
+                self.endpoint,
+                data=orjson.dumps(batch.to_json()),
+                headers={"Content-Type": "application/json"},
+                timeout=self.timeout,
+            )
+        except requests.RequestException as exc:
+            raise UpstreamError(f"manager unreachable at {self.endpoint}: {exc}") from exc
+        if resp.status_code >= 500:
+            raise UpstreamError(f"manager failed ({resp.status_code}): {resp.text[:500]}")
+        if resp.status_code >= 400:
+            error = ProvmlError(f"manager refused the batch: {resp.text[:500]}")
+            error.status, error.code = resp.status_code, "refused_by_manager"
+            raise error
+        result: dict[str, Any] = resp.json()
+        return result
+
+    def close(self) -> None:
+        self._session.close()
