@@ -46,6 +46,11 @@ class ForbiddenOperation(ProvmlError):
     code = "forbidden"
 
 
+class NotFound(ProvmlError):
+    status = 404
+    code = "not_found"
+
+
 class NotAcceptable(ProvmlError):
     status = 406
     code = "not_acceptable"

@@ -21,7 +21,7 @@ from typing import Any
 
 from pyoxigraph import Literal, NamedNode, Variable
 
-from provml.errors import ValidationError
+from provml.errors import NotFound, ValidationError
 from provml.ids import content_iri
 
 _SHA = re.compile(r"[0-9a-f]{64}")
@@ -88,7 +88,7 @@ def questions() -> dict[str, Question]:
 def get(name: str) -> Question:
     q = questions().get(name)
     if q is None:
-        raise ValidationError(f"no question named {name!r}; known: {sorted(questions())}")
+        raise NotFound(f"no question named {name!r}; known: {sorted(questions())}")
     return q
 
 

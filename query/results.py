@@ -35,10 +35,10 @@ def negotiate(result: Any, accept: Any) -> tuple[bytes, str]:
     if isinstance(result, pyoxigraph.QueryTriples):
         media = _best(accept, GRAPH_FORMATS)
         fmt = GRAPH_FORMATS[media]
-        kwargs: dict[str, Any] = {"format": fmt}
         if fmt in (RdfFormat.TURTLE, RdfFormat.RDF_XML):
-            kwargs["prefixes"] = PREFIXES
-        body = result.serialize(**kwargs)
+            body = pyoxigraph.serialize(result, format=fmt, prefixes=PREFIXES)
+        else:
+            body = result.serialize(format=fmt)
     else:
         media = _best(accept, SOLUTION_FORMATS)
         body = result.serialize(format=SOLUTION_FORMATS[media])

@@ -1,0 +1,148 @@
+"""record → wire → RDF → SPARQL gives back the same facts."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import orjson
+import pyoxigraph
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from provml import ids
+from provml.mapping import batch_to_quads
+from provml.resolve import resolve_batch
+from provml.vocab import sparql_prefixes
+from provml.wire import parse_batch
+from tests.conftest import SHA_A, SHA_M, full_records, make_batch
+
+
+def load(records: list[dict[str, Any]], session: str | None = None) -> pyoxigraph.Store:
+    store = pyoxigraph.Store()
+    batch = resolve_batch(parse_batch(orjson.dumps(make_batch(records, session))))
+    store.extend(batch_to_quads(batch))
+    return store
+
+
+def select(store: pyoxigraph.Store, query: str) -> list[dict[str, str]]:
+    result = store.query(sparql_prefixes() + query)
+    assert isinstance(result, pyoxigraph.QuerySolutions)
+    names = result.variables
+    return [
+        {v.value: s[v].value for v in names if s[v] is not None}  # type: ignore[union-attr]
+        for s in result
+    ]
+
+
+def test_training_lineage_round_trips() -> None:
+    store = load(full_records())
+    rows = select(
+        store,
+        f"""SELECT ?data ?name ?value WHERE {{
+            <{ids.content_iri(SHA_M)}> prov:wasGeneratedBy ?t .
+            ?t a provml:TrainingExecution ; prov:used ?data .
+            OPTIONAL {{ ?data provml:name ?name ; prov:value ?value }} }}""",
+    )
+    data = {r["data"] for r in rows if "name" not in r}
+    params = {r["name"]: r["value"] for r in rows if "name" in r}
+    assert data == {ids.content_iri("c" * 64)}
+    assert params == {"lr": "0.1", "epochs": "2", "layers": "[8,4]"}
+    # and the dataset came from the raw file through "clean"
+    upstream = select(
+        store,
+        f"""SELECT ?src WHERE {{ <{ids.content_iri("c" * 64)}>
+            (prov:wasGeneratedBy/prov:used)+ ?src . ?src provml:sha256 ?h }}""",
+    )
+    assert {r["src"] for r in upstream} == {ids.content_iri(SHA_A)}
+
+
+def test_stages_types_and_status() -> None:
+    store = load(full_records())
+    rows = select(store, "SELECT ?n ?c WHERE { ?t provml:name ?n ; a ?c . ?t a prov:Activity }")
+    classes: dict[str, set[str]] = {}
+    for r in rows:
+        classes.setdefault(r["n"], set()).add(r["c"].rsplit("#", 1)[1])
+    assert "TrainingExecution" in classes["train"]
+    assert "ValidationExecution" in classes["validate"]
+    assert "EvaluationExecution" in classes["evaluate"]
+    assert "InferenceExecution" in classes["predict"]
+    assert "LearningStageSectionExecution" in classes["epoch"]
+    assert "WorkflowExecution" in classes["wf"]
+    failed = select(store, "SELECT ?n ?e WHERE { ?t provml:status 'failed' ; provml:name ?n ;"
+                           " provml:error ?e }")
+    assert failed == [{"n": "validate", "e": "ValueError: boom"}]
+
+
+def test_metrics_including_non_finite_values() -> None:
+    store = load(full_records())
+    rows = select(
+        store,
+        """SELECT ?v ?epoch WHERE { ?m a provml:ModelEvaluation ; provml:name "loss" ;
+           prov:value ?v ; prov:wasGeneratedBy ?s . ?s provml:index ?epoch }""",
+    )
+    values = [float(r["v"]) for r in rows]
+    assert len(values) == 2
+    assert 0.5 in values and sum(math.isnan(v) for v in values) == 1
+
+
+def test_prediction_traces_to_its_model() -> None:
+    store = load(full_records())
+    rows = select(
+        store,
+        """SELECT ?p ?model ?value WHERE { ?p a provml:Prediction ; prov:value ?value ;
+           prov:wasGeneratedBy/prov:used ?model . ?model a provml:Model }""",
+    )
+    assert [(r["model"], r["value"]) for r in rows] == [(ids.content_iri(SHA_M), '{"y":1}')]
+
+
+def test_mapping_twice_adds_nothing() -> None:
+    records = full_records()
+    session = ids.new_session_id()
+    store = load(records, session)
+    before = len(store)
+    store.extend(batch_to_quads(resolve_batch(parse_batch(orjson.dumps(
+        make_batch(records, session))))))
+    assert len(store) == before
+    assert not any(isinstance(q.subject, pyoxigraph.BlankNode) for q in store)
+
+
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**53), max_value=2**53)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=30)
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                               max_size=4),
+    max_leaves=12,
+)
+names = st.text(min_size=1, max_size=40).filter(lambda s: "\x00" not in s)
+
+
+@settings(max_examples=60, deadline=None)
+@given(params=st.dictionaries(names, json_values, min_size=1, max_size=6), stage=st.sampled_from(
+    [None, "training", "evaluation", "inference"]))
+def test_parameters_round_trip(params: dict[str, Any], stage: str | None) -> None:
+    rec: dict[str, Any] = {"kind": "task_start", "n": 2, "parent": 1, "plan": ["w", "t"],
+                           "time": 1.5, "params": params}
+    if stage:
+        rec["stage"] = stage
+    store = load([rec])
+    rows = select(store, "SELECT ?name ?value WHERE { ?t prov:used ?p . ?p provml:name ?name ;"
+                         " prov:value ?value }")
+    got = {r["name"]: r["value"] for r in rows}
+    assert set(got) == set(params)
+    for name, value in params.items():
+        text = got[name]
+        if isinstance(value, bool):
+            assert text == ("true" if value else "false")
+        elif isinstance(value, (int, float)):
+            assert float(text) == float(value)
+        elif isinstance(value, str):
+            assert text == value
+        else:
+            assert orjson.loads(text) == value

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from provml.errors import ValidationError
+from provml.resolve import resolve_batch, validate_resolved
+from provml.wire import parse_batch
+from tests.conftest import full_records, make_batch
+
+
+def test_a_full_batch_parses() -> None:
+    batch = parse_batch(orjson.dumps(make_batch(full_records())))
+    assert len(batch.records) == len(full_records())
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"{", b"[1, 2]", b'"text"', b"\xff\xfe{}", b'{"provml": 1}', b"null"],
+)
+def test_bad_bodies_are_refused_with_a_message(body: bytes) -> None:
+    with pytest.raises(ValidationError) as info:
+        parse_batch(body)
+    assert info.value.message
+    assert info.value.status == 400
+
+
+def test_every_problem_is_listed() -> None:
+    records = full_records()
+    records[0]["name"] = ""
+    records[1]["time"] = "yesterday"
+    records[3]["stage"] = "cooking"
+    with pytest.raises(ValidationError) as info:
+        parse_batch(orjson.dumps(make_batch(records)))
+    details = " | ".join(info.value.details)
+    assert "records[0].name" in details
+    assert "records[1].time" in details
+    assert "records[3].stage" in details
+
+
+def test_deeply_nested_values_are_refused() -> None:
+    value: object = 1
+    for _ in range(100):
+        value = [value]
+    records = full_records()[:1]
+    records[0]["params"] = {"deep": value}
+    with pytest.raises(ValidationError, match="nested deeper"):
+        parse_batch(orjson.dumps(make_batch(records)))
+
+
+def test_resolved_batches_with_forged_ids_are_refused() -> None:
+    resolved = resolve_batch(parse_batch(orjson.dumps(make_batch(full_records())))).to_json()
+    assert validate_resolved(resolved).records == resolved["records"]
+    resolved["records"][1]["id"] = "https://evil.example/x"
+    with pytest.raises(ValidationError, match="identifier does not match"):
+        validate_resolved(resolved)
