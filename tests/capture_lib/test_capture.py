@@ -1,0 +1,233 @@
+"""capture_lib: the API, the worker, disk-only mode, and never hurting the workflow."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import capture_lib as cl
+from capture_lib.transport.base import Transport
+from provml.ingest import expand, read_lines
+from provml.wire import parse_batch
+
+
+@pytest.fixture(autouse=True)
+def _shutdown() -> Iterator[None]:
+    yield
+    cl.shutdown(timeout=5)
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = []
+    if not path.exists():
+        return records
+    for f in expand([str(path)]):
+        for line in read_lines(f):
+            assert line.error is None, line.error
+            records.extend(parse_batch(line.body).records)
+    return records
+
+
+def sample_workflow(tmp: Path) -> cl.Task:
+    (tmp / "raw.csv").write_text("a,b\n1,2\n")
+    (tmp / "clean.csv").write_text("a,b\n1,2\n")
+    (tmp / "model.pkl").write_bytes(b"\x80model")
+    with cl.workflow("credit-scoring", params={"owner": "risk-team"}) as wf:
+        with wf.task("clean", used={"raw": cl.file(tmp / "raw.csv")},
+                     params={"drop_na": True}) as t:
+            t.generated(clean=cl.file(tmp / "clean.csv"))
+        with wf.task("train", stage="training", used={"data": cl.file(tmp / "clean.csv")},
+                     params={"lr": 0.1, "epochs": 3}) as t:
+            for epoch in range(3):
+                with t.section("epoch", index=epoch) as s:
+                    s.metric("loss", 0.5 / (epoch + 1))
+            t.generated(model=cl.model(tmp / "model.pkl", framework="sklearn"))
+        with wf.task("predict", stage="inference",
+                     used={"model": cl.model(tmp / "model.pkl"), "input": {"x": [1, 2]}}) as p:
+            p.generated(prediction={"y": 1})
+    return p
+
+
+def test_disk_mode_writes_valid_batches(tmp_path: Path) -> None:
+    cl.init(mode="disk", path=str(tmp_path / "logs"))
+    sample_workflow(tmp_path)
+    assert cl.flush()
+    records = read_records(tmp_path / "logs")
+    kinds = [r["kind"] for r in records]
+    assert kinds.count("task_start") == 3 and kinds.count("section_start") == 3
+    assert kinds.count("metric") == 3 and kinds[0] == "workflow_start"
+    assert cl.stats()["records_sent"] == len(records) == 17
+    assert cl.stats()["lost"] == {}
+    train = next(r for r in records if r["kind"] == "task_start" and r["plan"][1] == "train")
+    assert train["used"]["data"]["@data"] == "file"
+    assert len(train["used"]["data"]["sha256"]) == 64
+
+
+def test_disk_mode_writes_as_it_goes(tmp_path: Path) -> None:
+    cl.init(mode="disk", path=str(tmp_path / "logs"), flush_interval=0.05)
+    with cl.workflow("long-job") as wf:
+        with wf.task("step"):
+            pass
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and len(read_records(tmp_path / "logs")) < 3:
+            time.sleep(0.05)
+        # the workflow is still running, nothing flushed by hand: already on disk
+        assert len(read_records(tmp_path / "logs")) == 3
+
+
+def test_failures_are_recorded_and_propagate(tmp_path: Path) -> None:
+    cl.init(mode="disk", path=str(tmp_path / "logs"))
+    with pytest.raises(ZeroDivisionError), cl.workflow("w") as wf, wf.task("boom"):
+        1 / 0  # noqa: B018
+    cl.flush()
+    ends = [r for r in read_records(tmp_path / "logs") if r["kind"].endswith("_end")]
+    assert {r["status"] for r in ends} == {"failed"}
+    assert all("ZeroDivisionError" in r["error"] for r in ends)
+
+
+def test_capture_errors_never_reach_the_workflow(tmp_path: Path) -> None:
+    cl.init(mode="disk", path=str(tmp_path / "logs"))
+    with cl.workflow("w") as wf, wf.task("t", used={"f": cl.file(tmp_path / "missing")}) as t:
+        t.metric("not a number", "abc")  # type: ignore[arg-type]
+        t.metric("nan", float("nan"))
+        t.generated(obj={1, 2})  # not JSON: sent as its str()
+    cl.flush()
+    records = read_records(tmp_path / "logs")
+    used = next(r for r in records if r["kind"] == "task_start")["used"]["f"]
+    assert used["error"] and used["path"].endswith("missing")
+    metrics = {r["name"]: r["value"] for r in records if r["kind"] == "metric"}
+    assert metrics == {"nan": "NaN"}
+    assert cl.stats()["lost"] == {"internal_error": 1}
+
+
+def test_off_and_disabled_capture_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cl.init(mode="off", path=str(tmp_path / "a"))
+    sample_workflow(tmp_path)
+    assert cl.flush() and not (tmp_path / "a").exists()
+    monkeypatch.setenv("PROVML_DISABLED", "1")
+    cl.init(mode="disk", path=str(tmp_path / "b"))
+    sample_workflow(tmp_path)
+    assert cl.flush() and not (tmp_path / "b").exists()
+    assert cl.stats()["mode"] == "off"
+
+
+class SlowTransport(Transport):
+    def __init__(self) -> None:
+        self.records = 0
+        self.gate = threading.Event()
+
+    def send(self, batch: dict[str, Any], body: bytes) -> None:
+        self.gate.wait(10)
+        self.records += len(batch["records"])
+
+
+def test_a_full_queue_drops_and_counts_exactly() -> None:
+    client = cl.init(mode="off", queue_size=50)
+    slow = SlowTransport()
+    client.worker.transport = slow
+    client.submit = client.worker.submit
+    wf = cl.workflow("w").start()
+    for _ in range(499):
+        wf.metric("m", 1.0)
+    slow.gate.set()
+    assert cl.flush(10)
+    stats = cl.stats()
+    assert stats["lost"]["queue_overflow"] > 0
+    assert slow.records + stats["lost"]["queue_overflow"] == 500
+    assert stats["records_sent"] == slow.records
+
+
+def test_many_threads_lose_nothing(tmp_path: Path) -> None:
+    cl.init(mode="disk", path=str(tmp_path / "logs"), flush_interval=0.01, batch_size=97)
+    wf = cl.workflow("threads").start()
+
+    def work(i: int) -> None:
+        for j in range(250):
+            with wf.task(f"t{i}", params={"j": j}) as t:
+                t.metric("x", j)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    wf.end()
+    assert cl.flush(20)
+    records = read_records(tmp_path / "logs")
+    assert len(records) == 8 * 250 * 3 + 2
+    assert len({(r["kind"], r["n"]) for r in records}) == len(records)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_is_its_own_session(tmp_path: Path) -> None:
+    cl.init(mode="disk", path=str(tmp_path / "logs"))
+    with cl.workflow("parent"):
+        pass
+    cl.flush()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            with cl.workflow("child"):
+                pass
+            cl.flush()
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    sessions: dict[str, set[str]] = {}
+    for f in expand([str(tmp_path / "logs")]):
+        for line in read_lines(f):
+            batch = parse_batch(line.body)
+            for r in batch.records:
+                if r["kind"] == "workflow_start":
+                    sessions.setdefault(r["name"], set()).add(batch.session)
+    assert set(sessions) == {"parent", "child"}
+    assert sessions["parent"].isdisjoint(sessions["child"])
+
+
+def test_segments_roll_and_never_mix_processes(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from capture_lib.transport.file import FileTransport
+
+    monkeypatch.setattr(FileTransport, "SEGMENT_BYTES", 2000)
+    cl.init(mode="disk", path=str(tmp_path / "logs"), batch_size=10)
+    wf = cl.workflow("w").start()
+    for i in range(200):
+        wf.metric("m", i)
+        if i % 20 == 0:
+            cl.flush()
+    wf.end()
+    cl.flush()
+    files = expand([str(tmp_path / "logs")])
+    assert len(files) > 3
+    assert all(os.path.basename(f).startswith(cl.stats()["session"]) for f in files)
+    assert len(read_records(tmp_path / "logs")) == 202
+
+
+def test_file_hashes_are_cached_and_directories_hashed(tmp_path: Path) -> None:
+    from capture_lib import refs
+
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.txt").write_text("A")
+    (tmp_path / "d" / "b.txt").write_text("B")
+    first = cl.file(tmp_path / "d")
+    assert first["@data"] == "directory" and first["size"] == 2
+    calls = []
+    real_open = open
+    monkey = pytest.MonkeyPatch()
+    monkey.setattr("builtins.open", lambda *a, **k: calls.append(a) or real_open(*a, **k))
+    try:
+        assert cl.file(tmp_path / "d")["sha256"] == first["sha256"]
+    finally:
+        monkey.undo()
+    assert calls == []  # served from the (path, size, mtime, inode) cache
+    (tmp_path / "d" / "b.txt").write_text("changed")
+    assert cl.file(tmp_path / "d")["sha256"] != first["sha256"]
+    assert refs.sha256_file(str(tmp_path / "d" / "a.txt"))[0] == (
+        "559aead08264d5795d3909718cdd05abd49572e84fe55590eef31a88a08fdffd"
+    )

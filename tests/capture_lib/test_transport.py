@@ -1,0 +1,106 @@
+"""HTTP delivery: retries with backoff, Retry-After, and spooling to disk."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+import capture_lib as cl
+from capture_lib.transport.http import HttpTransport
+from provml.ingest import expand, read_lines
+from provml.wire import parse_batch
+from tests.conftest import free_port
+
+
+class Scripted(ThreadingHTTPServer):
+    """Answers POSTs with the next status of ``script`` (then 200)."""
+
+    def __init__(self, script: list[tuple[int, dict[str, str]]]) -> None:
+        self.script = list(script)
+        self.received: list[bytes] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                status, headers = server.script.pop(0) if server.script else (200, {})
+                if status == 200:
+                    server.received.append(body)
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(b'{"records": 0}')
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+@pytest.fixture
+def scripted() -> Iterator[Scripted]:
+    servers: list[Scripted] = []
+    yield servers  # type: ignore[misc]
+    for s in servers:
+        s.shutdown()
+        s.server_close()
+    cl.shutdown()
+
+
+def start(servers: list[Scripted], script: list[tuple[int, dict[str, str]]]) -> Scripted:
+    srv = Scripted(script)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    servers.append(srv)
+    return srv
+
+
+@pytest.fixture(autouse=True)
+def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(HttpTransport, "BACKOFF", 0.01)
+
+
+def spooled(path: Path) -> int:
+    if not path.exists():
+        return 0
+    return sum(len(parse_batch(line.body).records) for f in expand([str(path)])
+               for line in read_lines(f))
+
+
+def test_retries_5xx_and_429_then_delivers(scripted: list[Scripted], tmp_path: Path) -> None:
+    srv = start(scripted, [(503, {}), (429, {"Retry-After": "0.05"})])
+    cl.init(url=srv.url, mode="http", path=str(tmp_path / "spool"))
+    with cl.workflow("w"):
+        pass
+    assert cl.flush(10)
+    assert len(srv.received) == 1 and spooled(tmp_path / "spool") == 0
+    assert cl.stats()["records_sent"] == 2 and cl.stats()["spilled_to_disk"] == 0
+
+
+def test_unreachable_tracker_spools_everything(tmp_path: Path, scripted: list[Scripted]) -> None:
+    cl.init(url=f"http://127.0.0.1:{free_port()}", mode="http", path=str(tmp_path / "spool"))
+    wf = cl.workflow("w").start()
+    for i in range(10):
+        wf.metric("m", i)
+    wf.end()
+    assert cl.flush(20)
+    assert spooled(tmp_path / "spool") == 12
+    assert cl.stats()["spilled_to_disk"] == 12 and cl.stats()["lost"] == {}
+
+
+def test_a_refused_batch_is_kept_on_disk(tmp_path: Path, scripted: list[Scripted]) -> None:
+    srv = start(scripted, [(400, {})])
+    cl.init(url=srv.url, mode="http", path=str(tmp_path / "spool"))
+    with cl.workflow("w"):
+        pass
+    assert cl.flush(10)
+    assert srv.received == [] and spooled(tmp_path / "spool") == 2
