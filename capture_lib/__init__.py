@@ -19,6 +19,7 @@ capture_lib reaches the workflow; what could not be captured is counted in
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import threading
@@ -144,10 +145,8 @@ def _after_fork_in_child() -> None:
 def _at_exit() -> None:
     client = _client
     if client is not None:
-        try:
+        with contextlib.suppress(Exception):
             client.close(ATEXIT_TIMEOUT)
-        except Exception:
-            pass
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -76,6 +76,9 @@ class _Execution:
     def start(self) -> Any:
         raise NotImplementedError
 
+    def end(self, status: str = "finished", error: str | None = None) -> None:
+        raise NotImplementedError
+
     @property
     def iri(self) -> str:
         """The IRI this execution has in the graph (ids are derived: see provml.ids)."""
@@ -105,9 +108,7 @@ class _Execution:
 class Workflow(_Execution):
     """One run of a workflow; made by :func:`capture_lib.workflow`."""
 
-    def __init__(
-        self, client: Client, name: str, params: dict[str, Any] | None = None
-    ) -> None:
+    def __init__(self, client: Client, name: str, params: dict[str, Any] | None = None) -> None:
         super().__init__(client)
         self.name = _name(name)
         self.params = params
@@ -251,4 +252,3 @@ class Section(_Execution):
         if error:
             rec["error"] = error
         self._client.submit(rec)
-

@@ -169,4 +169,3 @@ def _dumps_lenient(batch: dict[str, Any], exc: Exception) -> bytes:
     """Serialise values JSON cannot hold (sets, paths, objects) as their ``str``."""
     log.debug("provml: non-JSON value in a record (%s); using str()", exc)
     return orjson.dumps(batch, default=str, option=orjson.OPT_SERIALIZE_NUMPY)
-

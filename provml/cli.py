@@ -34,34 +34,76 @@ def main(verbose: int) -> None:
 
 
 @main.command()
-@click.option("--host", default=lambda: config.HOST.get(), show_default="127.0.0.1",
-              help="Address to bind (PROVML_HOST).")
-@click.option("--port", type=int, default=lambda: config.PORT.get(), show_default="5000",
-              help="Port to listen on; 0 picks a free one (PROVML_PORT).")
-@click.option("--data-dir", default=lambda: config.DATA_DIR.get(), show_default="provml-data",
-              help="Directory of the embedded store (PROVML_DATA_DIR).")
-@click.option("--store", "store_url", default=None,
-              help="Store URL instead of --data-dir (oxigraph:PATH, memory:).")
-@click.option("--component", "components", multiple=True,
-              type=click.Choice(["tracker", "manager", "query"]),
-              help="Serve only this component (repeatable). Default: all three.")
-@click.option("--manager-url", default=lambda: config.MANAGER_URL.get(),
-              help="Where a tracker served without a manager forwards batches.")
-@click.option("--threads", type=int, default=lambda: config.THREADS.get(), show_default="8",
-              help="WSGI worker threads.")
-@click.option("--demo", "run_demo", is_flag=True,
-              help="Once listening, run the demo workflow against this server and print "
-                   "its lineage; keep serving.")
-def serve(host: str, port: int, data_dir: str, store_url: str | None,
-          components: tuple[str, ...], manager_url: str | None, threads: int,
-          run_demo: bool) -> None:
+@click.option(
+    "--host",
+    default=lambda: config.HOST.get(),
+    show_default="127.0.0.1",
+    help="Address to bind (PROVML_HOST).",
+)
+@click.option(
+    "--port",
+    type=int,
+    default=lambda: config.PORT.get(),
+    show_default="5000",
+    help="Port to listen on; 0 picks a free one (PROVML_PORT).",
+)
+@click.option(
+    "--data-dir",
+    default=lambda: config.DATA_DIR.get(),
+    show_default="provml-data",
+    help="Directory of the embedded store (PROVML_DATA_DIR).",
+)
+@click.option(
+    "--store",
+    "store_url",
+    default=None,
+    help="Store URL instead of --data-dir (oxigraph:PATH, memory:).",
+)
+@click.option(
+    "--component",
+    "components",
+    multiple=True,
+    type=click.Choice(["tracker", "manager", "query"]),
+    help="Serve only this component (repeatable). Default: all three.",
+)
+@click.option(
+    "--manager-url",
+    default=lambda: config.MANAGER_URL.get(),
+    help="Where a tracker served without a manager forwards batches.",
+)
+@click.option(
+    "--threads",
+    type=int,
+    default=lambda: config.THREADS.get(),
+    show_default="8",
+    help="WSGI worker threads.",
+)
+@click.option(
+    "--demo",
+    "run_demo",
+    is_flag=True,
+    help="Once listening, run the demo workflow against this server and print "
+    "its lineage; keep serving.",
+)
+def serve(
+    host: str,
+    port: int,
+    data_dir: str,
+    store_url: str | None,
+    components: tuple[str, ...],
+    manager_url: str | None,
+    threads: int,
+    run_demo: bool,
+) -> None:
     """Serve the tracker, manager and query service (all in one process by default).
 
     The SPARQL endpoint is /sparql on the serving port; batches go to /api/v1/batches.
     Stops on Ctrl-C or SIGTERM after finishing the requests in flight.
     """
     from provml.errors import ProvmlError
-    from provml.server import COMPONENTS, build_app, serve as run_server, store_url as mk_url
+    from provml.server import COMPONENTS, build_app
+    from provml.server import serve as run_server
+    from provml.server import store_url as mk_url
 
     wanted = components or COMPONENTS
     try:
@@ -87,10 +129,18 @@ def serve(host: str, port: int, data_dir: str, store_url: str | None,
 
 
 @main.command()
-@click.option("--url", default=lambda: config.URL.get() or DEFAULT_URL, show_default=DEFAULT_URL,
-              help=_URL_HELP)
-@click.option("--workdir", default="provml-data/demo", show_default=True,
-              help="Where the demo writes its dataset, splits and model.")
+@click.option(
+    "--url",
+    default=lambda: config.URL.get() or DEFAULT_URL,
+    show_default=DEFAULT_URL,
+    help=_URL_HELP,
+)
+@click.option(
+    "--workdir",
+    default="provml-data/demo",
+    show_default=True,
+    help="Where the demo writes its dataset, splits and model.",
+)
 def demo(url: str, workdir: str) -> None:
     """Run the scikit-learn demo workflow against a running server and print its lineage."""
     _demo_and_report(url, workdir)
@@ -104,12 +154,16 @@ def _demo_and_report(url: str, workdir: str) -> None:
     cl.init(url=url, mode="http", path=os.path.join(workdir, "spool"))
     run = demo_mod.run(workdir)
     stats = cl.stats()
-    click.echo(f"  captured {stats['records_sent']} records in {stats['batches_sent']} batches; "
-               f"test accuracy {run.accuracy:.3f}")
+    click.echo(
+        f"  captured {stats['records_sent']} records in {stats['batches_sent']} batches; "
+        f"test accuracy {run.accuracy:.3f}"
+    )
     if stats["lost"] or stats["spilled_to_disk"]:
         click.echo(f"  warning: {stats}", err=True)
     client = _Client(url)
-    click.echo(f"\nWhich data trained the model {run.model_path} (sha256 {run.model_sha256[:12]}…)?")
+    click.echo(
+        f"\nWhich data trained the model {run.model_path} (sha256 {run.model_sha256[:12]}…)?"
+    )
     click.echo(client.ask_table("training-data", {"model": run.model_sha256}))
     click.echo("\nWith which hyperparameters?")
     click.echo(client.ask_table("hyperparameters", {"model": run.model_sha256}))
@@ -131,9 +185,12 @@ class _Client:
         import requests
 
         try:
-            resp = self.http.get(self.url + path, params=params,
-                                 headers={"Accept": "application/sparql-results+json"},
-                                 timeout=120)
+            resp = self.http.get(
+                self.url + path,
+                params=params,
+                headers={"Accept": "application/sparql-results+json"},
+                timeout=120,
+            )
         except requests.RequestException as exc:
             raise click.ClickException(f"cannot reach {self.url}: {exc}") from None
         return self._check(resp)
@@ -142,9 +199,12 @@ class _Client:
         import requests
 
         try:
-            resp = self.http.post(self.url + "/sparql", data={"query": text},
-                                  headers={"Accept": "application/sparql-results+json"},
-                                  timeout=120)
+            resp = self.http.post(
+                self.url + "/sparql",
+                data={"query": text},
+                headers={"Accept": "application/sparql-results+json"},
+                timeout=120,
+            )
         except requests.RequestException as exc:
             raise click.ClickException(f"cannot reach {self.url}: {exc}") from None
         return self._check(resp)
@@ -177,16 +237,29 @@ class _Client:
 
 @main.command()
 @click.argument("query_text", required=False)
-@click.option("-f", "--file", "query_file", type=click.File("r"),
-              help="Read the query from a file ('-' for stdin).")
-@click.option("--url", default=lambda: config.URL.get() or DEFAULT_URL, show_default=DEFAULT_URL,
-              help=_URL_HELP)
-@click.option("--data-dir", default=None,
-              help="Query an embedded store directly instead of a server (it must not be "
-                   "in use by a running server).")
+@click.option(
+    "-f",
+    "--file",
+    "query_file",
+    type=click.File("r"),
+    help="Read the query from a file ('-' for stdin).",
+)
+@click.option(
+    "--url",
+    default=lambda: config.URL.get() or DEFAULT_URL,
+    show_default=DEFAULT_URL,
+    help=_URL_HELP,
+)
+@click.option(
+    "--data-dir",
+    default=None,
+    help="Query an embedded store directly instead of a server (it must not be "
+    "in use by a running server).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print SPARQL JSON results.")
-def query(query_text: str | None, query_file: Any, url: str, data_dir: str | None,
-          as_json: bool) -> None:
+def query(
+    query_text: str | None, query_file: Any, url: str, data_dir: str | None, as_json: bool
+) -> None:
     """Run a SPARQL SELECT or ASK query and print the result as a table.
 
     The prefixes prov:, provml:, mls:, rdf:, rdfs:, xsd: and dcterms: are predeclared.
@@ -201,10 +274,7 @@ def query(query_text: str | None, query_file: Any, url: str, data_dir: str | Non
         query_text = query_file.read()
     if not query_text:
         raise click.UsageError("give a query as an argument or with --file")
-    if data_dir:
-        results = _local_query(data_dir, query_text)
-    else:
-        results = _Client(url).sparql(query_text)
+    results = _local_query(data_dir, query_text) if data_dir else _Client(url).sparql(query_text)
     click.echo(json.dumps(results, indent=2) if as_json else render(results))
 
 
@@ -230,8 +300,12 @@ def _local_query(data_dir: str, text: str) -> dict[str, Any]:
 @main.command()
 @click.argument("name", required=False)
 @click.argument("params", nargs=-1)
-@click.option("--url", default=lambda: config.URL.get() or DEFAULT_URL, show_default=DEFAULT_URL,
-              help=_URL_HELP)
+@click.option(
+    "--url",
+    default=lambda: config.URL.get() or DEFAULT_URL,
+    show_default=DEFAULT_URL,
+    help=_URL_HELP,
+)
 @click.option("--json", "as_json", is_flag=True, help="Print SPARQL JSON results.")
 def ask(name: str | None, params: tuple[str, ...], url: str, as_json: bool) -> None:
     """Ask a named lineage question: provml ask NAME key=value …
@@ -264,8 +338,12 @@ def ask(name: str | None, params: tuple[str, ...], url: str, as_json: bool) -> N
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
-@click.option("--url", default=lambda: config.URL.get() or DEFAULT_URL, show_default=DEFAULT_URL,
-              help="URL of the tracker.")
+@click.option(
+    "--url",
+    default=lambda: config.URL.get() or DEFAULT_URL,
+    show_default=DEFAULT_URL,
+    help="URL of the tracker.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def ingest(paths: tuple[str, ...], url: str, quiet: bool) -> None:
     """Send disk-only capture files (or directories of them) to the tracker.
@@ -284,8 +362,14 @@ def ingest(paths: tuple[str, ...], url: str, quiet: bool) -> None:
     report = Report(files=len(files))
     http = requests.Session()
     endpoint = url.rstrip("/") + "/api/v1/batches"
-    with click.progressbar(length=total, label="ingesting", show_pos=False, show_percent=True,
-                           file=sys.stderr, hidden=quiet) as bar:
+    with click.progressbar(
+        length=total,
+        label="ingesting",
+        show_pos=False,
+        show_percent=True,
+        file=sys.stderr,
+        hidden=quiet,
+    ) as bar:
         for path in files:
             for line in read_lines(path):
                 bar.update(len(line.body) + 1)
@@ -294,17 +378,24 @@ def ingest(paths: tuple[str, ...], url: str, quiet: bool) -> None:
                     report.skipped.append(f"{where}: {line.error}")
                     continue
                 try:
-                    resp = http.post(endpoint, data=line.body, timeout=120,
-                                     headers={"Content-Type": "application/json"})
+                    resp = http.post(
+                        endpoint,
+                        data=line.body,
+                        timeout=120,
+                        headers={"Content-Type": "application/json"},
+                    )
                 except requests.RequestException as exc:
-                    raise click.ClickException(f"cannot reach the tracker at {url}: {exc}")
+                    raise click.ClickException(
+                        f"cannot reach the tracker at {url}: {exc}"
+                    ) from None
                 if resp.status_code >= 400:
                     report.refused.append(f"{where}: {resp.status_code} {resp.text[:300]}")
                     continue
                 report.batches += 1
                 report.records += int(resp.json().get("records", 0))
-    click.echo(f"ingested {report.records} records in {report.batches} batches "
-               f"from {report.files} files")
+    click.echo(
+        f"ingested {report.records} records in {report.batches} batches from {report.files} files"
+    )
     for item in report.skipped:
         click.echo(f"skipped {item}", err=True)
     for item in report.refused:
@@ -318,8 +409,10 @@ def show_config() -> None:
     """List the PROVML_* environment variables, their values and defaults."""
     for s in config.ALL:
         current = os.environ.get(s.name)
-        click.echo(f"{s.name:24} {'(unset)' if current is None else current!r:12} "
-                   f"default {s.default!r}\n    {s.help}")
+        click.echo(
+            f"{s.name:24} {'(unset)' if current is None else current!r:12} "
+            f"default {s.default!r}\n    {s.help}"
+        )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,8 +7,9 @@ wins over the defaults below. ``provml config`` prints this table.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,9 @@ def _choice(*options: str) -> Callable[[str], str]:
 # capture_lib
 URL = Setting("PROVML_URL", None, str, "URL of the tracker, e.g. http://127.0.0.1:5000")
 MODE = Setting(
-    "PROVML_MODE", None, _choice("http", "disk", "off"),
+    "PROVML_MODE",
+    None,
+    _choice("http", "disk", "off"),
     "http, disk or off; default: http when a URL is set, else disk",
 )
 PATH = Setting("PROVML_PATH", "prov-logs", str, "directory of disk-only segment files")
@@ -63,7 +66,9 @@ FLUSH_INTERVAL = Setting(
 QUEUE_SIZE = Setting("PROVML_QUEUE_SIZE", 100_000, int, "records held in memory at most")
 BATCH_SIZE = Setting("PROVML_BATCH_SIZE", 2_000, int, "records per batch at most")
 FSYNC = Setting(
-    "PROVML_FSYNC", "flush", _choice("flush", "never"),
+    "PROVML_FSYNC",
+    "flush",
+    _choice("flush", "never"),
     "flush: fsync each segment write; never: leave it to the OS",
 )
 USER = Setting("PROVML_USER", None, str, "who runs the workflow (default: the login name)")
@@ -73,12 +78,23 @@ TIMEOUT = Setting("PROVML_HTTP_TIMEOUT", 10.0, float, "seconds per HTTP request 
 HOST = Setting("PROVML_HOST", "127.0.0.1", str, "address the services bind to")
 PORT = Setting("PROVML_PORT", 5000, int, "port the services listen on")
 DATA_DIR = Setting("PROVML_DATA_DIR", "provml-data", str, "directory of the embedded store")
-MANAGER_URL = Setting(
-    "PROVML_MANAGER_URL", None, str, "manager URL for a tracker run on its own"
-)
+MANAGER_URL = Setting("PROVML_MANAGER_URL", None, str, "manager URL for a tracker run on its own")
 THREADS = Setting("PROVML_THREADS", 8, int, "WSGI worker threads")
 
 ALL: tuple[Setting, ...] = (
-    URL, MODE, PATH, DISABLED, FLUSH_INTERVAL, QUEUE_SIZE, BATCH_SIZE, FSYNC, USER, TIMEOUT,
-    HOST, PORT, DATA_DIR, MANAGER_URL, THREADS,
+    URL,
+    MODE,
+    PATH,
+    DISABLED,
+    FLUSH_INTERVAL,
+    QUEUE_SIZE,
+    BATCH_SIZE,
+    FSYNC,
+    USER,
+    TIMEOUT,
+    HOST,
+    PORT,
+    DATA_DIR,
+    MANAGER_URL,
+    THREADS,
 )

@@ -48,8 +48,13 @@ def run(workdir: str, *, epochs: int = 8, seed: int = 42, predictions: int = 3) 
     os.makedirs(workdir, exist_ok=True)
     path = lambda name: os.path.join(workdir, name)  # noqa: E731
     result = DemoRun(workdir=workdir)
-    hp = {"loss": "log_loss", "alpha": 1e-4, "learning_rate": "optimal", "epochs": epochs,
-          "seed": seed}
+    hp = {
+        "loss": "log_loss",
+        "alpha": 1e-4,
+        "learning_rate": "optimal",
+        "epochs": epochs,
+        "seed": seed,
+    }
     result.hyperparameters = hp
 
     data = load_breast_cancer()
@@ -57,10 +62,15 @@ def run(workdir: str, *, epochs: int = 8, seed: int = 42, predictions: int = 3) 
     raw = np.column_stack([data.data, data.target])
     np.savetxt(path("raw.csv"), raw, delimiter=",", header=header, comments="", fmt="%.6g")
 
-    with cl.workflow(WORKFLOW, params={"dataset": "sklearn.datasets.load_breast_cancer",
-                                       "sklearn": sklearn.__version__}) as wf:
-        with wf.task("curate", used={"raw": cl.dataset(path("raw.csv"), source="scikit-learn")},
-                     params={"drop_duplicates": True, "scaler": "standard"}) as t:
+    with cl.workflow(
+        WORKFLOW,
+        params={"dataset": "sklearn.datasets.load_breast_cancer", "sklearn": sklearn.__version__},
+    ) as wf:
+        with wf.task(
+            "curate",
+            used={"raw": cl.dataset(path("raw.csv"), source="scikit-learn")},
+            params={"drop_duplicates": True, "scaler": "standard"},
+        ) as t:
             table = np.unique(raw, axis=0)
             x, y = table[:, :-1], table[:, -1].astype(int)
             x = StandardScaler().fit_transform(x)
@@ -69,10 +79,14 @@ def run(workdir: str, *, epochs: int = 8, seed: int = 42, predictions: int = 3) 
             t.metric("rows", len(curated))
             t.generated(curated=cl.dataset(path("curated.csv"), version="1"))
 
-        with wf.task("split", used={"curated": cl.dataset(path("curated.csv"))},
-                     params={"test_size": 0.25, "seed": seed, "stratify": True}) as t:
-            train, test = train_test_split(curated, test_size=0.25, random_state=seed,
-                                           stratify=curated[:, -1])
+        with wf.task(
+            "split",
+            used={"curated": cl.dataset(path("curated.csv"))},
+            params={"test_size": 0.25, "seed": seed, "stratify": True},
+        ) as t:
+            train, test = train_test_split(
+                curated, test_size=0.25, random_state=seed, stratify=curated[:, -1]
+            )
             np.savetxt(path("train.csv"), train, delimiter=",", header=header, comments="")
             np.savetxt(path("test.csv"), test, delimiter=",", header=header, comments="")
             train_ref = cl.dataset(path("train.csv"), split="train")
@@ -89,16 +103,22 @@ def run(workdir: str, *, epochs: int = 8, seed: int = 42, predictions: int = 3) 
                     s.metric("accuracy", float(accuracy_score(ytr, model.predict(xtr))))
             with open(path("model.pkl"), "wb") as f:
                 pickle.dump(model, f)
-            model_ref = cl.model(path("model.pkl"), framework="scikit-learn",
-                                 framework_version=sklearn.__version__,
-                                 algorithm="SGDClassifier")
+            model_ref = cl.model(
+                path("model.pkl"),
+                framework="scikit-learn",
+                framework_version=sklearn.__version__,
+                algorithm="SGDClassifier",
+            )
             t.generated(model=model_ref)
         result.model_sha256 = model_ref.get("sha256", "")
         result.model_path = path("model.pkl")
 
         xte, yte = test[:, :-1], test[:, -1].astype(int)
-        with wf.task("evaluate", stage="evaluation",
-                     used={"model": model_ref, "test": cl.dataset(path("test.csv"))}) as t:
+        with wf.task(
+            "evaluate",
+            stage="evaluation",
+            used={"model": model_ref, "test": cl.dataset(path("test.csv"))},
+        ) as t:
             predicted = model.predict(xte)
             result.accuracy = float(accuracy_score(yte, predicted))
             t.metric("accuracy", result.accuracy)
@@ -106,8 +126,11 @@ def run(workdir: str, *, epochs: int = 8, seed: int = 42, predictions: int = 3) 
 
         for row in xte[:predictions]:
             features = [round(float(v), 6) for v in row]
-            with wf.task("predict", stage="inference",
-                         used={"model": model_ref, "input": {"features": features}}) as t:
+            with wf.task(
+                "predict",
+                stage="inference",
+                used={"model": model_ref, "input": {"features": features}},
+            ) as t:
                 label = int(model.predict(row.reshape(1, -1))[0])
                 proba = float(model.predict_proba(row.reshape(1, -1))[0][label])
                 t.generated(prediction={"label": label, "probability": round(proba, 6)})

@@ -279,8 +279,10 @@ def _metric(rec: dict[str, Any], session: str) -> Iterable[Triple]:
     yield node, RDF_TYPE, PROVML.ModelEvaluation
     yield node, PROVML.name, Literal(rec["name"])
     value = rec["value"]
-    yield node, PROV.value, (
-        Literal(value, datatype=XSD.double) if isinstance(value, str) else literal(float(value))
+    yield (
+        node,
+        PROV.value,
+        (Literal(value, datatype=XSD.double) if isinstance(value, str) else literal(float(value))),
     )
     yield node, PROV.wasGeneratedBy, NamedNode(rec["parent_id"])
     yield node, PROV.generatedAtTime, timestamp(rec["time"])

@@ -98,7 +98,7 @@ def validate_resolved(obj: Any) -> Batch:
         wire_records.append(rec)
     batch = validate_batch({**obj, "records": wire_records})
     resolved = resolve_batch(batch)
-    for i, (given, expected) in enumerate(zip(obj["records"], resolved.records)):
+    for i, (given, expected) in enumerate(zip(obj["records"], resolved.records, strict=True)):
         for key in RESOLVED_FIELDS:
             if key in given and given[key] != expected.get(key):
                 raise ValidationError(

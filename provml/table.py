@@ -12,7 +12,7 @@ _SHORT = [("id:", ID_BASE), *((p + ":", iri) for p, iri in PREFIXES.items())]
 def shorten(iri: str) -> str:
     for prefix, base in _SHORT:
         if iri.startswith(base):
-            return prefix + iri[len(base):]
+            return prefix + iri[len(base) :]
     return iri
 
 
@@ -43,7 +43,7 @@ def render(
     rows = [[cell(b.get(c)) for c in columns] for b in results["results"]["bindings"]]
     rows = [[v if len(v) <= max_width else v[: max_width - 1] + "…" for v in r] for r in rows]
     widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
-    line = lambda cells: "  ".join(v.ljust(w) for v, w in zip(cells, widths)).rstrip()  # noqa: E731
+    line = lambda cells: "  ".join(v.ljust(w) for v, w in zip(cells, widths, strict=True)).rstrip()  # noqa: E731
     out = [line(columns), line(["-" * w for w in widths])]
     out.extend(line(r) for r in rows)
     out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")

@@ -133,7 +133,7 @@ def validate_batch(obj: Any) -> Batch:
             break
     if problems:
         raise ValidationError(f"invalid batch: {problems[0]}", details=problems)
-    assert isinstance(batch_id, str) and isinstance(session, str)
+    assert isinstance(batch_id, str) and isinstance(session, str) and isinstance(version, int)
     return Batch(batch=batch_id, session=session, records=records, version=int(version))
 
 
@@ -150,7 +150,9 @@ def _check_record(rec: Any, path: str, problems: list[str]) -> None:
     kind = rec.get("kind")
     spec = KINDS.get(kind) if isinstance(kind, str) else None
     if spec is None:
-        problems.append(f"{path}.kind: unknown record kind {kind!r}; expected one of {sorted(KINDS)}")
+        problems.append(
+            f"{path}.kind: unknown record kind {kind!r}; expected one of {sorted(KINDS)}"
+        )
         return
     required, optional = spec
     missing = required - rec.keys()
@@ -268,6 +270,12 @@ def _str_map(v: Any) -> str | None:
     return None
 
 
+def _integer(v: Any) -> str | None:
+    if isinstance(v, bool) or not isinstance(v, int):
+        return "must be an integer"
+    return None
+
+
 _FIELD_CHECKS: dict[str, Any] = {
     "n": _positive_int,
     "parent": _positive_int,
@@ -282,8 +290,8 @@ _FIELD_CHECKS: dict[str, Any] = {
     "generated": _optional(_mapping(_json_value)),
     "env": _optional(_str_map),
     "user": _optional(_name),
-    "index": _optional(lambda v: None if isinstance(v, int) and not isinstance(v, bool) else "must be an integer"),
-    "step": _optional(lambda v: None if isinstance(v, int) and not isinstance(v, bool) else "must be an integer"),
+    "index": _optional(_integer),
+    "step": _optional(_integer),
     "value": _scalar,
 }
 

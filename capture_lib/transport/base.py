@@ -23,5 +23,5 @@ class Transport(abc.ABC):
     def send(self, batch: dict[str, Any], body: bytes) -> None:
         """Deliver one batch (``body`` is its JSON); raise :class:`TransportError` if not."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook
         """Release files and connections."""

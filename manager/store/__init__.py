@@ -25,9 +25,7 @@ def open_store(url: str) -> Store:
         scheme, rest = "oxigraph", url
     target = BACKENDS.get(scheme)
     if target is None:
-        raise ConfigError(
-            f"no store backend for {scheme!r}; known: {sorted(BACKENDS)}"
-        )
+        raise ConfigError(f"no store backend for {scheme!r}; known: {sorted(BACKENDS)}")
     module_name, _, cls_name = target.partition(":")
     cls = getattr(importlib.import_module(module_name), cls_name)
     store: Store = cls.from_url(scheme, rest)

@@ -29,7 +29,7 @@ class Store(abc.ABC):
     def count(self) -> int:
         """Number of quads held."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook
         """Flush and release the store."""
 
     def describe(self) -> str:

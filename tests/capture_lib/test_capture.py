@@ -39,17 +39,25 @@ def sample_workflow(tmp: Path) -> cl.Task:
     (tmp / "clean.csv").write_text("a,b\n1,2\n")
     (tmp / "model.pkl").write_bytes(b"\x80model")
     with cl.workflow("credit-scoring", params={"owner": "risk-team"}) as wf:
-        with wf.task("clean", used={"raw": cl.file(tmp / "raw.csv")},
-                     params={"drop_na": True}) as t:
+        with wf.task(
+            "clean", used={"raw": cl.file(tmp / "raw.csv")}, params={"drop_na": True}
+        ) as t:
             t.generated(clean=cl.file(tmp / "clean.csv"))
-        with wf.task("train", stage="training", used={"data": cl.file(tmp / "clean.csv")},
-                     params={"lr": 0.1, "epochs": 3}) as t:
+        with wf.task(
+            "train",
+            stage="training",
+            used={"data": cl.file(tmp / "clean.csv")},
+            params={"lr": 0.1, "epochs": 3},
+        ) as t:
             for epoch in range(3):
                 with t.section("epoch", index=epoch) as s:
                     s.metric("loss", 0.5 / (epoch + 1))
             t.generated(model=cl.model(tmp / "model.pkl", framework="sklearn"))
-        with wf.task("predict", stage="inference",
-                     used={"model": cl.model(tmp / "model.pkl"), "input": {"x": [1, 2]}}) as p:
+        with wf.task(
+            "predict",
+            stage="inference",
+            used={"model": cl.model(tmp / "model.pkl"), "input": {"x": [1, 2]}},
+        ) as p:
             p.generated(prediction={"y": 1})
     return p
 
@@ -190,8 +198,9 @@ def test_a_forked_child_is_its_own_session(tmp_path: Path) -> None:
     assert sessions["parent"].isdisjoint(sessions["child"])
 
 
-def test_segments_roll_and_never_mix_processes(tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_segments_roll_and_never_mix_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from capture_lib.transport.file import FileTransport
 
     monkeypatch.setattr(FileTransport, "SEGMENT_BYTES", 2000)

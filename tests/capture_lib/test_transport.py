@@ -72,8 +72,9 @@ def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
 def spooled(path: Path) -> int:
     if not path.exists():
         return 0
-    return sum(len(parse_batch(line.body).records) for f in expand([str(path)])
-               for line in read_lines(f))
+    return sum(
+        len(parse_batch(line.body).records) for f in expand([str(path)]) for line in read_lines(f)
+    )
 
 
 def test_retries_5xx_and_429_then_delivers(scripted: list[Scripted], tmp_path: Path) -> None:

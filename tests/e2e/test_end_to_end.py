@@ -22,7 +22,10 @@ SCRIPT = Path(__file__).with_name("workflow_script.py")
 def run_workflow(workdir: Path, mode: str, target: str, lr: float = 0.1) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, str(SCRIPT), str(workdir), mode, target, str(lr)],
-        capture_output=True, text=True, timeout=120, check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["flushed"], result
@@ -64,8 +67,12 @@ def test_http_and_disk_modes_answer_lineage_questions(server: Server, tmp_path: 
     logs = tmp_path / "logs"
     offline = run_workflow(tmp_path / "offline", "disk", str(logs), lr=0.05)
     assert not model_of(server, offline["prediction"])  # not ingested yet
-    ingest = subprocess.run(provml_cmd("ingest", "--url", server.url, "--quiet", str(logs)),
-                            capture_output=True, text=True, timeout=120)
+    ingest = subprocess.run(
+        provml_cmd("ingest", "--url", server.url, "--quiet", str(logs)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert ingest.returncode == 0, ingest.stderr
     assert "ingested 17 records in 1 batches from 1 files" in ingest.stdout
 
@@ -76,14 +83,18 @@ def test_http_and_disk_modes_answer_lineage_questions(server: Server, tmp_path: 
     # the same clean.csv content used by both runs is one node, used by two trainings
     assert online["clean"] == offline["clean"]
     rows = server.sparql(f"""SELECT (COUNT(DISTINCT ?t) AS ?n) WHERE {{
-        ?t prov:used <{content_iri(online['clean'])}> ; a provml:TrainingExecution }}""")
+        ?t prov:used <{content_iri(online["clean"])}> ; a provml:TrainingExecution }}""")
     assert rows == [{"n": "2"}]
 
     # ingesting the same files again adds nothing
     count = "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }"
     before = server.sparql(count)
-    subprocess.run(provml_cmd("ingest", "--url", server.url, "--quiet", str(logs)),
-                   check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        provml_cmd("ingest", "--url", server.url, "--quiet", str(logs)),
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     assert server.sparql(count) == before
 
 
@@ -106,8 +117,12 @@ def test_ingest_skips_a_torn_line_and_reports_it(server: Server, tmp_path: Path)
     segment = next(logs.iterdir())
     with segment.open("ab") as f:
         f.write(b'{"provml": 1, "batch": "ab')  # a write cut short by a kill
-    result = subprocess.run(provml_cmd("ingest", "--url", server.url, "--quiet", str(logs)),
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        provml_cmd("ingest", "--url", server.url, "--quiet", str(logs)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0
     assert "ingested 17 records" in result.stdout
     assert "torn last line" in result.stderr
@@ -117,24 +132,43 @@ def test_ingest_skips_a_torn_line_and_reports_it(server: Server, tmp_path: Path)
 def test_cli_query_and_ask_print_tables(server: Server, tmp_path: Path) -> None:
     run = run_workflow(tmp_path / "w", "http", server.url)
     out = subprocess.run(
-        provml_cmd("query", "--url", server.url,
-                   "SELECT ?name WHERE { ?t a provml:TrainingExecution ; provml:name ?name }"),
-        capture_output=True, text=True, timeout=60, check=True).stdout
+        provml_cmd(
+            "query",
+            "--url",
+            server.url,
+            "SELECT ?name WHERE { ?t a provml:TrainingExecution ; provml:name ?name }",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     assert out.splitlines()[0].strip() == "name" and "train" in out and "(1 row)" in out
     out = subprocess.run(
         provml_cmd("ask", "--url", server.url, "training-data", f"model={run['model']}"),
-        capture_output=True, text=True, timeout=60, check=True).stdout
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     assert run["clean"] in out and "(1 row)" in out
-    bad = subprocess.run(provml_cmd("query", "--url", server.url, "SELECT nonsense"),
-                         capture_output=True, text=True, timeout=60)
+    bad = subprocess.run(
+        provml_cmd("query", "--url", server.url, "SELECT nonsense"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode == 1 and "400" in bad.stderr
 
 
 def test_sparql_endpoint_over_http(server: Server, tmp_path: Path) -> None:
     run_workflow(tmp_path / "w", "http", server.url)
-    resp = requests.get(server.url + "/sparql",
-                        params={"query": "CONSTRUCT WHERE { ?m a provml:Model }"},
-                        headers={"Accept": "application/n-triples"}, timeout=30)
+    resp = requests.get(
+        server.url + "/sparql",
+        params={"query": "CONSTRUCT WHERE { ?m a provml:Model }"},
+        headers={"Accept": "application/n-triples"},
+        timeout=30,
+    )
     assert resp.status_code == 200 and "https://provml.dev/ns#Model" in resp.text
     resp = requests.post(server.url + "/sparql", data={"update": "CLEAR ALL"}, timeout=30)
     assert resp.status_code == 403 and resp.json()["error"] == "forbidden"
@@ -144,7 +178,10 @@ def test_demo_runs_against_a_server(server: Server, tmp_path: Path) -> None:
     pytest.importorskip("sklearn")
     out = subprocess.run(
         provml_cmd("demo", "--url", server.url, "--workdir", str(tmp_path / "demo")),
-        capture_output=True, text=True, timeout=300)
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     assert "Which data trained the model" in out.stdout
     assert "train.csv" in out.stdout and "(1 row)" in out.stdout

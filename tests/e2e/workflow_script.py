@@ -28,26 +28,32 @@ def main() -> None:
         with wf.task("clean", used={"raw": cl.file(raw)}, params={"drop_na": True}) as t:
             clean.write_text("x,y\n1,2\n4,5\n")
             t.generated(clean=cl.file(clean))
-        with wf.task("train", stage="training", used={"data": cl.file(clean)},
-                     params={"lr": lr, "epochs": 3}) as t:
+        with wf.task(
+            "train", stage="training", used={"data": cl.file(clean)}, params={"lr": lr, "epochs": 3}
+        ) as t:
             for epoch in range(3):
                 with t.section("epoch", index=epoch) as s:
                     s.metric("loss", 0.5 / (epoch + 1))
             model.write_bytes(f"model trained with lr={lr}".encode())
             t.generated(model=cl.model(model, framework="sklearn"))
-        with wf.task("predict", stage="inference",
-                     used={"model": cl.model(model), "input": {"x": [1, 2]}}) as t:
+        with wf.task(
+            "predict", stage="inference", used={"model": cl.model(model), "input": {"x": [1, 2]}}
+        ) as t:
             t.generated(prediction={"y": 1})
     ok = cl.flush(30)
     sha = lambda p: hashlib.sha256(p.read_bytes()).hexdigest()  # noqa: E731
-    print(json.dumps({
-        "flushed": ok,
-        "stats": cl.stats(),
-        "raw": sha(raw),
-        "clean": sha(clean),
-        "model": sha(model),
-        "prediction": t.generated_iri("prediction"),
-    }))
+    print(
+        json.dumps(
+            {
+                "flushed": ok,
+                "stats": cl.stats(),
+                "raw": sha(raw),
+                "clean": sha(clean),
+                "model": sha(model),
+                "prediction": t.generated_iri("prediction"),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -21,8 +21,11 @@ def resolved(records: list[dict]) -> dict:  # type: ignore[type-arg]
 def test_manager_writes_resolved_and_plain_batches() -> None:
     app = create_app({"store": "memory:"})
     client = app.test_client()
-    resp = client.post("/api/v1/batches", data=orjson.dumps(resolved(full_records())),
-                       content_type="application/json")
+    resp = client.post(
+        "/api/v1/batches",
+        data=orjson.dumps(resolved(full_records())),
+        content_type="application/json",
+    )
     assert resp.status_code == 200, resp.json
     n = app.extensions["provml.store"].count()
     assert 0 < n <= resp.json["triples"]  # duplicates within a batch count once
@@ -45,7 +48,9 @@ def test_on_disk_store_persists_and_is_single_owner(tmp_path: Path) -> None:
     store = open_store("oxigraph:" + path)
     assert isinstance(store, OxigraphStore)
     app = create_app({"store": store})
-    assert app.test_client().post("/api/v1/batches", json=resolved(full_records())).status_code == 200
+    assert (
+        app.test_client().post("/api/v1/batches", json=resolved(full_records())).status_code == 200
+    )
     count = store.count()
     with pytest.raises(StoreError, match="another provml process"):
         open_store(path)  # a second opener is refused while the first holds it

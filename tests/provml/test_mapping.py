@@ -69,8 +69,9 @@ def test_stages_types_and_status() -> None:
     assert "InferenceExecution" in classes["predict"]
     assert "LearningStageSectionExecution" in classes["epoch"]
     assert "WorkflowExecution" in classes["wf"]
-    failed = select(store, "SELECT ?n ?e WHERE { ?t provml:status 'failed' ; provml:name ?n ;"
-                           " provml:error ?e }")
+    failed = select(
+        store, "SELECT ?n ?e WHERE { ?t provml:status 'failed' ; provml:name ?n ; provml:error ?e }"
+    )
     assert failed == [{"n": "validate", "e": "ValueError: boom"}]
 
 
@@ -101,8 +102,9 @@ def test_mapping_twice_adds_nothing() -> None:
     session = ids.new_session_id()
     store = load(records, session)
     before = len(store)
-    store.extend(batch_to_quads(resolve_batch(parse_batch(orjson.dumps(
-        make_batch(records, session))))))
+    store.extend(
+        batch_to_quads(resolve_batch(parse_batch(orjson.dumps(make_batch(records, session)))))
+    )
     assert len(store) == before
     assert not any(isinstance(q.subject, pyoxigraph.BlankNode) for q in store)
 
@@ -116,24 +118,35 @@ json_scalars = (
 )
 json_values = st.recursive(
     json_scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                               max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 names = st.text(min_size=1, max_size=40).filter(lambda s: "\x00" not in s)
 
 
 @settings(max_examples=60, deadline=None)
-@given(params=st.dictionaries(names, json_values, min_size=1, max_size=6), stage=st.sampled_from(
-    [None, "training", "evaluation", "inference"]))
+@given(
+    params=st.dictionaries(names, json_values, min_size=1, max_size=6),
+    stage=st.sampled_from([None, "training", "evaluation", "inference"]),
+)
 def test_parameters_round_trip(params: dict[str, Any], stage: str | None) -> None:
-    rec: dict[str, Any] = {"kind": "task_start", "n": 2, "parent": 1, "plan": ["w", "t"],
-                           "time": 1.5, "params": params}
+    rec: dict[str, Any] = {
+        "kind": "task_start",
+        "n": 2,
+        "parent": 1,
+        "plan": ["w", "t"],
+        "time": 1.5,
+        "params": params,
+    }
     if stage:
         rec["stage"] = stage
     store = load([rec])
-    rows = select(store, "SELECT ?name ?value WHERE { ?t prov:used ?p . ?p provml:name ?name ;"
-                         " prov:value ?value }")
+    rows = select(
+        store,
+        "SELECT ?name ?value WHERE { ?t prov:used ?p . ?p provml:name ?name ; prov:value ?value }",
+    )
     got = {r["name"]: r["value"] for r in rows}
     assert set(got) == set(params)
     for name, value in params.items():

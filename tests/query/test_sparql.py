@@ -71,15 +71,21 @@ def test_ask(client: FlaskClient) -> None:
 
 @pytest.mark.parametrize(
     ("accept", "fmt"),
-    [("text/turtle", "turtle"), ("application/n-triples", "nt"), ("application/ld+json",
-                                                                    "json-ld")],
+    [
+        ("text/turtle", "turtle"),
+        ("application/n-triples", "nt"),
+        ("application/ld+json", "json-ld"),
+    ],
 )
 def test_construct_formats(client: FlaskClient, accept: str, fmt: str) -> None:
     r = client.post("/sparql", data={"query": CONSTRUCT}, headers={"Accept": accept})
     assert r.status_code == 200 and r.mimetype == accept
     g = rdflib.Graph().parse(data=r.get_data(as_text=True), format=fmt)
-    assert (rdflib.URIRef(ids.content_iri(SHA_M)), rdflib.RDF.type,
-            rdflib.URIRef("https://provml.dev/ns#Model")) in g
+    assert (
+        rdflib.URIRef(ids.content_iri(SHA_M)),
+        rdflib.RDF.type,
+        rdflib.URIRef("https://provml.dev/ns#Model"),
+    ) in g
 
 
 def test_unacceptable_format(client: FlaskClient) -> None:
@@ -91,8 +97,7 @@ def test_unacceptable_format(client: FlaskClient) -> None:
     "request_kw",
     [
         {"data": {"update": "INSERT DATA { <a:a> <a:b> <a:c> }"}},
-        {"data": "INSERT DATA { <a:a> <a:b> <a:c> }",
-         "content_type": "application/sparql-update"},
+        {"data": "INSERT DATA { <a:a> <a:b> <a:c> }", "content_type": "application/sparql-update"},
         {"data": "DROP ALL", "content_type": "application/sparql-update"},
     ],
 )
@@ -131,10 +136,14 @@ def test_named_questions(client: FlaskClient) -> None:
     assert r.status_code == 200
     rows = r.json["results"]["bindings"]
     assert [(b["role"]["value"], b["sha256"]["value"]) for b in rows] == [("data", "c" * 64)]
-    r = client.get("/api/v1/questions/hyperparameters",
-                   query_string={"model": ids.content_iri(SHA_M)})
+    r = client.get(
+        "/api/v1/questions/hyperparameters", query_string={"model": ids.content_iri(SHA_M)}
+    )
     assert sorted(b["name"]["value"] for b in r.json["results"]["bindings"]) == [
-        "epochs", "layers", "lr"]
+        "epochs",
+        "layers",
+        "lr",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -148,7 +157,10 @@ def test_named_questions(client: FlaskClient) -> None:
     ],
 )
 def test_question_parameters_are_checked(
-    client: FlaskClient, path: str, params: dict, status: int  # type: ignore[type-arg]
+    client: FlaskClient,
+    path: str,
+    params: dict,
+    status: int,  # type: ignore[type-arg]
 ) -> None:
     r = client.get(path, query_string=params)
     assert r.status_code == status, r.json

@@ -21,8 +21,9 @@ def app_client() -> Iterator[tuple[FlaskClient, Any]]:
 
 def post(client: FlaskClient, body: Any, **kw: Any) -> Any:
     data = body if isinstance(body, bytes) else orjson.dumps(body)
-    return client.post("/api/v1/batches", data=data,
-                       content_type=kw.pop("content_type", "application/json"), **kw)
+    return client.post(
+        "/api/v1/batches", data=data, content_type=kw.pop("content_type", "application/json"), **kw
+    )
 
 
 def test_a_batch_is_resolved_and_written(app_client: tuple[FlaskClient, Any]) -> None:
