@@ -5,12 +5,11 @@ BIN    := $(VENV)/bin
 PORT   ?= 5000
 DATA   ?= ./provml-data
 
-.PHONY: run test lint typecheck unit bench clean help
+.PHONY: run test lint typecheck clean help
 
 help:
 	@echo "make run    - install, serve on 127.0.0.1:$(PORT) with the demo, keep serving"
 	@echo "make test   - install dev extras, then ruff, mypy and pytest"
-	@echo "make bench  - benchmarks (see bench/)"
 
 $(VENV)/.run-stamp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,17 +27,14 @@ run: $(VENV)/.run-stamp
 	$(BIN)/provml serve --host 127.0.0.1 --port $(PORT) --data-dir $(DATA) --demo
 
 lint: $(VENV)/.dev-stamp
-	$(BIN)/ruff check provml capture_lib tracker manager query tests bench
-	$(BIN)/ruff format --check provml capture_lib tracker manager query tests bench
+	$(BIN)/ruff check provml capture_lib tracker manager query tests
+	$(BIN)/ruff format --check provml capture_lib tracker manager query tests
 
 typecheck: $(VENV)/.dev-stamp
 	$(BIN)/mypy
 
 test: lint typecheck
 	$(BIN)/pytest
-
-bench: $(VENV)/.dev-stamp
-	$(BIN)/python bench/capture.py
 
 clean:
 	rm -rf $(VENV) $(DATA) prov-logs .pytest_cache .mypy_cache .ruff_cache
