@@ -190,3 +190,70 @@ def test_demo_runs_against_a_server(server: Server, tmp_path: Path) -> None:
     epochs = server.sparql("""SELECT (COUNT(?s) AS ?n) WHERE {
         ?s a provml:LearningStageSectionExecution }""")
     assert epochs == [{"n": "8"}]
+
+
+def test_split_tracker_forwards_to_a_manager_over_http(tmp_path: Path) -> None:
+    store = Server(tmp_path / "data", "--component", "manager", "--component", "query")
+    tracker = Server(tmp_path / "tracker", "--component", "tracker", "--manager-url", store.url)
+    try:
+        assert requests.get(tracker.url + "/healthz", timeout=5).json()["components"] == ["tracker"]
+        run = run_workflow(tmp_path / "w", "http", tracker.url)
+        assert model_of(store, run["prediction"]) == [run["model"]]
+        assert requests.get(store.url + "/api/v1/stats", timeout=5).json()["records"] == 17
+        # a bad batch is refused by the tracker and never reaches the manager
+        resp = requests.post(tracker.url + "/api/v1/batches", json={"provml": 1}, timeout=5)
+        assert resp.status_code == 400
+        assert requests.get(store.url + "/api/v1/stats", timeout=5).json()["batches"] == 1
+    finally:
+        assert tracker.stop() == 0
+    # with the manager gone, the tracker answers 502 and acknowledges nothing
+    tracker = Server(
+        tmp_path / "tracker2", "--component", "tracker", "--manager-url", "http://127.0.0.1:9"
+    )
+    try:
+        logs = tmp_path / "logs"
+        run_workflow(tmp_path / "w2", "disk", str(logs))
+        batch = next(logs.iterdir()).read_bytes().splitlines()[0]
+        resp = requests.post(
+            tracker.url + "/api/v1/batches",
+            data=batch,
+            headers={"Content-Type": "application/json"},
+            timeout=30,
+        )
+        assert resp.status_code == 502 and resp.json()["error"] == "upstream_failed"
+    finally:
+        assert tracker.stop() == 0
+        assert store.stop() == 0
+
+
+def test_serve_with_the_demo_prints_lineage_and_keeps_serving(tmp_path: Path) -> None:
+    pytest.importorskip("sklearn")
+    import signal
+    import time
+
+    from tests.conftest import free_port
+
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            provml_cmd(
+                "serve", "--port", str(port), "--data-dir", str(tmp_path / "data"), "--demo"
+            ),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 240
+            while "Ctrl-C to stop" not in log.read_text() and time.monotonic() < deadline:
+                assert proc.poll() is None, log.read_text()
+                time.sleep(0.2)
+            text = log.read_text()
+            assert f"SPARQL endpoint: http://127.0.0.1:{port}/sparql" in text
+            assert "Which data trained the model" in text and "train.csv" in text
+            assert "Which model made the prediction" in text
+            # still serving after the demo
+            assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).ok
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(30) == 0
