@@ -29,7 +29,7 @@ class Manager:
         """Write a resolved batch. Applying the same batch again changes nothing: every
         node is named by the record, so its quads are the same set."""
         started = time.perf_counter()
-        quads = batch_to_quads(batch)
+        quads = list(set(batch_to_quads(batch)))  # one batch often repeats a plan triple
         self.store.add(quads)
         with self._lock:
             self.counts["batches"] += 1

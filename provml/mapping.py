@@ -220,7 +220,7 @@ def _execution_start(
 def _task_start(rec: dict[str, Any], session: str) -> Iterable[Triple]:
     stage = rec.get("stage")
     plan_cls, act_cls = STAGE_CLASSES[stage]
-    classes = [PROVML.DataTransformation, plan_cls]
+    classes = [PROVML.DataTransformation] + ([plan_cls] if stage is not None else [])
     if stage in LEARNING_STAGES:
         classes.append(PROVML.LearningStage)
     if stage is not None:

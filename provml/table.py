@@ -30,6 +30,14 @@ def cell(term: dict[str, str] | None) -> str:
     return value
 
 
+def _fit(value: str, width: int) -> str:
+    """Cut a long cell in the middle: the end of a path or IRI says the most."""
+    if len(value) <= width:
+        return value
+    head = (width - 1) // 3
+    return value[:head] + "…" + value[len(value) - (width - 1 - head) :]
+
+
 def render(
     results: dict[str, Any], *, max_width: int = 80, hide: frozenset[str] = frozenset()
 ) -> str:
@@ -41,7 +49,7 @@ def render(
         return "yes" if results["boolean"] else "no"
     columns: list[str] = [c for c in results["head"]["vars"] if c not in hide]
     rows = [[cell(b.get(c)) for c in columns] for b in results["results"]["bindings"]]
-    rows = [[v if len(v) <= max_width else v[: max_width - 1] + "…" for v in r] for r in rows]
+    rows = [[_fit(v, max_width) for v in r] for r in rows]
     widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
     line = lambda cells: "  ".join(v.ljust(w) for v, w in zip(cells, widths, strict=True)).rstrip()  # noqa: E731
     out = [line(columns), line(["-" * w for w in widths])]

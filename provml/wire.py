@@ -37,6 +37,9 @@ STAGES = frozenset({"training", "validation", "evaluation", "inference"})
 STATUSES = frozenset({"finished", "failed", "running"})
 DATA_TYPES = frozenset({"file", "directory", "dataset", "model"})
 
+#: record kind → number of names in its plan
+PLAN_LENGTH = {"task_start": 2, "task_end": 2, "section_start": 3, "section_end": 3}
+
 #: record kind → (required fields, optional fields)
 KINDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "workflow_start": (
@@ -62,7 +65,8 @@ KINDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
 
 _HEX32 = re.compile(r"[0-9a-f]{32}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+# a UUIDv7 whose lowest 32 bits are zero: identifiers put the record number there
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{4}0{8}")
 
 
 @dataclass
@@ -105,7 +109,7 @@ def validate_batch(obj: Any) -> Batch:
     if not isinstance(obj, dict):
         raise ValidationError("a batch must be a JSON object", details=[f"got {_tname(obj)}"])
     version = obj.get("provml")
-    if version not in SUPPORTED_VERSIONS or isinstance(version, bool):
+    if not (_is_int(version) and version in SUPPORTED_VERSIONS):
         problems.append(
             f"provml: wire format version must be one of {sorted(SUPPORTED_VERSIONS)}, "
             f"got {version!r}"
@@ -115,7 +119,9 @@ def validate_batch(obj: Any) -> Batch:
         problems.append("batch: must be 32 lowercase hex characters")
     session = obj.get("session")
     if not (isinstance(session, str) and _UUID.fullmatch(session)):
-        problems.append("session: must be a lowercase UUIDv7 string")
+        problems.append(
+            "session: must be a lowercase UUIDv7 string whose last 8 hex digits are 0"
+        )
     records = obj.get("records")
     if not isinstance(records, list):
         problems.append("records: must be an array")
@@ -167,10 +173,14 @@ def _check_record(rec: Any, path: str, problems: list[str]) -> None:
             err = check(value)
             if err:
                 problems.append(f"{path}.{key}: {err}")
+    plan = rec.get("plan")
+    if isinstance(plan, list) and kind in PLAN_LENGTH and len(plan) != PLAN_LENGTH[kind]:
+        names = "[workflow, task]" if PLAN_LENGTH[kind] == 2 else "[workflow, task, section]"
+        problems.append(f"{path}.plan: a {kind} record's plan is {names}")
 
 
 def _positive_int(v: Any) -> str | None:
-    if isinstance(v, bool) or not isinstance(v, int) or not 0 < v < 2**32:
+    if not _is_int(v) or not 0 < v < 2**32:
         return "must be an integer between 1 and 2**32-1"
     return None
 
@@ -237,16 +247,18 @@ def _json_value(v: Any, depth: int = 0) -> str | None:
 
 
 def _data_ref(v: dict[str, Any]) -> str | None:
-    if v["@data"] not in DATA_TYPES:
+    if not (isinstance(v["@data"], str) and v["@data"] in DATA_TYPES):
         return f"@data must be one of {sorted(DATA_TYPES)}"
     sha = v.get("sha256")
     if not (isinstance(sha, str) and _SHA256.fullmatch(sha)):
         return "a data reference needs sha256: 64 lowercase hex characters"
     if "path" in v and not isinstance(v["path"], str):
         return "path must be a string"
-    size = v.get("size")
-    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
+    if "size" in v and not (_is_int(v["size"]) and v["size"] >= 0):
         return "size must be a non-negative integer"
+    for key in ("framework", "framework_version"):
+        if key in v and not isinstance(v[key], str):
+            return f"{key} must be a string"
     return None
 
 
@@ -254,7 +266,7 @@ NON_FINITE = frozenset({"NaN", "INF", "-INF"})
 
 
 def _scalar(v: Any) -> str | None:
-    if v in NON_FINITE:
+    if isinstance(v, str) and v in NON_FINITE:
         return None
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return 'a metric value must be a number, or "NaN", "INF" or "-INF"'
@@ -270,10 +282,17 @@ def _str_map(v: Any) -> str | None:
     return None
 
 
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
 def _integer(v: Any) -> str | None:
-    if isinstance(v, bool) or not isinstance(v, int):
-        return "must be an integer"
-    return None
+    return None if _is_int(v) else "must be an integer"
+
+
+def _one_of(options: frozenset[str]) -> Any:
+    message = f"must be one of {sorted(options)}"
+    return _optional(lambda v: None if isinstance(v, str) and v in options else message)
 
 
 _FIELD_CHECKS: dict[str, Any] = {
@@ -282,8 +301,8 @@ _FIELD_CHECKS: dict[str, Any] = {
     "name": _name,
     "plan": _plan,
     "time": _time,
-    "stage": _optional(lambda v: None if v in STAGES else f"must be one of {sorted(STAGES)}"),
-    "status": _optional(lambda v: None if v in STATUSES else f"must be one of {sorted(STATUSES)}"),
+    "stage": _one_of(STAGES),
+    "status": _one_of(STATUSES),
     "error": _optional(lambda v: None if isinstance(v, str) else "must be a string"),
     "params": _optional(_mapping(_json_value)),
     "used": _optional(_mapping(_json_value)),
