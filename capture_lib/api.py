@@ -1,43 +1,37 @@
 """Workflows, tasks and sections: the context managers a workflow author writes.
 
-Every method here builds one small dict and hands it to :meth:`Client.submit`; nothing
-else runs on the caller's thread. Nothing here raises into the workflow: an internal
-error is logged and counted (``stats()["lost"]["internal_error"]``).
+Each capture call builds one tuple (:mod:`capture_lib.records`) and hands it to the
+client's ``submit``; nothing else runs on the caller's thread. Nothing here raises into
+the workflow: an internal error is logged and counted (``stats()["lost"]``).
+
+CPU time and peak RSS cost a system call each (about 0.7 µs), more than a whole short
+task costs to capture. They are recorded for tasks that take at least
+:data:`RESOURCE_THRESHOLD` seconds, judged by the previous run of the same task name
+(the first run of a name is always measured), or always/never with ``resources=``.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
+import resource
 import time
-from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
+from capture_lib import records as R
 from provml.ids import execution_iri, generated_value_iri
 
 if TYPE_CHECKING:
     from capture_lib.client import Client
 
 log = logging.getLogger(__name__)
-F = TypeVar("F", bound=Callable[..., Any])
 _INF = float("inf")
 MAX_NAME = 256
-
-
-def safe(method: F) -> F:
-    """Run ``method``; on any exception log it, count it, and return None."""
-
-    @functools.wraps(method)
-    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(self, *args, **kwargs)
-        except Exception:
-            log.exception("provml: capture error in %s (ignored)", method.__qualname__)
-            self._client.count_lost("internal_error")
-            return None
-
-    return wrapper  # type: ignore[return-value]
+RESOURCE_THRESHOLD = 0.001  # seconds
+_now = time.time
+_cpu = time.process_time
+_rusage = resource.getrusage
+_SELF = resource.RUSAGE_SELF
 
 
 def _name(name: object) -> str:
@@ -45,21 +39,21 @@ def _name(name: object) -> str:
     return text[:MAX_NAME] if text else "unnamed"
 
 
-def _status(exc_type: type[BaseException] | None, exc: BaseException | None) -> dict[str, Any]:
-    if exc_type is None:
-        return {}
-    return {"status": "failed", "error": f"{exc_type.__name__}: {exc}"[:2000]}
+def _failed(client: Client, where: str) -> None:
+    log.exception("provml: capture error in %s (ignored)", where)
+    client.count_lost("internal_error")
 
 
 class _Execution:
-    """Shared by workflows, tasks and sections: a number, a start and an end."""
+    """Shared by workflows, tasks and sections: a number, a session, a start and an end."""
 
-    kind = ""
-    _ended = False
+    __slots__ = ("_client", "_ended", "_session", "n")
 
     def __init__(self, client: Client) -> None:
         self._client = client
+        self._session = client.session
         self.n = client.next_id()
+        self._ended = False
 
     def __enter__(self) -> Any:
         self.start()
@@ -71,7 +65,10 @@ class _Execution:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.end(**_status(exc_type, exc))
+        if exc_type is None:
+            self.end()
+        else:
+            self.end("failed", f"{exc_type.__name__}: {exc}"[:2000])
 
     def start(self) -> Any:
         raise NotImplementedError
@@ -79,68 +76,69 @@ class _Execution:
     def end(self, status: str = "finished", error: str | None = None) -> None:
         raise NotImplementedError
 
+    def _own(self) -> str | None:
+        """This execution's session if it is not the client's current one (after fork)."""
+        session = self._session
+        return None if session is self._client.session else session
+
     @property
     def iri(self) -> str:
         """The IRI this execution has in the graph (ids are derived: see provml.ids)."""
-        return execution_iri(self._client.session, self.n)
+        return execution_iri(self._session, self.n)
 
-    @safe
     def metric(self, name: str, value: float, step: int | None = None) -> None:
         """Record one value of a metric (loss, accuracy …) measured by this execution."""
-        if not (-_INF < value < _INF):
-            value = float(value)
-            value = "NaN" if value != value else ("INF" if value > 0 else "-INF")  # type: ignore[assignment]
-        elif type(value) is not float and type(value) is not int:
-            value = float(value)
-        rec = {
-            "kind": "metric",
-            "n": self._client.next_id(),
-            "parent": self.n,
-            "name": _name(name),
-            "value": value,
-            "time": time.time(),
-        }
-        if step is not None:
-            rec["step"] = int(step)
-        self._client.submit(rec)
+        client = self._client
+        try:
+            if not (-_INF < value < _INF):
+                value = float(value)
+                value = "NaN" if value != value else ("INF" if value > 0 else "-INF")  # type: ignore[assignment]
+            elif type(value) is not float and type(value) is not int:
+                value = float(value)
+            if type(name) is not str or len(name) > MAX_NAME or not name:
+                name = _name(name)
+            psess = self._session
+            client.submit(
+                (R.METRIC, client.next_id(), self.n, None if psess is client.session else psess,
+                 name, value, _now(), step)
+            )  # fmt: skip
+        except Exception:
+            _failed(client, "metric")
 
 
 class Workflow(_Execution):
     """One run of a workflow; made by :func:`capture_lib.workflow`."""
 
+    __slots__ = ("_slow", "name", "params")
+
     def __init__(self, client: Client, name: str, params: dict[str, Any] | None = None) -> None:
         super().__init__(client)
         self.name = _name(name)
         self.params = params
+        self._slow: dict[str, bool] = {}  # task name → last run took ≥ RESOURCE_THRESHOLD
 
-    @safe
     def start(self) -> Workflow:
-        rec = {
-            "kind": "workflow_start",
-            "n": self.n,
-            "name": self.name,
-            "time": time.time(),
-            "env": self._client.environment(),
-        }
-        if self.params:
-            rec["params"] = self.params
-        user = self._client.user
-        if user:
-            rec["user"] = user
-        self._client.submit(rec)
+        client = self._client
+        try:
+            client.submit(
+                (R.WF_START, self.n, self._own(), self.name, _now(), self.params or None,
+                 client.environment(), client.user)
+            )  # fmt: skip
+        except Exception:
+            _failed(client, "workflow start")
         return self
 
-    @safe
     def end(self, status: str = "finished", error: str | None = None) -> None:
         if self._ended:
             return
         self._ended = True
-        rec = {"kind": "workflow_end", "n": self.n, "name": self.name, "time": time.time()}
-        if status != "finished":
-            rec["status"] = status
-        if error:
-            rec["error"] = error
-        self._client.submit(rec)
+        try:
+            self._client.append(
+                (R.WF_END, self.n, self._own(), self.name, _now(),
+                 None if status == "finished" else status, error)
+            )  # fmt: skip
+        except Exception:
+            _failed(self._client, "workflow end")
 
     def task(
         self,
@@ -149,67 +147,98 @@ class Workflow(_Execution):
         stage: str | None = None,
         used: dict[str, Any] | None = None,
         params: dict[str, Any] | None = None,
+        resources: bool | None = None,
     ) -> Task:
-        """A task of this workflow. ``stage``: training, validation, evaluation, inference."""
-        return Task(self._client, self, name, stage, used, params)
+        """A task of this workflow.
+
+        ``stage``: ``"training"``, ``"validation"``, ``"evaluation"`` or ``"inference"``.
+        ``used``: what the task reads, by role (``cl.file(…)``, ``cl.model(…)``, plain
+        JSON values). ``params``: its parameters (hyperparameters when training).
+        ``resources``: record CPU time and peak RSS (default: when the task is slow).
+        """
+        return Task(self, name, stage, used, params, resources)
 
 
 class Task(_Execution):
+    __slots__ = (
+        "_cpu0", "_generated", "_t0", "params", "plan", "resources", "stage", "used", "workflow",
+    )  # fmt: skip
+
     def __init__(
         self,
-        client: Client,
         workflow: Workflow,
         name: str,
         stage: str | None,
         used: dict[str, Any] | None,
         params: dict[str, Any] | None,
+        resources: bool | None = None,
     ) -> None:
-        super().__init__(client)
+        # the base __init__, inlined: this runs once per task on the caller's thread
+        self._client = client = workflow._client
+        self._session = client.session
+        self.n = next(client._counter)
+        self._ended = False
+        if type(name) is not str or len(name) > MAX_NAME or not name:
+            name = _name(name)
         self.workflow = workflow
-        self.plan = [workflow.name, _name(name)]
+        self.plan = (workflow.name, name)
         self.stage = stage
         self.used = used
         self.params = params
-        self._generated: dict[str, Any] = {}
+        self.resources = resources
+        self._generated: dict[str, Any] | None = None
+        self._cpu0 = -1.0
 
-    @safe
     def start(self) -> Task:
-        rec = {
-            "kind": "task_start",
-            "n": self.n,
-            "parent": self.workflow.n,
-            "plan": self.plan,
-            "time": time.time(),
-        }
-        if self.stage:
-            rec["stage"] = self.stage
-        if self.params:
-            rec["params"] = self.params
-        if self.used:
-            rec["used"] = self.used
-        self._client.submit(rec)
+        client = self._client
+        try:
+            measure = self.resources
+            if measure is None:
+                measure = self.workflow._slow.get(self.plan[1], True)
+            if measure:
+                self._cpu0 = _cpu()
+            self._t0 = t = _now()
+            session = client.session
+            own, parent = self._session, self.workflow._session
+            client.submit(
+                (R.TASK_START, self.n, None if own is session else own, self.workflow.n,
+                 None if parent is session else parent, self.plan, t, self.stage,
+                 self.params or None, self.used or None)
+            )  # fmt: skip
+        except Exception:
+            _failed(client, "task start")
         return self
 
-    @safe
+    __enter__ = start
+
     def generated(self, **values: Any) -> None:
         """Name what this task produced: files (``cl.file``), models, plain values."""
-        self._generated.update(values)
+        if self._generated is None:
+            self._generated = values
+        else:
+            self._generated.update(values)
 
-    @safe
     def end(self, status: str = "finished", error: str | None = None) -> None:
         if self._ended:
             return
         self._ended = True
-        rec = {"kind": "task_end", "n": self.n, "plan": self.plan, "time": time.time()}
-        if self.stage:
-            rec["stage"] = self.stage
-        if self._generated:
-            rec["generated"] = self._generated
-        if status != "finished":
-            rec["status"] = status
-        if error:
-            rec["error"] = error
-        self._client.submit(rec)
+        client = self._client
+        try:
+            t = _now()
+            usage = None
+            if self._cpu0 >= 0:
+                usage = {
+                    "cpu_seconds": round(_cpu() - self._cpu0, 6),
+                    "max_rss_kib": _rusage(_SELF).ru_maxrss,
+                }
+            if self.resources is None:
+                self.workflow._slow[self.plan[1]] = t - self._t0 >= RESOURCE_THRESHOLD
+            client.append(
+                (R.TASK_END, self.n, self._own(), self.plan, t, self.stage,
+                 None if status == "finished" else status, error, self._generated, usage)
+            )  # fmt: skip
+        except Exception:
+            _failed(client, "task end")
 
     def generated_iri(self, role: str) -> str:
         """The IRI of an inline value generated under ``role``: a prediction's id."""
@@ -217,38 +246,37 @@ class Task(_Execution):
 
     def section(self, name: str, index: int | None = None) -> Section:
         """A repeated part of this task: an epoch, a batch, a fold."""
-        return Section(self._client, self, name, index)
+        return Section(self, name, index)
 
 
 class Section(_Execution):
-    def __init__(self, client: Client, task: Task, name: str, index: int | None) -> None:
-        super().__init__(client)
+    __slots__ = ("index", "plan", "task")
+
+    def __init__(self, task: Task, name: str, index: int | None) -> None:
+        super().__init__(task._client)
         self.task = task
-        self.plan = [*task.plan, _name(name)]
+        self.plan = (*task.plan, _name(name))
         self.index = index
 
-    @safe
     def start(self) -> Section:
-        rec = {
-            "kind": "section_start",
-            "n": self.n,
-            "parent": self.task.n,
-            "plan": self.plan,
-            "time": time.time(),
-        }
-        if self.index is not None:
-            rec["index"] = int(self.index)
-        self._client.submit(rec)
+        try:
+            index = None if self.index is None else int(self.index)
+            self._client.submit(
+                (R.SEC_START, self.n, self._own(), self.task.n, self.task._own(), self.plan,
+                 _now(), index)
+            )  # fmt: skip
+        except Exception:
+            _failed(self._client, "section start")
         return self
 
-    @safe
     def end(self, status: str = "finished", error: str | None = None) -> None:
         if self._ended:
             return
         self._ended = True
-        rec = {"kind": "section_end", "n": self.n, "plan": self.plan, "time": time.time()}
-        if status != "finished":
-            rec["status"] = status
-        if error:
-            rec["error"] = error
-        self._client.submit(rec)
+        try:
+            self._client.append(
+                (R.SEC_END, self.n, self._own(), self.plan, _now(),
+                 None if status == "finished" else status, error)
+            )  # fmt: skip
+        except Exception:
+            _failed(self._client, "section end")

@@ -6,11 +6,6 @@ import getpass
 import itertools
 import logging
 import os
-import platform
-import socket
-import sys
-import threading
-from collections import Counter
 from typing import Any
 
 from capture_lib.transport import (
@@ -39,7 +34,10 @@ class Client:
         flush_interval: float | None = None,
         queue_size: int | None = None,
         batch_size: int | None = None,
+        queue_policy: str | None = None,
+        block_timeout: float | None = None,
         fsync: str | None = None,
+        allow_env: tuple[str, ...] | list[str] | None = None,
         user: str | None = None,
         token: str | None = None,
     ) -> None:
@@ -55,66 +53,81 @@ class Client:
         self.url = url
         self.path = os.path.abspath(path or config.PATH.get())
         self.user = user or config.USER.get() or _login()
+        self.allow_env = tuple(allow_env if allow_env is not None else config.ALLOW_ENV.get())
         self.enabled = mode != "off"
         self.session = new_session_id()
         self._counter = itertools.count(1)
         self._env: dict[str, Any] | None = None
-        self._lost_lock = threading.Lock()
-        self._own_lost: Counter[str] = Counter()
+        interval = config.FLUSH_INTERVAL.get() if flush_interval is None else flush_interval
+        self.disk: FileTransport | None = None
+        transport = self._transport(mode, url, fsync, interval, token)
         self.worker = Worker(
-            self._transport(mode, url, fsync, token),
+            transport,
             self.session,
             queue_size=queue_size or config.QUEUE_SIZE.get(),
             batch_size=batch_size or config.BATCH_SIZE.get(),
-            flush_interval=(
-                config.FLUSH_INTERVAL.get() if flush_interval is None else flush_interval
-            ),
+            flush_interval=interval,
+            policy=queue_policy or config.QUEUE_POLICY.get(),
+            block_timeout=config.BLOCK_TIMEOUT.get() if block_timeout is None else block_timeout,
+            spill=self.disk,
+            next_id=self.next_id,
         )
+        # submit checks the queue's bound; append does not, and serves only end records:
+        # each follows a start that was checked, so the queue stays bounded by its size
+        # plus the executions open at once
         self.submit = self.worker.submit if self.enabled else _discard
+        self.append = self.worker.append if self.enabled else _discard
+        if self.enabled:
+            self._export(url, interval)
 
     def _transport(
-        self, mode: str, url: str | None, fsync: str | None, token: str | None
+        self, mode: str, url: str | None, fsync: str | None, interval: float, token: str | None
     ) -> Transport:
         if mode == "off":
             return NoopTransport()
-        disk = FileTransport(self.path, fsync=fsync or config.FSYNC.get())
+        self.disk = FileTransport(
+            self.path, fsync=fsync or config.FSYNC.get(), fsync_interval=interval
+        )
         if mode == "disk":
-            return disk
+            return self.disk
         assert url is not None
         http = HttpTransport(url, timeout=config.TIMEOUT.get(), token=token)
-        return CompositeTransport(http, disk)
+        return CompositeTransport(http, self.disk)
+
+    def _export(self, url: str | None, interval: float) -> None:
+        """Let child processes started with ``spawn`` capture to the same place."""
+        os.environ.setdefault("PROVML_MODE", self.mode)
+        os.environ.setdefault("PROVML_PATH", self.path)
+        if url:
+            os.environ.setdefault("PROVML_URL", url)
 
     def next_id(self) -> int:
         return next(self._counter)
 
     def count_lost(self, reason: str, n: int = 1) -> None:
-        with self._lost_lock:
-            self._own_lost[reason] += n
+        self.worker.count_lost(reason, n)
 
     def environment(self) -> dict[str, Any]:
-        """What a workflow run records about where it ran (computed once per process)."""
+        """What a workflow run records about where it ran (collected once per process)."""
         if self._env is None:
-            self._env = {
-                "hostname": socket.gethostname(),
-                "pid": os.getpid(),
-                "python": platform.python_version(),
-                "platform": platform.platform(),
-                "argv": " ".join(sys.argv),
-            }
+            from capture_lib import environment
+
+            self._env = environment.collect(allow_env=self.allow_env)
         return self._env
 
     def stats(self) -> dict[str, Any]:
-        lost = Counter(self.worker.lost)
-        lost.update(self._own_lost)
         transport = self.worker.transport
+        counts = self.worker.counts
         return {
             "mode": self.mode,
             "session": self.session,
             "queued": self.worker.pending(),
-            "records_sent": self.worker.counts["records_sent"],
-            "batches_sent": self.worker.counts["batches_sent"],
-            "spilled_to_disk": getattr(transport, "spilled", 0),
-            "lost": dict(lost),
+            "records_sent": counts["records_sent"],
+            "batches_sent": counts["batches_sent"],
+            "records_spilled": counts["records_spilled"],
+            "spilled_to_disk": getattr(transport, "spilled", 0) + counts["records_spilled"],
+            "resent_batches": getattr(transport, "resent_batches", 0),
+            "lost": dict(self.worker.lost),
         }
 
     def flush(self, timeout: float = 5.0) -> bool:
@@ -128,14 +141,14 @@ class Client:
         self.session = new_session_id()
         self._counter = itertools.count(1)
         self._env = None
-        self._own_lost = Counter()
-        self._lost_lock = threading.Lock()
+        self.worker.transport.after_fork()
         self.worker.after_fork(self.session)
         if self.enabled:
             self.submit = self.worker.submit
+            self.append = self.worker.append
 
 
-def _discard(record: dict[str, Any]) -> bool:
+def _discard(record: Any) -> bool:
     return False
 
 

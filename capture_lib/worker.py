@@ -1,32 +1,48 @@
 """The background worker: a bounded queue, batching, and delivery through a transport.
 
-Modelled on sentry-python's worker: :meth:`Worker.submit` never blocks and returns
+Modelled on sentry-python's worker: :meth:`Worker.submit` never raises and returns
 whether it queued; a lazily started, named daemon thread drains the queue; every
-delivery is wrapped so an exception is logged and counted, never raised; :meth:`flush`
-waits with a deadline. The queue is a :class:`collections.deque` (``append`` and
-``popleft`` are atomic in CPython), which keeps a capture call well under a microsecond
-of queue work; the worker is woken early only when a full batch is waiting.
+delivery is wrapped so an exception is logged and counted; :meth:`flush` waits with a
+deadline. The queue is a :class:`collections.deque` (``append`` and ``popleft`` are
+atomic in CPython), so queueing costs the caller well under a microsecond; the worker
+is woken early only when a full batch is waiting.
+
+When the queue is full, :attr:`Worker.policy` decides:
+
+* ``"spill"`` (default): the caller's thread writes the record to a disk segment itself
+  (batched, so the cost is paid once per :attr:`SPILL_BATCH` records): nothing is lost,
+  the workflow slows down only while the worker cannot keep up.
+* ``"block"``: the caller waits up to ``block_timeout`` seconds for room, then drops.
+* ``"drop"``: the record is dropped at once.
+
+Every dropped record is counted by reason in :attr:`lost` and reported to the tracker
+in a ``capture_report`` record at the next flush.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections import Counter, deque
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
+from capture_lib.records import REPORT
 from capture_lib.transport.base import Transport, TransportError
 from provml.wire import WIRE_VERSION
 
 log = logging.getLogger(__name__)
+POLICIES = ("spill", "block", "drop")
 
 
 class Worker:
     BATCH_SIZE = 2_000
     FLUSH_INTERVAL = 1.0
+    SPILL_BATCH = 500
 
     def __init__(
         self,
@@ -36,39 +52,99 @@ class Worker:
         queue_size: int = 100_000,
         batch_size: int | None = None,
         flush_interval: float | None = None,
+        policy: str = "spill",
+        block_timeout: float = 1.0,
+        spill: Transport | None = None,
+        next_id: Callable[[], int] | None = None,
     ) -> None:
+        if policy not in POLICIES:
+            raise ValueError(f"queue policy must be one of {POLICIES}, not {policy!r}")
         self.transport = transport
         self.session = session
         self.queue_size = queue_size
         self.batch_size = batch_size or self.BATCH_SIZE
         self.flush_interval = self.FLUSH_INTERVAL if flush_interval is None else flush_interval
+        self.policy = policy
+        self.block_timeout = block_timeout
+        self.spill_transport = spill
+        self._next_id = next_id
+        self._reset()
+
+    def _reset(self) -> None:
         self._queue: deque[Any] = deque()
         self._wake = threading.Event()
+        self._woken = False
         self._lock = threading.Lock()
+        self._spill_lock = threading.Lock()
+        self._spilled: list[tuple[Any, ...]] = []
         self._thread: threading.Thread | None = None
         self._stopping = False
         self.counts: Counter[str] = Counter()
         self.lost: Counter[str] = Counter()
+        self._reported: dict[str, int] = {}
 
     # ---- caller side -------------------------------------------------------
-    def submit(self, record: dict[str, Any]) -> bool:
-        """Queue a record. Never blocks; returns False (and counts it) when full."""
+    def submit(self, record: tuple[Any, ...]) -> bool:
+        """Queue a record; never raises. False if the record could not be queued."""
         queue = self._queue
         if len(queue) >= self.queue_size:
-            with self._lock:
-                self.lost["queue_overflow"] += 1
-            return False
+            return self._full(record)
         queue.append(record)
         if self._thread is None:
             self._start()
-        elif len(queue) >= self.batch_size:
+        elif len(queue) >= self.batch_size and not self._woken:
+            self._woken = True
             self._wake.set()
         return True
 
+    def append(self, record: tuple[Any, ...]) -> bool:
+        """Queue an end record without the bound check (see Client.append)."""
+        self._queue.append(record)
+        return True
+
+    def _full(self, record: tuple[Any, ...]) -> bool:
+        if self.policy == "block":
+            deadline = time.monotonic() + self.block_timeout
+            self._wake.set()
+            while time.monotonic() < deadline:
+                time.sleep(0.001)
+                if len(self._queue) < self.queue_size:
+                    self._queue.append(record)
+                    return True
+            self.count_lost("queue_timeout")
+            return False
+        if self.policy == "spill" and self.spill_transport is not None:
+            with self._spill_lock:
+                self._spilled.append(record)
+                if len(self._spilled) >= self.SPILL_BATCH:
+                    self._write_spill()
+            return True
+        self.count_lost("queue_overflow")
+        return False
+
+    def _write_spill(self) -> None:
+        """Write spilled records to disk (caller holds ``_spill_lock``)."""
+        records, self._spilled = self._spilled, []
+        if not records or self.spill_transport is None:
+            return
+        try:
+            batch, body = self._encode(records)
+            self.spill_transport.send(batch, body)
+        except Exception as exc:
+            log.error("provml: lost %d records: cannot spill them to disk: %s", len(records), exc)
+            self.count_lost("spill_error", len(records))
+            return
+        with self._lock:
+            self.counts["records_spilled"] += len(records)
+
+    def count_lost(self, reason: str, n: int = 1) -> None:
+        with self._lock:
+            self.lost[reason] += n
+
     def flush(self, timeout: float = 5.0) -> bool:
         """Deliver everything queued so far; True if done within ``timeout`` seconds."""
-        if self._thread is None and not self._queue:
-            return True
+        with self._spill_lock:
+            self._write_spill()
         done = threading.Event()
         self._queue.append(done)
         if self._thread is None:
@@ -84,6 +160,8 @@ class Worker:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
         self.transport.close()
+        if self.spill_transport is not None:
+            self.spill_transport.close()
         return ok
 
     def pending(self) -> int:
@@ -102,24 +180,29 @@ class Worker:
         while True:
             self._wake.wait(self.flush_interval)
             self._wake.clear()
+            self._woken = False
             try:
                 self._drain()
+                self.transport.tick()
             except Exception:  # the worker must survive anything
                 log.exception("provml: capture worker error")
-                with self._lock:
-                    self.lost["internal_error"] += 1
+                self.count_lost("internal_error")
             if self._stopping:
                 return
 
     def _drain(self) -> None:
         queue = self._queue
-        records: list[dict[str, Any]] = []
+        records: list[tuple[Any, ...]] = []
         waiters: list[threading.Event] = []
         while queue:
             item = queue.popleft()
             if isinstance(item, threading.Event):
+                report = self._report()
+                if report is not None:
+                    records.append(report)
                 self._deliver(records)
                 records = []
+                self.transport.sync()
                 waiters.append(item)
                 continue
             records.append(item)
@@ -130,42 +213,44 @@ class Worker:
         for waiter in waiters:
             waiter.set()
 
-    def _deliver(self, records: list[dict[str, Any]]) -> None:
-        if not records:
-            return
+    def _report(self) -> tuple[Any, ...] | None:
+        """A capture_report record when losses changed since the last one."""
+        with self._lock:
+            lost = dict(self.lost)
+        if lost == self._reported or self._next_id is None:
+            return None
+        self._reported = lost
+        return (REPORT, self._next_id(), time.time(), lost)
+
+    def _encode(self, items: list[tuple[Any, ...]]) -> tuple[dict[str, Any], bytes]:
         batch = {
             "provml": WIRE_VERSION,
             "batch": uuid.uuid4().hex,
             "session": self.session,
-            "records": records,
+            "records": items,  # compact records: serialised as JSON arrays
         }
         try:
             body = orjson.dumps(batch, option=orjson.OPT_SERIALIZE_NUMPY)
         except TypeError as exc:
-            body = _dumps_lenient(batch, exc)
+            log.debug("provml: non-JSON value in a record (%s); using str()", exc)
+            body = orjson.dumps(batch, default=str, option=orjson.OPT_SERIALIZE_NUMPY)
+        return batch, body
+
+    def _deliver(self, items: list[tuple[Any, ...]]) -> None:
+        if not items:
+            return
         try:
+            batch, body = self._encode(items)
             self.transport.send(batch, body)
         except TransportError as exc:
-            log.error("provml: lost %d records: %s", len(records), exc)
-            with self._lock:
-                self.lost["send_error"] += len(records)
+            log.error("provml: lost %d records: %s", len(items), exc)
+            self.count_lost("send_error", len(items))
             return
         with self._lock:
-            self.counts["records_sent"] += len(records)
+            self.counts["records_sent"] += len(items)
             self.counts["batches_sent"] += 1
 
     def after_fork(self, session: str) -> None:
         """In a forked child: a fresh queue and thread (the parent's thread is gone)."""
         self.session = session
-        self._queue = deque()
-        self._wake = threading.Event()
-        self._lock = threading.Lock()
-        self._thread = None
-        self.counts = Counter()
-        self.lost = Counter()
-
-
-def _dumps_lenient(batch: dict[str, Any], exc: Exception) -> bytes:
-    """Serialise values JSON cannot hold (sets, paths, objects) as their ``str``."""
-    log.debug("provml: non-JSON value in a record (%s); using str()", exc)
-    return orjson.dumps(batch, default=str, option=orjson.OPT_SERIALIZE_NUMPY)
+        self._reset()

@@ -13,6 +13,24 @@ import click
 from provml import __version__, config
 
 _URL_HELP = "URL of the provml service (tracker and query)."
+
+
+def _env(setting: config.Setting, fallback: Any = None) -> Any:
+    """An option default read from the environment when the command runs; a bad value
+    is a usage error naming the variable, not a traceback."""
+
+    def default() -> Any:
+        from provml.errors import ConfigError
+
+        try:
+            value = setting.get()
+        except ConfigError as exc:
+            raise click.UsageError(exc.message) from None
+        return fallback if value is None else value
+
+    return default
+
+
 DEFAULT_URL = "http://127.0.0.1:5000"
 
 
@@ -36,20 +54,20 @@ def main(verbose: int) -> None:
 @main.command()
 @click.option(
     "--host",
-    default=lambda: config.HOST.get(),
+    default=_env(config.HOST),
     show_default="127.0.0.1",
     help="Address to bind (PROVML_HOST).",
 )
 @click.option(
     "--port",
     type=int,
-    default=lambda: config.PORT.get(),
+    default=_env(config.PORT),
     show_default="5000",
     help="Port to listen on; 0 picks a free one (PROVML_PORT).",
 )
 @click.option(
     "--data-dir",
-    default=lambda: config.DATA_DIR.get(),
+    default=_env(config.DATA_DIR),
     show_default="provml-data",
     help="Directory of the embedded store (PROVML_DATA_DIR).",
 )
@@ -68,13 +86,13 @@ def main(verbose: int) -> None:
 )
 @click.option(
     "--manager-url",
-    default=lambda: config.MANAGER_URL.get(),
+    default=_env(config.MANAGER_URL),
     help="Where a tracker served without a manager forwards batches.",
 )
 @click.option(
     "--threads",
     type=int,
-    default=lambda: config.THREADS.get(),
+    default=_env(config.THREADS),
     show_default="8",
     help="WSGI worker threads.",
 )
@@ -131,7 +149,7 @@ def serve(
 @main.command()
 @click.option(
     "--url",
-    default=lambda: config.URL.get() or DEFAULT_URL,
+    default=_env(config.URL, DEFAULT_URL),
     show_default=DEFAULT_URL,
     help=_URL_HELP,
 )
@@ -246,7 +264,7 @@ class _Client:
 )
 @click.option(
     "--url",
-    default=lambda: config.URL.get() or DEFAULT_URL,
+    default=_env(config.URL, DEFAULT_URL),
     show_default=DEFAULT_URL,
     help=_URL_HELP,
 )
@@ -287,13 +305,18 @@ def _local_query(data_dir: str, text: str) -> dict[str, Any]:
 
     try:
         store = open_store(store_url(data_dir))
-        result = store.query(text)
     except ProvmlError as exc:
         raise click.ClickException(exc.message) from None
-    if isinstance(result, pyoxigraph.QueryTriples):
-        raise click.ClickException("CONSTRUCT/DESCRIBE give graphs, not tables")
-    data: dict[str, Any] = json.loads(result.serialize(format=pyoxigraph.QueryResultsFormat.JSON))
-    store.close()
+    try:
+        result = store.query(text)
+        if isinstance(result, pyoxigraph.QueryTriples):
+            raise click.ClickException("CONSTRUCT/DESCRIBE give graphs, not tables")
+        serialized = result.serialize(format=pyoxigraph.QueryResultsFormat.JSON)
+    except ProvmlError as exc:
+        raise click.ClickException(exc.message) from None
+    finally:
+        store.close()
+    data: dict[str, Any] = json.loads(serialized or b"{}")
     return data
 
 
@@ -302,7 +325,7 @@ def _local_query(data_dir: str, text: str) -> dict[str, Any]:
 @click.argument("params", nargs=-1)
 @click.option(
     "--url",
-    default=lambda: config.URL.get() or DEFAULT_URL,
+    default=_env(config.URL, DEFAULT_URL),
     show_default=DEFAULT_URL,
     help=_URL_HELP,
 )
@@ -340,7 +363,7 @@ def ask(name: str | None, params: tuple[str, ...], url: str, as_json: bool) -> N
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option(
     "--url",
-    default=lambda: config.URL.get() or DEFAULT_URL,
+    default=_env(config.URL, DEFAULT_URL),
     show_default=DEFAULT_URL,
     help="URL of the tracker.",
 )
@@ -410,7 +433,7 @@ def show_config() -> None:
     for s in config.ALL:
         current = os.environ.get(s.name)
         click.echo(
-            f"{s.name:24} {'(unset)' if current is None else current!r:12} "
+            f"{s.name:24} {'(unset)' if current is None else repr(current):12} "
             f"default {s.default!r}\n    {s.help}"
         )
 

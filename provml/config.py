@@ -67,9 +67,27 @@ QUEUE_SIZE = Setting("PROVML_QUEUE_SIZE", 100_000, int, "records held in memory 
 BATCH_SIZE = Setting("PROVML_BATCH_SIZE", 2_000, int, "records per batch at most")
 FSYNC = Setting(
     "PROVML_FSYNC",
-    "flush",
-    _choice("flush", "never"),
-    "flush: fsync each segment write; never: leave it to the OS",
+    "interval",
+    _choice("interval", "always", "never"),
+    "interval: fsync disk segments at most once per flush interval and on every flush; "
+    "always: after every batch; never: leave it to the OS",
+)
+QUEUE_POLICY = Setting(
+    "PROVML_QUEUE_POLICY",
+    "spill",
+    _choice("spill", "block", "drop"),
+    "when the queue is full: spill (the caller writes to disk), block (wait up to "
+    "PROVML_BLOCK_TIMEOUT), drop (count and drop)",
+)
+BLOCK_TIMEOUT = Setting(
+    "PROVML_BLOCK_TIMEOUT", 1.0, float, "seconds a capture call may wait with policy block"
+)
+ALLOW_ENV = Setting(
+    "PROVML_ALLOW_ENV",
+    (),
+    lambda raw: tuple(p.strip() for p in raw.split(",") if p.strip()),
+    "comma-separated names or patterns of environment variables a workflow may record "
+    "(none by default: secrets never leave the process)",
 )
 USER = Setting("PROVML_USER", None, str, "who runs the workflow (default: the login name)")
 TIMEOUT = Setting("PROVML_HTTP_TIMEOUT", 10.0, float, "seconds per HTTP request (a number)")
@@ -90,6 +108,9 @@ ALL: tuple[Setting, ...] = (
     QUEUE_SIZE,
     BATCH_SIZE,
     FSYNC,
+    QUEUE_POLICY,
+    BLOCK_TIMEOUT,
+    ALLOW_ENV,
     USER,
     TIMEOUT,
     HOST,

@@ -64,6 +64,20 @@ def metric_iri(session: str, n: int) -> str:
     return f"{ID_BASE}metric/{execution_uuid(session, n)}"
 
 
+def report_iri(session: str, n: int) -> str:
+    """A capture_report record: what a capture session could not capture."""
+    return f"{ID_BASE}report/{execution_uuid(session, n)}"
+
+
+def session_iri(session: str) -> str:
+    return f"{ID_BASE}session/{session}"
+
+
+def run_iri(run_key: str, workflow: str) -> str:
+    """The run of ``workflow`` that every rank of one batch job shares."""
+    return f"{ID_BASE}run/{quote(run_key, safe='')}/{quote(workflow, safe='')}"
+
+
 def content_iri(sha256_hex: str) -> str:
     """The IRI of a data value with this SHA-256 (files, datasets, models, inline values)."""
     return f"{ID_BASE}data/sha256/{sha256_hex}"

@@ -54,13 +54,42 @@ DATA_FIELDS: dict[str, NamedNode] = {
     "framework_version": PROVML.frameworkVersion,
 }
 
-#: key of a workflow's ``env`` → property of the workflow execution
+#: key of a workflow's ``env`` (see capture_lib.environment) → property of the execution;
+#: other keys (allow-listed environment variables …) are kept as provml:metadata JSON
 ENV_FIELDS: dict[str, NamedNode] = {
     "hostname": PROVML.hostname,
     "pid": PROVML.processId,
     "python": PROVML.pythonVersion,
     "platform": PROVML.platform,
+    "os": PROVML.operatingSystem,
+    "cpu_count": PROVML.cpuCount,
     "argv": PROVML.commandLine,
+    "executable": PROVML.executable,
+    "git_commit": PROVML.gitCommit,
+    "git_branch": PROVML.gitBranch,
+    "git_dirty": PROVML.gitDirty,
+    "git_remote": PROVML.gitRemote,
+    "packages": PROVML.packages,
+    "packages_sha256": PROVML.packagesSha256,
+    "gpus": PROVML.gpus,
+    "container_id": PROVML.containerId,
+    "container": PROVML.containerRuntime,
+    "batch_system": PROVML.batchSystem,
+    "job_id": PROVML.jobId,
+    "job_step": PROVML.jobStep,
+    "job_nodes": PROVML.jobNodes,
+    "job_array_id": PROVML.jobArrayId,
+    "job_array_task": PROVML.jobArrayTask,
+    "cluster": PROVML.cluster,
+    "mpi_rank": PROVML.mpiRank,
+    "mpi_size": PROVML.mpiSize,
+    "run_key": PROVML.runKey,
+}
+
+#: key of a task's ``resources`` → (property, factor to the property's unit)
+RESOURCE_FIELDS: dict[str, tuple[NamedNode, int]] = {
+    "cpu_seconds": (PROVML.cpuSeconds, 1),
+    "max_rss_kib": (PROVML.maxRssBytes, 1024),
 }
 
 JSON_DATATYPE = NamedNode(RDF_NS + "JSON")
@@ -183,15 +212,25 @@ def _workflow_start(rec: dict[str, Any], session: str) -> Iterable[Triple]:
         yield agent, PROVML.name, Literal(rec["user"])
     yield from _association(act, plan, agent)
     yield from _params(rec, act, plan)
+    env = rec.get("env") or {}
     extra = {}
-    for key, value in (rec.get("env") or {}).items():
+    for key, value in env.items():
         prop = ENV_FIELDS.get(key)
         if prop is not None and value is not None:
             yield act, prop, literal(value)
-        else:
+        elif key != "collected_ms":
             extra[key] = value
     if extra:
         yield act, PROVML.metadata, literal(extra)
+    if isinstance(env.get("run_key"), str) and env["run_key"]:
+        # every rank of one batch job is part of one run of the workflow
+        run = NamedNode(ids.run_iri(env["run_key"], rec["name"]))
+        yield act, PROVML.partOf, run
+        yield run, RDF_TYPE, PROV.Activity
+        yield run, RDF_TYPE, PROVML.WorkflowExecution
+        yield run, PROVML.name, Literal(rec["name"])
+        yield run, PROVML.runKey, Literal(env["run_key"])
+        yield from _association(run, plan, None)
 
 
 def _end(rec: dict[str, Any], session: str) -> Iterable[Triple]:
@@ -247,6 +286,9 @@ def _task_start(rec: dict[str, Any], session: str) -> Iterable[Triple]:
 def _task_end(rec: dict[str, Any], session: str) -> Iterable[Triple]:
     yield from _end(rec, session)
     act, plan = NamedNode(rec["id"]), NamedNode(rec["plan_id"])
+    for key, number in (rec.get("resources") or {}).items():
+        prop, factor = RESOURCE_FIELDS[key]
+        yield act, prop, literal(number * factor)
     for role, value in (rec.get("generated") or {}).items():
         node = NamedNode(rec["ids"]["generated"][role])
         attr, triples = _attribute(plan, "out", role, PROVML.hasOutput, PROVML.Attribute)
@@ -290,6 +332,16 @@ def _metric(rec: dict[str, Any], session: str) -> Iterable[Triple]:
         yield node, PROVML.step, literal(rec["step"])
 
 
+def _capture_report(rec: dict[str, Any], session: str) -> Iterable[Triple]:
+    node = NamedNode(rec["id"])
+    yield node, RDF_TYPE, PROV.Entity
+    yield node, RDF_TYPE, PROVML.CaptureReport
+    yield node, PROVML.session, Literal(session)
+    yield node, PROV.generatedAtTime, timestamp(rec["time"])
+    yield node, PROVML.lostRecords, literal(sum(rec["lost"].values()))
+    yield node, PROVML.metadata, literal(rec["lost"])
+
+
 _EMITTERS: dict[str, Callable[[dict[str, Any], str], Iterable[Triple]]] = {
     "workflow_start": _workflow_start,
     "workflow_end": _end,
@@ -298,4 +350,5 @@ _EMITTERS: dict[str, Callable[[dict[str, Any], str], Iterable[Triple]]] = {
     "section_start": _section_start,
     "section_end": _end,
     "metric": _metric,
+    "capture_report": _capture_report,
 }

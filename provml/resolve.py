@@ -22,6 +22,9 @@ from urllib.parse import quote
 from provml import ids
 from provml.wire import Batch, is_data_ref
 
+#: kinds whose records are not executions
+ID_MAKERS = {"metric": ids.metric_iri, "capture_report": ids.report_iri}
+
 RESOLVED_FIELDS = frozenset({"id", "parent_id", "plan_id", "parent_plan_id", "ids"})
 
 
@@ -38,10 +41,10 @@ def resolve_batch(batch: Batch) -> Batch:
 def resolve_record(session: str, rec: dict[str, Any]) -> dict[str, Any]:
     kind: str = rec["kind"]
     out = dict(rec)
-    make_id = ids.metric_iri if kind == "metric" else ids.execution_iri
-    out["id"] = this = make_id(session, rec["n"])
+    make_id = ID_MAKERS.get(kind, ids.execution_iri)
+    out["id"] = this = make_id(rec.get("session") or session, rec["n"])
     if "parent" in rec:
-        out["parent_id"] = ids.execution_iri(session, rec["parent"])
+        out["parent_id"] = ids.execution_iri(rec.get("parent_session") or session, rec["parent"])
     if kind.startswith("workflow_"):
         out["plan_id"] = ids.plan_iri(rec["name"])
     elif "plan" in rec:

@@ -87,7 +87,7 @@ def serve(app: Flask, host: str, port: int, *, threads: int = 8, ready: Any = No
 
     server = create_server(app, host=host, port=port, threads=threads, ident="provml")
     bound_port = server.effective_port  # type: ignore[union-attr]
-    url = f"http://{host}:{bound_port}"
+    url = f"http://{display_host(host)}:{bound_port}"
 
     def stop(signum: int, frame: Any) -> None:
         # waitress's run() treats KeyboardInterrupt as "finish in-flight requests, stop"
@@ -110,3 +110,12 @@ def serve(app: Flask, host: str, port: int, *, threads: int = 8, ready: Any = No
 
 def store_url(data_dir: str) -> str:
     return "oxigraph:" + os.path.join(data_dir, "store")
+
+
+def display_host(host: str) -> str:
+    """A host clients can use: loopback for a wildcard bind, brackets for IPv6."""
+    if host in ("0.0.0.0", "", "*"):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host

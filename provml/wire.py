@@ -41,27 +41,56 @@ DATA_TYPES = frozenset({"file", "directory", "dataset", "model"})
 PLAN_LENGTH = {"task_start": 2, "task_end": 2, "section_start": 3, "section_end": 3}
 
 #: record kind → (required fields, optional fields)
+_OWN = frozenset({"session"})  # the record's own execution began in another session
+_PARENT = frozenset({"parent_session"})  # its parent did
+
 KINDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "workflow_start": (
         frozenset({"n", "name", "time"}),
-        frozenset({"params", "env", "user"}),
+        frozenset({"params", "env", "user"}) | _OWN,
     ),
-    "workflow_end": (frozenset({"n", "name", "time"}), frozenset({"status", "error"})),
+    "workflow_end": (frozenset({"n", "name", "time"}), frozenset({"status", "error"}) | _OWN),
     "task_start": (
         frozenset({"n", "parent", "plan", "time"}),
-        frozenset({"stage", "params", "used"}),
+        frozenset({"stage", "params", "used"}) | _OWN | _PARENT,
     ),
     "task_end": (
         frozenset({"n", "plan", "time"}),
-        frozenset({"status", "error", "generated", "stage"}),
+        frozenset({"status", "error", "generated", "stage", "resources"}) | _OWN,
     ),
-    "section_start": (frozenset({"n", "parent", "plan", "time"}), frozenset({"index"})),
-    "section_end": (frozenset({"n", "plan", "time"}), frozenset({"status", "error"})),
+    "section_start": (
+        frozenset({"n", "parent", "plan", "time"}),
+        frozenset({"index"}) | _OWN | _PARENT,
+    ),
+    "section_end": (frozenset({"n", "plan", "time"}), frozenset({"status", "error"}) | _OWN),
     "metric": (
         frozenset({"n", "parent", "name", "value", "time"}),
-        frozenset({"step"}),
+        frozenset({"step"}) | _PARENT,
     ),
+    "capture_report": (frozenset({"n", "time", "lost"}), frozenset()),
 }
+
+#: The compact form of a record: a JSON array whose first item is the kind and the rest
+#: are these fields in this order (null for an absent optional field). capture_lib sends
+#: this form: its worker can serialise records without building a dict for each.
+COMPACT_FIELDS: dict[str, tuple[str, ...]] = {
+    "workflow_start": ("kind", "n", "session", "name", "time", "params", "env", "user"),
+    "workflow_end": ("kind", "n", "session", "name", "time", "status", "error"),
+    "task_start": (
+        "kind", "n", "session", "parent", "parent_session", "plan", "time", "stage", "params",
+        "used",
+    ),
+    "task_end": (
+        "kind", "n", "session", "plan", "time", "stage", "status", "error", "generated",
+        "resources",
+    ),
+    "section_start": (
+        "kind", "n", "session", "parent", "parent_session", "plan", "time", "index",
+    ),
+    "section_end": ("kind", "n", "session", "plan", "time", "status", "error"),
+    "metric": ("kind", "n", "parent", "parent_session", "name", "value", "time", "step"),
+    "capture_report": ("kind", "n", "time", "lost"),
+}  # fmt: skip
 
 _HEX32 = re.compile(r"[0-9a-f]{32}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -119,9 +148,7 @@ def validate_batch(obj: Any) -> Batch:
         problems.append("batch: must be 32 lowercase hex characters")
     session = obj.get("session")
     if not (isinstance(session, str) and _UUID.fullmatch(session)):
-        problems.append(
-            "session: must be a lowercase UUIDv7 string whose last 8 hex digits are 0"
-        )
+        problems.append("session: must be a lowercase UUIDv7 string whose last 8 hex digits are 0")
     records = obj.get("records")
     if not isinstance(records, list):
         problems.append("records: must be an array")
@@ -133,6 +160,8 @@ def validate_batch(obj: Any) -> Batch:
     if unknown:
         problems.append(f"unknown top-level fields: {sorted(unknown)}")
     for i, rec in enumerate(records):
+        if isinstance(rec, list):
+            rec = records[i] = _expand(rec, f"records[{i}]", problems)
         _check_record(rec, f"records[{i}]", problems)
         if len(problems) > 50:
             problems.append("… further problems not listed")
@@ -147,6 +176,19 @@ def _tname(v: Any) -> str:
     return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
         type(v), "number"
     )
+
+
+def _expand(rec: list[Any], path: str, problems: list[str]) -> Any:
+    """A compact record as the object it stands for (absent fields left out)."""
+    fields = COMPACT_FIELDS.get(rec[0]) if rec and isinstance(rec[0], str) else None
+    if fields is None:
+        return rec  # reported by _check_record
+    if len(rec) != len(fields):
+        problems.append(
+            f"{path}: a compact {rec[0]} record has {len(fields)} items, not {len(rec)}"
+        )
+        return rec
+    return {name: value for name, value in zip(fields, rec, strict=True) if value is not None}
 
 
 def _check_record(rec: Any, path: str, problems: list[str]) -> None:
@@ -295,6 +337,32 @@ def _one_of(options: frozenset[str]) -> Any:
     return _optional(lambda v: None if isinstance(v, str) and v in options else message)
 
 
+def _session_ref(v: Any) -> str | None:
+    if isinstance(v, str) and _UUID.fullmatch(v):
+        return None
+    return "must be a session id (as the batch's session)"
+
+
+def _counts(v: Any) -> str | None:
+    if not isinstance(v, dict) or len(v) > 100:
+        return "must be an object of at most 100 counts"
+    for key, count in v.items():
+        if not key or len(key) > MAX_NAME or not (_is_int(count) and count >= 0):
+            return f"entry {key!r}: counts are non-negative integers under short names"
+    return None
+
+
+def _resources(v: Any) -> str | None:
+    if not isinstance(v, dict) or set(v) - RESOURCE_FIELDS:
+        return f"must be an object with only {sorted(RESOURCE_FIELDS)}"
+    for key, number in v.items():
+        if isinstance(number, bool) or not isinstance(number, (int, float)) or number < 0:
+            return f"{key} must be a non-negative number"
+    return None
+
+
+RESOURCE_FIELDS = frozenset({"cpu_seconds", "max_rss_kib"})
+
 _FIELD_CHECKS: dict[str, Any] = {
     "n": _positive_int,
     "parent": _positive_int,
@@ -312,6 +380,10 @@ _FIELD_CHECKS: dict[str, Any] = {
     "index": _optional(_integer),
     "step": _optional(_integer),
     "value": _scalar,
+    "session": _optional(_session_ref),
+    "parent_session": _optional(_session_ref),
+    "lost": _counts,
+    "resources": _optional(_resources),
 }
 
 

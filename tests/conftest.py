@@ -225,4 +225,12 @@ def full_records(t0: float = 1_700_000_000.0) -> list[dict[str, Any]]:
             "generated": {"prediction": {"y": 1}},
         },
         {"kind": "workflow_end", "n": 1, "name": "wf", "time": t0 + 12},
+        {
+            "kind": "task_end",
+            "n": 11,
+            "plan": ["wf", "late"],
+            "time": t0 + 13,
+            "resources": {"cpu_seconds": 0.5, "max_rss_kib": 2048},
+        },
+        {"kind": "capture_report", "n": 12, "time": t0 + 13, "lost": {"queue_overflow": 3}},
     ]

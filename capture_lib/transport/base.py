@@ -15,13 +15,23 @@ class TransportError(Exception):
 
 
 class Transport(abc.ABC):
-    """Delivers batches. Called from the worker thread only, never from the workflow."""
+    """Delivers batches. ``send`` may be called from the worker thread and, for a
+    transport that spills, from a caller's thread: implementations lock what they share."""
 
     name = "transport"
 
     @abc.abstractmethod
     def send(self, batch: dict[str, Any], body: bytes) -> None:
         """Deliver one batch (``body`` is its JSON); raise :class:`TransportError` if not."""
+
+    def sync(self) -> None:  # noqa: B027 - optional hook
+        """Make what was sent durable (called on flush)."""
+
+    def tick(self) -> None:  # noqa: B027 - optional hook
+        """Periodic housekeeping, called by the worker after each wake-up."""
+
+    def after_fork(self) -> None:  # noqa: B027 - optional hook
+        """In a forked child: drop what the parent's process owns (files, sockets)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release files and connections."""

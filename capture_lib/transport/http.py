@@ -27,10 +27,19 @@ class HttpTransport(Transport):
     def __init__(self, url: str, *, timeout: float = 10.0, token: str | None = None) -> None:
         self.endpoint = url.rstrip("/") + "/api/v1/batches"
         self.timeout = timeout
-        self._session = requests.Session()
-        self._session.headers["Content-Type"] = "application/json"
-        if token:
-            self._session.headers["Authorization"] = f"Bearer {token}"
+        self.token = token
+        self._session = self._new_session()
+
+    def _new_session(self) -> requests.Session:
+        session = requests.Session()
+        session.headers["Content-Type"] = "application/json"
+        if self.token:
+            session.headers["Authorization"] = f"Bearer {self.token}"
+        return session
+
+    def after_fork(self) -> None:
+        # the parent's pooled connections must not be shared with the child
+        self._session = self._new_session()
 
     def send(self, batch: dict[str, Any], body: bytes) -> None:
         delay = self.BACKOFF

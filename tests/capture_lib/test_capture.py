@@ -126,29 +126,95 @@ def test_off_and_disabled_capture_nothing(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 class SlowTransport(Transport):
+    """Delivers only once its gate opens, so the queue fills up."""
+
     def __init__(self) -> None:
-        self.records = 0
+        self.records: list[Any] = []
         self.gate = threading.Event()
 
     def send(self, batch: dict[str, Any], body: bytes) -> None:
         self.gate.wait(10)
-        self.records += len(batch["records"])
+        self.records.extend(batch["records"])
 
 
-def test_a_full_queue_drops_and_counts_exactly() -> None:
-    client = cl.init(mode="off", queue_size=50)
+def slow_client(policy: str, tmp_path: Path, **kw: Any) -> SlowTransport:
+    client = cl.init(
+        mode="disk", path=str(tmp_path / "logs"), queue_size=50, queue_policy=policy, **kw
+    )
     slow = SlowTransport()
     client.worker.transport = slow
-    client.submit = client.worker.submit
+    return slow
+
+
+def test_drop_policy_counts_exactly_and_reports_the_loss(tmp_path: Path) -> None:
+    slow = slow_client("drop", tmp_path)
     wf = cl.workflow("w").start()
     for _ in range(499):
         wf.metric("m", 1.0)
     slow.gate.set()
     assert cl.flush(10)
+    lost = cl.stats()["lost"]["queue_overflow"]
+    assert lost > 0
+    captured = [r for r in slow.records if r[0] != "capture_report"]
+    assert len(captured) + lost == 500
+    reports = [r for r in slow.records if r[0] == "capture_report"]
+    assert [r[3] for r in reports] == [{"queue_overflow": lost}]  # reported once, at flush
+    assert cl.flush(10) and len(slow.records) == len(captured) + 1  # not again
+
+
+def test_spill_policy_loses_nothing(tmp_path: Path) -> None:
+    slow = slow_client("spill", tmp_path)
+    wf = cl.workflow("w").start()
+    for i in range(2000):
+        wf.metric("m", i)
+    slow.gate.set()
+    assert cl.flush(10)
     stats = cl.stats()
-    assert stats["lost"]["queue_overflow"] > 0
-    assert slow.records + stats["lost"]["queue_overflow"] == 500
-    assert stats["records_sent"] == slow.records
+    on_disk = read_records(tmp_path / "logs")  # spilled by the caller's thread
+    assert stats["lost"] == {} and stats["records_spilled"] == len(on_disk) > 0
+    assert len(slow.records) + len(on_disk) == 2001
+    numbers = sorted([r[1] for r in slow.records] + [r["n"] for r in on_disk])
+    assert numbers == list(range(1, 2002))
+
+
+def test_block_policy_waits_then_gives_up(tmp_path: Path) -> None:
+    slow = slow_client("block", tmp_path, block_timeout=5.0)
+    wf = cl.workflow("w").start()
+    threading.Timer(0.2, slow.gate.set).start()
+    started = time.monotonic()
+    for i in range(200):
+        wf.metric("m", i)
+    assert time.monotonic() - started >= 0.15  # the caller waited for room
+    assert cl.flush(10) and cl.stats()["lost"] == {}
+    assert len(slow.records) == 201
+    cl.shutdown()
+    slow = slow_client("block", tmp_path, block_timeout=0.01)
+    wf = cl.workflow("w").start()
+    for i in range(100):
+        wf.metric("m", i)
+    slow.gate.set()
+    assert cl.flush(10)
+    lost = cl.stats()["lost"]["queue_timeout"]
+    captured = [r for r in slow.records if r[0] != "capture_report"]
+    assert lost > 0 and len(captured) + lost == 101
+
+
+def test_resources_are_measured_for_slow_tasks_only(tmp_path: Path) -> None:
+    cl.init(mode="disk", path=str(tmp_path / "logs"))
+    with cl.workflow("w") as wf:
+        for _ in range(3):
+            with wf.task("fast"):
+                pass
+        with wf.task("slow"):
+            sum(range(200_000))
+        with wf.task("forced", resources=True):
+            pass
+    cl.flush()
+    ends = [r for r in read_records(tmp_path / "logs") if r["kind"] == "task_end"]
+    measured = [r["plan"][1] for r in ends if "resources" in r]
+    assert measured == ["fast", "slow", "forced"]  # a name's first run is always measured
+    slow = next(r for r in ends if r["plan"][1] == "slow")["resources"]
+    assert slow["cpu_seconds"] > 0 and slow["max_rss_kib"] > 1000
 
 
 def test_many_threads_lose_nothing(tmp_path: Path) -> None:
@@ -196,6 +262,36 @@ def test_a_forked_child_is_its_own_session(tmp_path: Path) -> None:
                     sessions.setdefault(r["name"], set()).add(batch.session)
     assert set(sessions) == {"parent", "child"}
     assert sessions["parent"].isdisjoint(sessions["child"])
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_task_run_in_a_forked_child_links_to_the_parents_workflow(tmp_path: Path) -> None:
+    from provml.resolve import resolve_batch
+
+    cl.init(mode="disk", path=str(tmp_path / "logs"))
+    wf = cl.workflow("parent").start()
+    cl.flush()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            with wf.task("in-child") as t:
+                t.metric("m", 1)
+            cl.flush()
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    wf.end()
+    cl.flush()
+    resolved = []
+    for f in expand([str(tmp_path / "logs")]):
+        for line in read_lines(f):
+            resolved.extend(resolve_batch(parse_batch(line.body)).records)
+    start = next(r for r in resolved if r["kind"] == "workflow_start")
+    task = next(r for r in resolved if r["kind"] == "task_start")
+    metric = next(r for r in resolved if r["kind"] == "metric")
+    assert task["parent_id"] == start["id"] == wf.iri
+    assert metric["parent_id"] == task["id"] != start["id"]
+    assert task["id"].split("/")[-1][:23] != start["id"].split("/")[-1][:23]  # child session
 
 
 def test_segments_roll_and_never_mix_processes(

@@ -54,3 +54,31 @@ def test_resolved_batches_with_forged_ids_are_refused() -> None:
     resolved["records"][1]["id"] = "https://evil.example/x"
     with pytest.raises(ValidationError, match="identifier does not match"):
         validate_resolved(resolved)
+
+
+def test_compact_records_expand_to_objects() -> None:
+    compact = make_batch([
+        ["workflow_start", 1, None, "wf", 1.5, None, None, "alice"],
+        ["task_start", 2, None, 1, None, ["wf", "t"], 2.0, "training", {"lr": 0.1}, None],
+        ["metric", 3, 2, None, "loss", "NaN", 2.5, None],
+    ])  # fmt: skip
+    batch = parse_batch(orjson.dumps(compact))
+    assert batch.records[0] == {
+        "kind": "workflow_start",
+        "n": 1,
+        "name": "wf",
+        "time": 1.5,
+        "user": "alice",
+    }
+    assert batch.records[1]["params"] == {"lr": 0.1} and "used" not in batch.records[1]
+    assert batch.records[2]["value"] == "NaN"
+
+
+@pytest.mark.parametrize(
+    "record",
+    [["task_start", 2], ["teleport", 1, 2], [], [3, 1], ["metric", 3, 2, None, "", 1, 2.5, None]],
+)
+def test_bad_compact_records_are_refused(record: list[object]) -> None:
+    with pytest.raises(ValidationError) as info:
+        parse_batch(orjson.dumps(make_batch([record])))
+    assert "records[0]" in " ".join(info.value.details)

@@ -1,0 +1,25 @@
+"""Records as the caller's thread makes them: tuples in the wire format's compact form.
+
+A capture call builds one tuple, the cheapest Python container to build, and queues
+it. A tuple is a compact record (see :data:`provml.wire.COMPACT_FIELDS`): the kind,
+then the fields in a fixed order, None for an absent optional field. The worker
+serialises the tuples as they are (orjson writes a tuple as a JSON array), so no
+per-record work happens in Python on either thread; the tracker expands them.
+``session``/``parent_session`` are None unless the record's own execution or its parent
+was numbered in another session (made before a ``fork``, used in the child).
+"""
+
+from __future__ import annotations
+
+from provml.wire import COMPACT_FIELDS
+
+WF_START = "workflow_start"
+WF_END = "workflow_end"
+TASK_START = "task_start"
+TASK_END = "task_end"
+SEC_START = "section_start"
+SEC_END = "section_end"
+METRIC = "metric"
+REPORT = "capture_report"
+
+__all__ = ["COMPACT_FIELDS"]
