@@ -25,8 +25,9 @@ import os
 import threading
 from typing import Any
 
-from capture_lib.api import Section, Task, Workflow
+from capture_lib.api import Section, Task, Workflow, current
 from capture_lib.client import Client
+from capture_lib.decorators import default_workflow_name, task
 from capture_lib.refs import reference
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "Section",
     "Task",
     "Workflow",
+    "current_workflow",
     "dataset",
     "file",
     "flush",
@@ -41,6 +43,7 @@ __all__ = [
     "model",
     "shutdown",
     "stats",
+    "task",
     "workflow",
 ]
 
@@ -83,9 +86,30 @@ def _get() -> Client:
     return client
 
 
-def workflow(name: str, params: dict[str, Any] | None = None) -> Workflow:
-    """A workflow run, used as ``with cl.workflow("name", params={...}) as wf:``."""
-    return Workflow(_get(), name, params)
+def workflow(
+    name: str, params: dict[str, Any] | None = None, *, sample_interval: float | None = None
+) -> Workflow:
+    """A workflow run, used as ``with cl.workflow("name", params={...}) as wf:``.
+
+    ``sample_interval``: sample the process's CPU, memory and GPUs every so many seconds
+    while the workflow runs (see :mod:`capture_lib.sampler`).
+    """
+    return Workflow(_get(), name, params, sample_interval=sample_interval)
+
+
+_default: Workflow | None = None
+
+
+def current_workflow() -> Workflow:
+    """The innermost running ``with cl.workflow(…)`` of this context, else a workflow
+    named after the script, started on first use and ended at exit."""
+    global _default
+    wf = current.get()
+    if wf is not None and wf._client is _client:
+        return wf
+    if _default is None or _default._client is not _client or _default._ended:
+        _default = Workflow(_get(), default_workflow_name()).start()
+    return _default
 
 
 def file(path: str | os.PathLike[str], **meta: Any) -> dict[str, Any]:
@@ -143,6 +167,8 @@ def _after_fork_in_child() -> None:
 
 
 def _at_exit() -> None:
+    if _default is not None:
+        _default.end()
     client = _client
     if client is not None:
         with contextlib.suppress(Exception):

@@ -12,6 +12,7 @@ task costs to capture. They are recorded for tasks that take at least
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import resource
 import time
@@ -32,6 +33,11 @@ _now = time.time
 _cpu = time.process_time
 _rusage = resource.getrusage
 _SELF = resource.RUSAGE_SELF
+
+#: the innermost running workflow of this context (used by ``@cl.task``)
+current: contextvars.ContextVar[Workflow | None] = contextvars.ContextVar(
+    "provml_workflow", default=None
+)
 
 
 def _name(name: object) -> str:
@@ -109,13 +115,23 @@ class _Execution:
 class Workflow(_Execution):
     """One run of a workflow; made by :func:`capture_lib.workflow`."""
 
-    __slots__ = ("_slow", "name", "params")
+    __slots__ = ("_sampler", "_slow", "_token", "name", "params", "sample_interval")
 
-    def __init__(self, client: Client, name: str, params: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        client: Client,
+        name: str,
+        params: dict[str, Any] | None = None,
+        *,
+        sample_interval: float | None = None,
+    ) -> None:
         super().__init__(client)
         self.name = _name(name)
         self.params = params
+        self.sample_interval = sample_interval
         self._slow: dict[str, bool] = {}  # task name → last run took ≥ RESOURCE_THRESHOLD
+        self._token: contextvars.Token[Workflow | None] | None = None
+        self._sampler: Any = None
 
     def start(self) -> Workflow:
         client = self._client
@@ -124,6 +140,12 @@ class Workflow(_Execution):
                 (R.WF_START, self.n, self._own(), self.name, _now(), self.params or None,
                  client.environment(), client.user)
             )  # fmt: skip
+            self._token = current.set(self)
+            if self.sample_interval and client.enabled:
+                from capture_lib.sampler import Sampler
+
+                self._sampler = Sampler(self, self.sample_interval)
+                self._sampler.start()
         except Exception:
             _failed(client, "workflow start")
         return self
@@ -133,6 +155,13 @@ class Workflow(_Execution):
             return
         self._ended = True
         try:
+            if self._sampler is not None:
+                self._sampler.stop()
+            if self._token is not None:
+                try:
+                    current.reset(self._token)
+                except ValueError:  # ended in another context than it started in
+                    current.set(None)
             self._client.append(
                 (R.WF_END, self.n, self._own(), self.name, _now(),
                  None if status == "finished" else status, error)

@@ -91,7 +91,9 @@ class Client:
         if mode == "disk":
             return self.disk
         assert url is not None
-        http = HttpTransport(url, timeout=config.TIMEOUT.get(), token=token)
+        # one quick retry per batch: beyond that the composite's cool-down (doubling up
+        # to 30 s) spaces the attempts while batches go to disk
+        http = HttpTransport(url, timeout=config.TIMEOUT.get(), token=token, retries=1)
         return CompositeTransport(http, self.disk)
 
     def _export(self, url: str | None, interval: float) -> None:

@@ -156,6 +156,20 @@ class Worker:
         ok = self.flush(timeout)
         self._stopping = True
         self._wake.set()
+        if not ok:
+            # the worker is stuck (a slow network): write what is left to disk from here
+            left = []
+            while self._queue:
+                item = self._queue.popleft()
+                if type(item) is tuple:
+                    left.append(item)
+            if left:
+                with self._spill_lock:
+                    if self.spill_transport is None:
+                        self.count_lost("shutdown_timeout", len(left))
+                    else:
+                        self._spilled.extend(left)
+                        self._write_spill()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
@@ -203,6 +217,7 @@ class Worker:
                 self._deliver(records)
                 records = []
                 self.transport.sync()
+                self.transport.tick()  # a flush also re-sends what was spooled, if it can
                 waiters.append(item)
                 continue
             records.append(item)

@@ -35,11 +35,11 @@ def provml_cmd(*args: str) -> list[str]:
 class Server:
     """A ``provml serve`` process on a free loopback port."""
 
-    def __init__(self, data_dir: Path, *extra: str) -> None:
-        self.port = free_port()
+    def __init__(self, data_dir: Path, *extra: str, _port: int | None = None) -> None:
+        self.port = _port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.data_dir = data_dir
-        self.log = data_dir.parent / f"server-{self.port}.log"
+        self.log = data_dir.parent / f"server-{self.port}-{time.monotonic_ns()}.log"
         self._log_file = open(self.log, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             provml_cmd("serve", "--port", str(self.port), "--data-dir", str(data_dir), *extra),
@@ -61,6 +61,12 @@ class Server:
                 time.sleep(0.1)
         raise RuntimeError(f"server not ready: {self.log.read_text()}")
 
+    def kill(self) -> None:
+        """SIGKILL: no shutdown at all, as a crash."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self._log_file.close()
+
     def stop(self) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -69,7 +75,8 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        self._log_file.close()
+        if not self._log_file.closed:
+            self._log_file.close()
         return int(self.proc.returncode)
 
     def sparql(self, query: str) -> list[dict[str, Any]]:

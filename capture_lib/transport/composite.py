@@ -7,8 +7,8 @@ primary is failing, batches go straight to disk for a cool-down period (doubling
 worker's next wake-up after a successful send, the segments spooled by this process
 are sent again, oldest first, and deleted once every line is delivered. Re-sending is
 harmless: identifiers are derived from the records, so a batch delivered twice adds
-nothing. A batch the tracker *refused* (4xx) is spooled too and kept, for
-``provml ingest`` to report why.
+nothing. A batch the tracker *refused* (4xx) is written under ``rejected/`` in the spool
+directory and never re-sent automatically: ``provml ingest`` shows why it is refused.
 """
 
 from __future__ import annotations
@@ -34,9 +34,10 @@ class CompositeTransport(Transport):
         self.fallback = fallback
         self.spilled = 0
         self.resent_batches = 0
+        self.rejected = 0
         self._down_until = 0.0
         self._cooldown = self.COOLDOWN
-        self._refused: set[str] = set()
+        self._rejected: FileTransport | None = None
 
     def send(self, batch: dict[str, Any], body: bytes) -> None:
         if time.monotonic() >= self._down_until:
@@ -45,12 +46,23 @@ class CompositeTransport(Transport):
                 self._cooldown = self.COOLDOWN
                 return
             except TransportError as exc:
-                if exc.retryable:
-                    self._down_until = time.monotonic() + self._cooldown
-                    self._cooldown = min(self._cooldown * 2, self.MAX_COOLDOWN)
+                if not exc.retryable:
+                    log.error("provml: %s; keeping batch %s under rejected/", exc, batch["batch"])
+                    self._reject(batch, body)
+                    return
+                self._down_until = time.monotonic() + self._cooldown
+                self._cooldown = min(self._cooldown * 2, self.MAX_COOLDOWN)
                 log.warning("provml: %s; spooling batch %s to disk", exc, batch["batch"])
         self.fallback.send(batch, body)
         self.spilled += len(batch["records"])
+
+    def _reject(self, batch: dict[str, Any], body: bytes) -> None:
+        if self._rejected is None:
+            self._rejected = FileTransport(
+                os.path.join(self.fallback.path, "rejected"), fsync=self.fallback.fsync
+            )
+        self._rejected.send(batch, body)
+        self.rejected += len(batch["records"])
 
     def tick(self) -> None:
         if time.monotonic() < self._down_until:
@@ -69,18 +81,17 @@ class CompositeTransport(Transport):
         except OSError as exc:
             log.warning("provml: cannot read spooled %s: %s", path, exc)
             return True
-        refused = False
         for body in lines:
+            stub = {"batch": os.path.basename(path), "session": "", "records": []}
             try:
-                self.primary.send({"batch": os.path.basename(path)}, body)
+                self.primary.send(stub, body)
             except TransportError as exc:
                 if exc.retryable:
                     self._down_until = time.monotonic() + self._cooldown
                     return False
-                refused = True  # keep the file for provml ingest to report
+                self._reject({**stub, "session": _session_of(path)}, body)
         self.resent_batches += len(lines)
-        if not refused:
-            os.remove(path)
+        os.remove(path)
         return True
 
     def sync(self) -> None:
@@ -89,8 +100,16 @@ class CompositeTransport(Transport):
     def after_fork(self) -> None:
         self.primary.after_fork()
         self.fallback.after_fork()
+        self._rejected = None
         self.spilled = self.resent_batches = 0
 
     def close(self) -> None:
         self.primary.close()
         self.fallback.close()
+        if self._rejected is not None:
+            self._rejected.close()
+
+
+def _session_of(path: str) -> str:
+    """The session a segment file belongs to, from its name ``<session>-<pid>-<k>``."""
+    return os.path.basename(path).rsplit("-", 2)[0]

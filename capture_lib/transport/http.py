@@ -24,8 +24,16 @@ class HttpTransport(Transport):
     BACKOFF = 0.2  # seconds, doubled each attempt
     MAX_WAIT = 5.0
 
-    def __init__(self, url: str, *, timeout: float = 10.0, token: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 10.0,
+        token: str | None = None,
+        retries: int | None = None,
+    ) -> None:
         self.endpoint = url.rstrip("/") + "/api/v1/batches"
+        self.retries = self.RETRIES if retries is None else retries
         self.timeout = timeout
         self.token = token
         self._session = self._new_session()
@@ -43,7 +51,7 @@ class HttpTransport(Transport):
 
     def send(self, batch: dict[str, Any], body: bytes) -> None:
         delay = self.BACKOFF
-        for attempt in range(self.RETRIES + 1):
+        for attempt in range(self.retries + 1):
             wait = delay * (0.5 + random.random())
             try:
                 resp = self._session.post(self.endpoint, data=body, timeout=self.timeout)
@@ -60,7 +68,7 @@ class HttpTransport(Transport):
                         f"tracker refused the batch ({resp.status_code}): {resp.text[:500]}",
                         retryable=False,
                     )
-            if attempt == self.RETRIES:
+            if attempt == self.retries:
                 raise error
             log.debug("retrying batch %s in %.2fs: %s", batch["batch"], wait, error)
             time.sleep(min(wait, self.MAX_WAIT))

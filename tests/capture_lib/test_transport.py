@@ -11,7 +11,7 @@ import pytest
 
 import capture_lib as cl
 from capture_lib.transport.http import HttpTransport
-from provml.ingest import expand, read_lines
+from provml.ingest import read_lines
 from provml.wire import parse_batch
 from tests.conftest import free_port
 
@@ -70,21 +70,52 @@ def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def spooled(path: Path) -> int:
+    """Records in the segments directly under ``path``."""
     if not path.exists():
         return 0
     return sum(
-        len(parse_batch(line.body).records) for f in expand([str(path)]) for line in read_lines(f)
+        len(parse_batch(line.body).records)
+        for f in path.glob("*.jsonl")
+        for line in read_lines(str(f))
     )
 
 
-def test_retries_5xx_and_429_then_delivers(scripted: list[Scripted], tmp_path: Path) -> None:
-    srv = start(scripted, [(503, {}), (429, {"Retry-After": "0.05"})])
+def test_a_failure_is_retried_then_delivered(scripted: list[Scripted], tmp_path: Path) -> None:
+    srv = start(scripted, [(503, {})])
     cl.init(url=srv.url, mode="http", path=str(tmp_path / "spool"))
     with cl.workflow("w"):
         pass
     assert cl.flush(10)
     assert len(srv.received) == 1 and spooled(tmp_path / "spool") == 0
     assert cl.stats()["records_sent"] == 2 and cl.stats()["spilled_to_disk"] == 0
+
+
+def test_retry_after_is_honoured(scripted: list[Scripted]) -> None:
+    import time
+
+    srv = start(scripted, [(429, {"Retry-After": "0.5"}), (503, {})])
+    transport = HttpTransport(srv.url, retries=3)
+    started = time.monotonic()
+    transport.send({"batch": "b"}, b"{}")
+    assert time.monotonic() - started >= 0.5
+    assert len(srv.received) == 1
+
+
+def test_spooled_batches_are_resent_when_the_tracker_returns(
+    scripted: list[Scripted], tmp_path: Path
+) -> None:
+    srv = start(scripted, [(503, {}), (503, {})])  # the batch and its one retry fail
+    client = cl.init(url=srv.url, mode="http", path=str(tmp_path / "spool"))
+    with cl.workflow("w"):
+        pass
+    assert cl.flush(10)
+    assert spooled(tmp_path / "spool") == 2 and srv.received == []
+    client.worker.transport._down_until = 0  # type: ignore[attr-defined]  # cool-down over
+    with cl.workflow("again"):
+        pass
+    assert cl.flush(10)
+    assert spooled(tmp_path / "spool") == 0  # re-sent, then deleted
+    assert len(srv.received) == 2 and cl.stats()["resent_batches"] == 1
 
 
 def test_unreachable_tracker_spools_everything(tmp_path: Path, scripted: list[Scripted]) -> None:
@@ -104,4 +135,6 @@ def test_a_refused_batch_is_kept_on_disk(tmp_path: Path, scripted: list[Scripted
     with cl.workflow("w"):
         pass
     assert cl.flush(10)
-    assert srv.received == [] and spooled(tmp_path / "spool") == 2
+    assert srv.received == []
+    assert spooled(tmp_path / "spool" / "rejected") == 2
+    assert cl.stats()["lost"] == {}
