@@ -167,3 +167,17 @@ def test_many_processes_and_threads_capture_exactly(tmp_path: Path) -> None:
     assert len(records) == 4 * (4 * 500 * 3 + 2)
     pids = {os.path.basename(f).rsplit("-", 2)[-2] for f in expand([str(tmp_path)])}
     assert len(pids) == 4  # each process its own segments
+
+
+def test_exit_without_flush_loses_nothing(tmp_path: Path) -> None:
+    code = (
+        "import capture_lib as cl\n"
+        f"cl.init(mode='disk', path={str(tmp_path)!r}, flush_interval=60)\n"
+        "with cl.workflow('w') as wf:\n"
+        "    for i in range(1000):\n"
+        "        with wf.task('t') as t:\n"
+        "            t.metric('m', i)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    records, torn = on_disk(tmp_path)
+    assert not torn and len(records) == 3002  # the atexit flush wrote them all
