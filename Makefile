@@ -5,11 +5,12 @@ BIN    := $(VENV)/bin
 PORT   ?= 5000
 DATA   ?= ./provml-data
 
-.PHONY: run test lint typecheck clean help
+.PHONY: run test lint typecheck clean help bench-capture
 
 help:
 	@echo "make run    - install, serve on 127.0.0.1:$(PORT) with the demo, keep serving"
 	@echo "make test   - install dev extras, then ruff, mypy and pytest"
+	@echo "make bench-capture [BENCH_ARGS='--tasks 20000 --repeats 1'] - capture overhead vs peers"
 
 $(VENV)/.run-stamp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +28,8 @@ run: $(VENV)/.run-stamp
 	$(BIN)/provml serve --host 127.0.0.1 --port $(PORT) --data-dir $(DATA) --demo
 
 lint: $(VENV)/.dev-stamp
-	$(BIN)/ruff check provml capture_lib tracker manager query tests
-	$(BIN)/ruff format --check provml capture_lib tracker manager query tests
+	$(BIN)/ruff check provml capture_lib tracker manager query tests bench
+	$(BIN)/ruff format --check provml capture_lib tracker manager query tests bench
 
 typecheck: $(VENV)/.dev-stamp
 	$(BIN)/mypy
@@ -36,5 +37,9 @@ typecheck: $(VENV)/.dev-stamp
 test: lint typecheck
 	$(BIN)/pytest
 
+# each peer gets its own virtualenv under bench/.venvs (created on first run, ~1 GB)
+bench-capture: $(VENV)/.run-stamp
+	$(BIN)/python bench/capture.py $(BENCH_ARGS)
+
 clean:
-	rm -rf $(VENV) $(DATA) prov-logs .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DATA) prov-logs bench/.venvs bench/results .pytest_cache .mypy_cache .ruff_cache

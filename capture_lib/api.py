@@ -105,7 +105,8 @@ class _Execution:
                 name = _name(name)
             psess = self._session
             client.submit(
-                (R.METRIC, client.next_id(), self.n, None if psess is client.session else psess,
+                (R.METRIC, next(client._counter), self.n,
+                 None if psess is client.session else psess,
                  name, value, _now(), step)
             )  # fmt: skip
         except Exception:
@@ -127,7 +128,7 @@ class Workflow(_Execution):
     ) -> None:
         super().__init__(client)
         self.name = _name(name)
-        self.params = params
+        self.params = dict(params) if params else None
         self.sample_interval = sample_interval
         self._slow: dict[str, bool] = {}  # task name → last run took ≥ RESOURCE_THRESHOLD
         self._token: contextvars.Token[Workflow | None] | None = None
@@ -212,11 +213,14 @@ class Task(_Execution):
         self.workflow = workflow
         self.plan = (workflow.name, name)
         self.stage = stage
-        self.used = used
-        self.params = params
+        # shallow copies: the worker serialises later, and a caller that reuses one
+        # hyperparameter dict across runs must not rewrite what earlier runs recorded
+        self.used = dict(used) if used else None
+        self.params = dict(params) if params else None
         self.resources = resources
         self._generated: dict[str, Any] | None = None
         self._cpu0 = -1.0
+        self._t0 = 0.0
 
     def start(self) -> Task:
         client = self._client
@@ -232,7 +236,7 @@ class Task(_Execution):
             client.submit(
                 (R.TASK_START, self.n, None if own is session else own, self.workflow.n,
                  None if parent is session else parent, self.plan, t, self.stage,
-                 self.params or None, self.used or None)
+                 self.params, self.used)
             )  # fmt: skip
         except Exception:
             _failed(client, "task start")
@@ -250,6 +254,8 @@ class Task(_Execution):
     def end(self, status: str = "finished", error: str | None = None) -> None:
         if self._ended:
             return
+        if not self._t0:  # ended without being started: record both
+            self.start()
         self._ended = True
         client = self._client
         try:

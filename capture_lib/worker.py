@@ -82,6 +82,7 @@ class Worker:
         self.counts: Counter[str] = Counter()
         self.lost: Counter[str] = Counter()
         self._reported: dict[str, int] = {}
+        self._markers = 0  # flush markers in the queue
 
     # ---- caller side -------------------------------------------------------
     def submit(self, record: tuple[Any, ...]) -> bool:
@@ -146,6 +147,8 @@ class Worker:
         with self._spill_lock:
             self._write_spill()
         done = threading.Event()
+        with self._lock:
+            self._markers += 1
         self._queue.append(done)
         if self._thread is None:
             self._start()
@@ -206,11 +209,31 @@ class Worker:
 
     def _drain(self) -> None:
         queue = self._queue
-        records: list[tuple[Any, ...]] = []
+        popleft = queue.popleft
         waiters: list[threading.Event] = []
-        while queue:
-            item = queue.popleft()
+        while not self._markers and queue:
+            # no flush is waiting: every item is a record, take whole batches at once
+            batch = [popleft() for _ in range(min(len(queue), self.batch_size))]
+            if self._markers:  # a flush arrived meanwhile: its marker may be in batch
+                self._drain_items(batch, waiters)
+            else:
+                self._deliver(batch)
+        self._drain_items([], waiters)
+
+    def _drain_items(self, first: list[Any], waiters: list[threading.Event]) -> None:
+        """Drain item by item, delivering at each flush marker."""
+        queue = self._queue
+        records: list[tuple[Any, ...]] = []
+        items = iter(first)
+        while True:
+            item = next(items, None)
+            if item is None:
+                if not queue:
+                    break
+                item = queue.popleft()
             if isinstance(item, threading.Event):
+                with self._lock:
+                    self._markers -= 1
                 report = self._report()
                 if report is not None:
                     records.append(report)
@@ -227,6 +250,7 @@ class Worker:
         self._deliver(records)
         for waiter in waiters:
             waiter.set()
+        waiters.clear()
 
     def _report(self) -> tuple[Any, ...] | None:
         """A capture_report record when losses changed since the last one."""

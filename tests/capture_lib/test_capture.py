@@ -336,3 +336,21 @@ def test_file_hashes_are_cached_and_directories_hashed(tmp_path: Path) -> None:
     assert refs.sha256_file(str(tmp_path / "d" / "a.txt"))[0] == (
         "559aead08264d5795d3909718cdd05abd49572e84fe55590eef31a88a08fdffd"
     )
+
+
+def test_parameters_are_captured_as_they_were(tmp_path: Path) -> None:
+    cl.init(mode="disk", path=str(tmp_path / "logs"))
+    hp = {"lr": 0.1}
+    with cl.workflow("w") as wf:
+        for lr in (0.1, 0.2, 0.3):
+            hp["lr"] = lr
+            with wf.task("train", params=hp):
+                pass
+        wf.task("never-started").end()  # recorded with a start and an end
+    cl.flush()
+    records = read_records(tmp_path / "logs")
+    starts = [r for r in records if r["kind"] == "task_start"]
+    assert [r["params"]["lr"] for r in starts if r["plan"][1] == "train"] == [0.1, 0.2, 0.3]
+    assert [r["plan"][1] for r in records if r["kind"] == "task_end"][-1] == "never-started"
+    assert starts[-1]["plan"][1] == "never-started"
+    assert cl.stats()["lost"] == {}
