@@ -43,6 +43,7 @@ class Worker:
     BATCH_SIZE = 2_000
     FLUSH_INTERVAL = 1.0
     SPILL_BATCH = 500
+    BATCHES_PER_WRITE = 16
 
     def __init__(
         self,
@@ -212,12 +213,19 @@ class Worker:
         popleft = queue.popleft
         waiters: list[threading.Event] = []
         while not self._markers and queue:
-            # no flush is waiting: every item is a record, take whole batches at once
-            batch = [popleft() for _ in range(min(len(queue), self.batch_size))]
-            if self._markers:  # a flush arrived meanwhile: its marker may be in batch
-                self._drain_items(batch, waiters)
-            else:
-                self._deliver(batch)
+            # No flush is waiting, so every item is a record: take whole batches at once,
+            # several per write. Each write releases the GIL, and getting it back from a
+            # busy capturing thread can take a switch interval (5 ms): fewer, larger
+            # writes are what lets the worker keep up.
+            batches = []
+            while queue and len(batches) < self.BATCHES_PER_WRITE:
+                batch = [popleft() for _ in range(min(len(queue), self.batch_size))]
+                if self._markers:  # a flush arrived meanwhile: its marker may be in batch
+                    self._deliver_many(batches)
+                    self._drain_items(batch, waiters)
+                    return
+                batches.append(batch)
+            self._deliver_many(batches)
         self._drain_items([], waiters)
 
     def _drain_items(self, first: list[Any], waiters: list[threading.Event]) -> None:
@@ -274,6 +282,21 @@ class Worker:
             log.debug("provml: non-JSON value in a record (%s); using str()", exc)
             body = orjson.dumps(batch, default=str, option=orjson.OPT_SERIALIZE_NUMPY)
         return batch, body
+
+    def _deliver_many(self, batches: list[list[tuple[Any, ...]]]) -> None:
+        if not batches:
+            return
+        try:
+            encoded = [self._encode(items) for items in batches]
+            self.transport.send_many(encoded)
+        except TransportError as exc:
+            count = sum(len(b) for b in batches)
+            log.error("provml: lost %d records: %s", count, exc)
+            self.count_lost("send_error", count)
+            return
+        with self._lock:
+            self.counts["records_sent"] += sum(len(b) for b in batches)
+            self.counts["batches_sent"] += len(batches)
 
     def _deliver(self, items: list[tuple[Any, ...]]) -> None:
         if not items:

@@ -24,6 +24,11 @@ class Transport(abc.ABC):
     def send(self, batch: dict[str, Any], body: bytes) -> None:
         """Deliver one batch (``body`` is its JSON); raise :class:`TransportError` if not."""
 
+    def send_many(self, batches: list[tuple[dict[str, Any], bytes]]) -> None:
+        """Deliver several batches; a transport that can do it in one write does."""
+        for batch, body in batches:
+            self.send(batch, body)
+
     def sync(self) -> None:  # noqa: B027 - optional hook
         """Make what was sent durable (called on flush)."""
 

@@ -51,7 +51,17 @@ class FileTransport(Transport):
         self._last_sync = time.monotonic()
 
     def send(self, batch: dict[str, Any], body: bytes) -> None:
-        prefix = f"{batch['session']}-{os.getpid()}"
+        self._write(batch["session"], body + b"\n")
+
+    def send_many(self, batches: list[tuple[dict[str, Any], bytes]]) -> None:
+        """Several batches, one line each, in a single write."""
+        sessions = {batch["session"] for batch, _ in batches}
+        if len(sessions) != 1:
+            return super().send_many(batches)
+        self._write(sessions.pop(), b"".join(body + b"\n" for _, body in batches))
+
+    def _write(self, session: str, data: bytes) -> None:
+        prefix = f"{session}-{os.getpid()}"
         with self.lock:
             try:
                 if (
@@ -61,7 +71,7 @@ class FileTransport(Transport):
                 ):
                     self._open(prefix)
                 assert self._fd is not None
-                view = memoryview(body + b"\n")
+                view = memoryview(data)
                 self._written += len(view)
                 while view:
                     view = view[os.write(self._fd, view) :]
