@@ -217,7 +217,7 @@ class Worker:
             # several per write. Each write releases the GIL, and getting it back from a
             # busy capturing thread can take a switch interval (5 ms): fewer, larger
             # writes are what lets the worker keep up.
-            batches = []
+            batches: list[list[tuple[Any, ...]]] = []
             while queue and len(batches) < self.BATCHES_PER_WRITE:
                 batch = [popleft() for _ in range(min(len(queue), self.batch_size))]
                 if self._markers:  # a flush arrived meanwhile: its marker may be in batch
