@@ -28,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -304,6 +305,14 @@ def _filesystem(path: str) -> str | None:
     return best[1]
 
 
+def settle(seconds: float = 2.0) -> None:
+    """Write back what the previous run left dirty in the page cache, then pause: a peer
+    that writes thousands of files (MLflow) would otherwise have the kernel flushing
+    them on one of the two cores, and slow every fsync, during the next contender's run."""
+    os.sync()
+    time.sleep(seconds)
+
+
 def _git(*args: str) -> str:
     try:
         done = subprocess.run(
@@ -447,6 +456,7 @@ def main(argv: list[str] | None = None) -> int:
             tasks = min(args.tasks, args.slow_tasks) if contender.slow else args.tasks
             warmup = min(args.warmup, args.slow_warmup) if contender.slow else args.warmup
             say(f"[{repeat}/{args.repeats}] {contender.name}: {tasks:,} tasks …")
+            settle()
             result = run_once(contender, pythons[contender.name], tasks, warmup, args)
             runs[contender.name].append(result)
             if "error" in result:
