@@ -215,8 +215,8 @@ class Task(_Execution):
         self.stage = stage
         # shallow copies: the worker serialises later, and a caller that reuses one
         # hyperparameter dict across runs must not rewrite what earlier runs recorded
-        self.used = dict(used) if used else None
-        self.params = dict(params) if params else None
+        self.used = used.copy() if used else None
+        self.params = params.copy() if params else None
         self.resources = resources
         self._generated: dict[str, Any] | None = None
         self._cpu0 = -1.0
@@ -266,8 +266,9 @@ class Task(_Execution):
                     "cpu_seconds": round(_cpu() - self._cpu0, 6),
                     "max_rss_kib": _rusage(_SELF).ru_maxrss,
                 }
-            if self.resources is None:
-                self.workflow._slow[self.plan[1]] = t - self._t0 >= RESOURCE_THRESHOLD
+            if self.resources is None and (self._cpu0 >= 0) != (t - self._t0 >= RESOURCE_THRESHOLD):
+                # the next run of this name measures resources only if this one was slow
+                self.workflow._slow[self.plan[1]] = not self._cpu0 >= 0
             client.append(
                 (R.TASK_END, self.n, self._own(), self.plan, t, self.stage,
                  None if status == "finished" else status, error, self._generated, usage)

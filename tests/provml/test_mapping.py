@@ -159,3 +159,26 @@ def test_parameters_round_trip(params: dict[str, Any], stage: str | None) -> Non
             assert text == value
         else:
             assert orjson.loads(text) == value
+
+
+def test_ranks_of_one_batch_job_join_one_run() -> None:
+    store = pyoxigraph.Store()
+    for rank in range(2):  # two ranks: two processes, two sessions, one SLURM job
+        env = {
+            "hostname": f"node{rank}",
+            "run_key": "slurm:hpc:4242",
+            "mpi_rank": rank,
+            "mpi_size": 2,
+            "git_commit": "abc123",
+            "packages": "numpy==2.0",
+        }
+        rec = {"kind": "workflow_start", "n": 1, "name": "train", "time": 1.0, "env": env}
+        batch = resolve_batch(parse_batch(orjson.dumps(make_batch([rec]))))
+        store.extend(batch_to_quads(batch))
+    rows = select(
+        store,
+        """SELECT ?run ?rank ?commit WHERE { ?w provml:partOf ?run ;
+        provml:mpiRank ?rank ; provml:gitCommit ?commit . ?run provml:runKey ?key }""",
+    )
+    assert len(rows) == 2 and len({r["run"] for r in rows}) == 1
+    assert {r["rank"] for r in rows} == {"0", "1"} and {r["commit"] for r in rows} == {"abc123"}
