@@ -29,16 +29,20 @@ from capture_lib.api import Section, Task, Workflow, current
 from capture_lib.client import Client
 from capture_lib.decorators import default_workflow_name, task
 from capture_lib.refs import reference
+from provml.ids import value_sha256
 
 __all__ = [
     "Client",
     "Section",
     "Task",
     "Workflow",
+    "code",
     "current_workflow",
     "dataset",
+    "digest",
     "file",
     "flush",
+    "inference",
     "init",
     "model",
     "shutdown",
@@ -120,6 +124,61 @@ def file(path: str | os.PathLike[str], **meta: Any) -> dict[str, Any]:
 def dataset(path: str | os.PathLike[str], **meta: Any) -> dict[str, Any]:
     """A dataset file or directory; ``meta`` may give ``version``, ``split``, ``source`` …"""
     return reference("dataset", path, meta)
+
+
+def code(path: str | os.PathLike[str], **meta: Any) -> dict[str, Any]:
+    """Source code (a feature extractor, a preprocessing module), named by its content.
+
+    Used by a training task and by the inference tasks of the model it trained, it lets
+    provml tell whether the code serving a model changed since the model was trained.
+    """
+    return reference("code", path, meta)
+
+
+def digest(value: Any) -> dict[str, Any]:
+    """A JSON value recorded by its SHA-256 only (the value itself stays here).
+
+    It names the same graph node as the value itself would.
+    """
+    return {"@data": "value", "sha256": value_sha256(value)}
+
+
+def inference(
+    model: Any,
+    inputs: Any,
+    outputs: Any,
+    *,
+    name: str = "predict",
+    store_inputs: bool = False,
+    used: dict[str, Any] | None = None,
+    workflow: Workflow | None = None,
+) -> dict[str, str] | None:
+    """Record one prediction: ``model`` (``cl.model(…)``, or another prediction) applied
+    to ``inputs`` gave ``outputs``. Cheap enough for a serving path: by default only a
+    digest of the inputs is kept (``store_inputs=True`` keeps the values).
+
+    Returns a reference to the prediction; pass it as the ``inputs`` (or in ``used``) of
+    another model's inference to record a composed model:
+
+    >>> _ = init(mode="off")
+    >>> p = inference(model={"@data": "model", "sha256": "a" * 64}, inputs=[1, 2], outputs=3)
+    >>> sorted(p)
+    ['@entity']
+    """
+    try:
+        wf = workflow or current_workflow()
+        is_ref = isinstance(inputs, dict) and ("@entity" in inputs or "@data" in inputs)
+        data = {"model": model, "input": inputs if store_inputs or is_ref else digest(inputs)}
+        if used:
+            data.update(used)
+        t = wf.task(name, stage="inference", used=data)
+        t.start()
+        t.generated(prediction=outputs)
+        t.end()
+        return {"@entity": t.generated_iri("prediction")}
+    except Exception:
+        log.exception("provml: inference capture failed (ignored)")
+        return None
 
 
 def model(

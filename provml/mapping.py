@@ -17,7 +17,7 @@ from pyoxigraph import DefaultGraph, Literal, NamedNode, Quad
 
 from provml import ids
 from provml.vocab import PROV, PROVML, RDF_NS, RDF_TYPE, XSD
-from provml.wire import Batch, is_data_ref
+from provml.wire import Batch, is_data_ref, is_entity_ref
 
 Term = NamedNode | Literal
 
@@ -40,6 +40,7 @@ PARAM_CLASSES: dict[str | None, tuple[NamedNode, NamedNode]] = {
 DATA_CLASSES: dict[str, NamedNode] = {
     "model": PROVML.Model,
     "dataset": PROVML.LearningData,
+    "code": PROVML.Code,
 }
 
 #: stages whose non-model inputs are learning data
@@ -52,6 +53,13 @@ DATA_FIELDS: dict[str, NamedNode] = {
     "size": PROVML.sizeBytes,
     "framework": PROVML.framework,
     "framework_version": PROVML.frameworkVersion,
+    "version": PROVML.version,
+    "split": PROVML.split,
+    "source": PROVML.source,
+    "license": PROVML.license,
+    "name": PROVML.name,
+    "description": PROVML.description,
+    "algorithm": PROVML.algorithm,
 }
 
 #: key of a workflow's ``env`` (see capture_lib.environment) → property of the execution;
@@ -151,6 +159,7 @@ def _attribute(
     attr = NamedNode(ids.attribute_iri(plan.value, direction, name))
     return attr, [
         (plan, link, attr),
+        (attr, RDF_TYPE, PROVML.Attribute),
         (attr, RDF_TYPE, cls),
         (attr, RDF_TYPE, PROV.Role),
         (attr, PROVML.name, Literal(name)),
@@ -165,6 +174,7 @@ def _params(rec: dict[str, Any], act: NamedNode, plan: NamedNode) -> Iterable[Tr
         yield from triples
         yield act, PROV.used, node
         yield node, RDF_TYPE, PROV.Entity
+        yield node, RDF_TYPE, PROVML.AttributeValue  # the superclass too: no reasoner
         yield node, RDF_TYPE, value_cls
         yield node, PROVML.name, Literal(name)
         yield node, PROV.value, literal(value)
@@ -172,14 +182,18 @@ def _params(rec: dict[str, Any], act: NamedNode, plan: NamedNode) -> Iterable[Tr
 
 
 def _data(node: NamedNode, value: Any, stage: str | None, generated: bool) -> Iterable[Triple]:
+    if is_entity_ref(value):  # an entity already in the graph: nothing to add
+        return
     yield node, RDF_TYPE, PROV.Entity
     yield node, RDF_TYPE, PROVML.Data
     if is_data_ref(value):
         kind = value["@data"]
         if kind in DATA_CLASSES:
             yield node, RDF_TYPE, DATA_CLASSES[kind]
-        elif stage in LEARNING_STAGES and not generated:
+        elif stage in LEARNING_STAGES and not generated and kind != "value":
             yield node, RDF_TYPE, PROVML.LearningData
+        if generated and stage == "inference" and kind == "value":
+            yield node, RDF_TYPE, PROVML.Prediction
         extra = {}
         for key, item in value.items():
             prop = DATA_FIELDS.get(key)

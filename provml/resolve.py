@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 from provml import ids
-from provml.wire import Batch, is_data_ref
+from provml.wire import Batch, is_data_ref, is_entity_ref
 
 #: kinds whose records are not executions
 ID_MAKERS = {"metric": ids.metric_iri, "capture_report": ids.report_iri}
@@ -71,6 +71,8 @@ def used_value_iri(value: Any) -> str:
     """A used value is named by its content, typed reference or inline JSON alike."""
     if is_data_ref(value):
         return ids.content_iri(value["sha256"])
+    if is_entity_ref(value):
+        return str(value["@entity"])
     return ids.content_iri(ids.value_sha256(value))
 
 
@@ -79,6 +81,8 @@ def generated_iri(execution: str, role: str, value: Any) -> str:
     (predictions, scores) by the execution that generated them."""
     if is_data_ref(value):
         return ids.content_iri(value["sha256"])
+    if is_entity_ref(value):
+        return str(value["@entity"])
     return ids.generated_value_iri(execution, role)
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 
 from provml.errors import ValidationError
+from provml.vocab import ID_BASE
 
 WIRE_VERSION = 1
 SUPPORTED_VERSIONS = frozenset({1})
@@ -35,7 +36,10 @@ MAX_ITEMS = 1_000  # params, used or generated entries of one record
 
 STAGES = frozenset({"training", "validation", "evaluation", "inference"})
 STATUSES = frozenset({"finished", "failed", "running"})
-DATA_TYPES = frozenset({"file", "directory", "dataset", "model"})
+DATA_TYPES = frozenset({"file", "directory", "dataset", "model", "code", "value"})
+#: string fields of a data reference with a property of their own (see provml.mapping)
+DATA_STRING_FIELDS = ("path", "framework", "framework_version", "version", "split", "source",
+                      "license", "name", "description", "algorithm")  # fmt: skip
 
 #: record kind → number of names in its plan
 PLAN_LENGTH = {"task_start": 2, "task_end": 2, "section_start": 3, "section_end": 3}
@@ -274,6 +278,8 @@ def _json_value(v: Any, depth: int = 0) -> str | None:
     if isinstance(v, dict):
         if "@data" in v and depth == 0:
             return _data_ref(v)
+        if "@entity" in v and depth == 0:
+            return _entity_ref(v)
         for item in v.values():
             err = _json_value(item, depth + 1)
             if err:
@@ -294,13 +300,20 @@ def _data_ref(v: dict[str, Any]) -> str | None:
     sha = v.get("sha256")
     if not (isinstance(sha, str) and _SHA256.fullmatch(sha)):
         return "a data reference needs sha256: 64 lowercase hex characters"
-    if "path" in v and not isinstance(v["path"], str):
-        return "path must be a string"
     if "size" in v and not (_is_int(v["size"]) and v["size"] >= 0):
         return "size must be a non-negative integer"
-    for key in ("framework", "framework_version"):
+    for key in DATA_STRING_FIELDS:
         if key in v and not isinstance(v[key], str):
             return f"{key} must be a string"
+    return None
+
+
+def _entity_ref(v: dict[str, Any]) -> str | None:
+    iri = v["@entity"]
+    if len(v) != 1 or not isinstance(iri, str) or not iri.startswith(ID_BASE):
+        return f'an entity reference is {{"@entity": "<an IRI under {ID_BASE}>"}} alone'
+    if len(iri) > 2000 or any(c in iri for c in ' <>"{}|^`\\\n'):
+        return "@entity is not a valid IRI"
     return None
 
 
@@ -385,6 +398,11 @@ _FIELD_CHECKS: dict[str, Any] = {
     "lost": _counts,
     "resources": _optional(_resources),
 }
+
+
+def is_entity_ref(value: Any) -> bool:
+    """True for a reference to an entity already in the graph (``{"@entity": IRI}``)."""
+    return isinstance(value, dict) and "@entity" in value
 
 
 def is_data_ref(value: Any) -> bool:

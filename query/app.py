@@ -93,6 +93,22 @@ def ask(name: str) -> ResponseReturnValue:
     return Response(body, content_type=media)
 
 
+@bp.get("/api/v1/models/<path:model>")
+def model(model: str) -> ResponseReturnValue:
+    """A model's record: ``model`` is the SHA-256 of its file, or its IRI."""
+    from query.records import model_record
+
+    return model_record(store(), model)
+
+
+@bp.get("/api/v1/datasets/<path:dataset>")
+def dataset(dataset: str) -> ResponseReturnValue:
+    """A dataset's record: ``dataset`` is the SHA-256 of its content, or its IRI."""
+    from query.records import dataset_record
+
+    return dataset_record(store(), dataset)
+
+
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """The query service on its own. ``config["store"]``: a :class:`Store` or a URL."""
     config = dict(config or {})

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -23,6 +24,7 @@ from pyoxigraph import Literal, NamedNode, Variable
 
 from provml.errors import NotFound, ValidationError
 from provml.ids import content_iri
+from provml.vocab import XSD_NS
 
 _SHA = re.compile(r"[0-9a-f]{64}")
 _IRI_BAD = re.compile(r'[\x00-\x20<>"{}|^`\\]')
@@ -31,7 +33,7 @@ _IRI_BAD = re.compile(r'[\x00-\x20<>"{}|^`\\]')
 @dataclass
 class Param:
     name: str
-    kind: str  # iri | data (an IRI or a SHA-256) | string
+    kind: str  # iri | data (an IRI or a SHA-256) | string | datetime
     help: str
 
 
@@ -65,6 +67,17 @@ def _term(p: Param, raw: str) -> NamedNode | Literal:
     raw = raw.strip()
     if p.kind == "string":
         return Literal(raw)
+    if p.kind == "datetime":
+        try:
+            when = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValidationError(
+                f"parameter {p.name!r}: not an ISO 8601 date-time: {raw[:100]!r}"
+            ) from None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        text = when.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        return Literal(text, datatype=NamedNode(XSD_NS + "dateTime"))
     if p.kind == "data" and _SHA.fullmatch(raw.lower()):
         return NamedNode(content_iri(raw.lower()))
     if not raw or _IRI_BAD.search(raw) or ":" not in raw:

@@ -354,3 +354,28 @@ def test_parameters_are_captured_as_they_were(tmp_path: Path) -> None:
     assert [r["plan"][1] for r in records if r["kind"] == "task_end"][-1] == "never-started"
     assert starts[-1]["plan"][1] == "never-started"
     assert cl.stats()["lost"] == {}
+
+
+def test_inference_keeps_a_digest_of_inputs_by_default(tmp_path: Path) -> None:
+    from provml.ids import value_sha256
+
+    cl.init(mode="disk", path=str(tmp_path / "logs"))
+    (tmp_path / "m.pkl").write_bytes(b"m")
+    model = cl.model(tmp_path / "m.pkl")
+    with cl.workflow("serve"):
+        p = cl.inference(model=model, inputs={"ssn": "123-45-6789"}, outputs={"y": 1})
+        cl.inference(model=model, inputs={"x": 2}, outputs={"y": 0}, store_inputs=True)
+        cl.inference(model=model, inputs=p, outputs={"z": 3})  # composed: uses the prediction
+    cl.flush()
+    starts = [r for r in read_records(tmp_path / "logs") if r["kind"] == "task_start"]
+    assert starts[0]["used"]["input"] == {
+        "@data": "value",
+        "sha256": value_sha256({"ssn": "123-45-6789"}),
+    }
+    assert (
+        "123-45-6789"
+        not in (tmp_path / "logs").joinpath(next((tmp_path / "logs").iterdir()).name).read_text()
+    )
+    assert starts[1]["used"]["input"] == {"x": 2}
+    assert starts[2]["used"]["input"] == p and p is not None
+    assert p["@entity"].endswith("/generated/prediction")

@@ -1,0 +1,103 @@
+"""Model and dataset records: what a user browses, assembled from named questions.
+
+Each record is a JSON object built from a few small queries (``query/queries``), each
+bound to the one IRI asked about, so a record costs a handful of index lookups.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyoxigraph
+
+from manager.store import Store
+from provml.errors import NotFound
+from query import questions
+
+
+def rows(store: Store, name: str, **params: str) -> list[dict[str, str]]:
+    """The rows of a named question as plain strings (absent values left out)."""
+    question = questions.get(name)
+    result = store.query(question.sparql, substitutions=question.bind(params))
+    assert isinstance(result, pyoxigraph.QuerySolutions)
+    variables = result.variables
+    return [
+        {v.value: term.value for v in variables if (term := row[v]) is not None} for row in result
+    ]
+
+
+def _drop(row: dict[str, str], *keys: str) -> dict[str, str]:
+    return {k: v for k, v in row.items() if k not in keys}
+
+
+def model_record(store: Store, model: str) -> dict[str, Any]:
+    """Everything about one model version (``model``: its IRI or its file's SHA-256)."""
+    runs = rows(store, "model-record", model=model)
+    if not runs:
+        raise NotFound(f"no model {model!r} in the graph")
+    first = runs[0]
+    identity: dict[str, Any] = {
+        k: first[k]
+        for k in (
+            "model",
+            "sha256",
+            "name",
+            "version",
+            "description",
+            "framework",
+            "frameworkVersion",
+            "algorithm",
+        )
+        if k in first
+    }
+    identity["paths"] = sorted({p for r in runs for p in r.get("paths", "").split() if p})
+    hyper: dict[str, dict[str, str]] = {}
+    for r in rows(store, "hyperparameters", model=model):
+        hyper.setdefault(r["training"], {})[r["name"]] = r["value"]
+    data: dict[str, list[dict[str, str]]] = {}
+    for r in rows(store, "training-data", model=model):
+        data.setdefault(r["training"], []).append(_drop(r, "model", "training", "run"))
+    trainings = [
+        {
+            **{
+                k: r[k]
+                for k in ("training", "run", "workflow", "started", "ended", "gitCommit", "user")
+                if k in r
+            },
+            "hyperparameters": hyper.get(r.get("training", ""), {}),
+            "data": data.get(r.get("training", ""), []),
+        }
+        for r in runs
+        if "training" in r
+    ]
+    return {
+        **identity,
+        "trainings": trainings,
+        "evaluations": [_drop(r, "model") for r in rows(store, "model-evaluations", model=model)],
+        "derivedFrom": [_drop(r, "model") for r in rows(store, "derived-from", model=model)],
+    }
+
+
+def dataset_record(store: Store, dataset: str) -> dict[str, Any]:
+    """One dataset version and its siblings (``dataset``: its IRI or content SHA-256)."""
+    versions = rows(store, "dataset-record", dataset=dataset)
+    if not versions:
+        raise NotFound(f"no dataset {dataset!r} in the graph")
+    usage = rows(store, "dataset-usage", dataset=dataset)
+    this = versions[0]["dataset"]
+    current = next((v for v in versions if v["version"] == this), versions[0])
+    return {
+        "dataset": this,
+        **{
+            k: current[k]
+            for k in ("sha256", "label", "split", "source", "license", "path")
+            if k in current
+        },
+        "versions": [_drop(v, "dataset") for v in versions],
+        "derivedFrom": [
+            _drop(r, "dataset", "relation") for r in usage if r["relation"] == "derived from"
+        ],
+        "usedByModels": [
+            _drop(r, "dataset", "relation") for r in usage if r["relation"] == "used by model"
+        ],
+    }
