@@ -359,6 +359,61 @@ def ask(name: str | None, params: tuple[str, ...], url: str, as_json: bool) -> N
         click.echo(render(result, hide=frozenset(values)))
 
 
+def _print_record(record: dict[str, Any], indent: str = "") -> None:
+    """A record as aligned "key: value" lines, lists as indented tables."""
+    from provml.table import shorten
+
+    def show(value: Any) -> str:
+        return shorten(value) if isinstance(value, str) else json.dumps(value)
+
+    width = max((len(k) for k, v in record.items() if not isinstance(v, list)), default=0)
+    for key, value in record.items():
+        if isinstance(value, list):
+            click.echo(f"{indent}{key}:" + ("" if value else " (none)"))
+            for item in value:
+                if isinstance(item, dict):
+                    click.echo(f"{indent}  -")
+                    _print_record(item, indent + "    ")
+                else:
+                    click.echo(f"{indent}  - {show(item)}")
+        elif isinstance(value, dict):
+            click.echo(f"{indent}{key}:")
+            for k, v in value.items():
+                click.echo(f"{indent}    {k} = {show(v)}")
+        else:
+            click.echo(f"{indent}{key.ljust(width)}  {show(value)}")
+
+
+def _record_command(kind: str) -> Any:
+    @click.argument("ref")
+    @click.option(
+        "--url", default=_env(config.URL, DEFAULT_URL), show_default=DEFAULT_URL, help=_URL_HELP
+    )
+    @click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
+    def command(ref: str, url: str, as_json: bool) -> None:
+        from urllib.parse import quote
+
+        client = _Client(url)
+        record = client._get(f"/api/v1/{kind}s/{quote(ref, safe='')}", {})
+        if as_json:
+            click.echo(json.dumps(record, indent=2))
+        else:
+            _print_record(record)
+
+    command.__doc__ = f"Show a {kind}'s record. REF is the SHA-256 of its file or its IRI.\n\n" + (
+        "Identity, framework, asset paths, each training run (hyperparameters, data, code "
+        "version, who and when), evaluation metrics and the models it was derived from."
+        if kind == "model"
+        else "This version's source, licence and split; every version seen at the same path "
+        "or under the same name; what it was derived from and which models used it."
+    )
+    return command
+
+
+main.command(name="model")(_record_command("model"))
+main.command(name="dataset")(_record_command("dataset"))
+
+
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option(

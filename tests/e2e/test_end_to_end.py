@@ -152,6 +152,16 @@ def test_cli_query_and_ask_print_tables(server: Server, tmp_path: Path) -> None:
         check=True,
     ).stdout
     assert run["clean"] in out and "(1 row)" in out
+    out = subprocess.run(
+        provml_cmd("model", "--url", server.url, run["model"]),
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    assert "trainings:" in out and "lr = 0.1" in out and "framework" in out
+    record = subprocess.run(
+        provml_cmd("dataset", "--url", server.url, "--json", run["clean"]),
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    assert json.loads(record)["sha256"] == run["clean"]
     bad = subprocess.run(
         provml_cmd("query", "--url", server.url, "SELECT nonsense"),
         capture_output=True,

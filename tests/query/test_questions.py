@@ -243,3 +243,27 @@ def test_dataset_record(world: tuple[Scenario, pyoxigraph.Store]) -> None:
     assert {m["other"] for m in record["usedByModels"]} == {s.iri[m] for m in ("m2", "m3", "m4")}
     raw_b = dataset_record(store, s.sha["raw-b"])
     assert (raw_b["license"], raw_b["source"]) == ("CC-BY-NC-4.0", "partner-survey")
+
+
+def test_questions_and_records_over_rest(world: tuple[Scenario, pyoxigraph.Store]) -> None:
+    from manager.store.oxigraph import OxigraphStore
+    from provml.server import build_app
+
+    s, raw = world
+    store = OxigraphStore(None)
+    store._store = raw
+    client = build_app(["query"], store=store).test_client()
+    resp = client.get("/api/v1/questions/was-used", query_string={"source": s.sha["raw-b"]})
+    models = {b["model"]["value"] for b in resp.json["results"]["bindings"]}
+    assert models == {s.iri["m2"], s.iri["m3"], s.iri["m4"]}
+    resp = client.get(f"/api/v1/models/{s.sha['m4']}")
+    assert resp.status_code == 200 and resp.json["derivedFrom"][0]["base"] == s.iri["m2"]
+    resp = client.get(f"/api/v1/datasets/{s.sha['v2']}")
+    assert resp.status_code == 200 and resp.json["label"] == "2"
+    assert client.get("/api/v1/models/" + "0" * 64).status_code == 404
+    resp = client.get("/api/v1/models/not-an-iri")
+    assert resp.status_code == 400 and resp.json["error"] == "invalid_request"
+    resp = client.get(
+        "/api/v1/questions/models-in-window", query_string={"from": "yesterday", "to": "2026-01-01"}
+    )
+    assert resp.status_code == 400 and "ISO 8601" in resp.json["message"]
