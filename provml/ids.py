@@ -51,8 +51,8 @@ def execution_uuid(session: str, n: int) -> str:
     >>> execution_uuid(s, 5) < execution_uuid(s, 6)
     True
     """
-    base = uuid.UUID(session).int & ~_LOW32
-    return str(uuid.UUID(int=base | (n & _LOW32)))
+    # the low 32 bits are the last 8 hex digits: no need to parse the UUID
+    return f"{session[:-8]}{n & _LOW32:08x}"
 
 
 def execution_iri(session: str, n: int) -> str:
