@@ -25,6 +25,14 @@ class Manager:
         """Validate a (resolved or plain) batch as decoded JSON, then apply it."""
         return self.apply(validate_resolved(obj))
 
+    def metrics(self) -> list[tuple[str, str, float]]:
+        with self._lock:
+            counts = dict(self.counts)
+        return [
+            (f"provml_manager_{key}_total", "counter", float(counts.get(key, 0)))
+            for key in ("batches", "records", "quads")
+        ]
+
     def apply(self, batch: Batch) -> dict[str, Any]:
         """Write a resolved batch. Applying the same batch again changes nothing: every
         node is named by the record, so its quads are the same set."""

@@ -125,7 +125,12 @@ def serve(
 
     wanted = components or COMPONENTS
     try:
-        app = build_app(wanted, store=store_url or mk_url(data_dir), manager_url=manager_url)
+        app = build_app(
+            wanted,
+            store=(store_url or mk_url(data_dir)) if {"manager", "query"} & set(wanted) else None,
+            manager_url=manager_url,
+            queue_dir=os.path.join(data_dir, "queue"),
+        )
     except ProvmlError as exc:
         raise click.ClickException(exc.message) from None
     store = app.extensions.get("provml.store")

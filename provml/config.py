@@ -98,6 +98,24 @@ PORT = Setting("PROVML_PORT", 5000, int, "port the services listen on")
 DATA_DIR = Setting("PROVML_DATA_DIR", "provml-data", str, "directory of the embedded store")
 MANAGER_URL = Setting("PROVML_MANAGER_URL", None, str, "manager URL for a tracker run on its own")
 THREADS = Setting("PROVML_THREADS", 8, int, "WSGI worker threads")
+QUEUE_MAX_BYTES = Setting(
+    "PROVML_QUEUE_MAX_BYTES",
+    1 << 30,
+    int,
+    "bytes the tracker's durable queue may hold before it answers 503 (back-pressure)",
+)
+ACK_WAIT = Setting(
+    "PROVML_ACK_WAIT",
+    10.0,
+    float,
+    "seconds the tracker waits for a queued batch to be stored before answering 202",
+)
+DRAIN_TIMEOUT = Setting(
+    "PROVML_DRAIN_TIMEOUT",
+    10.0,
+    float,
+    "seconds a stopping tracker spends delivering its queue (the rest waits on disk)",
+)
 
 ALL: tuple[Setting, ...] = (
     URL,
@@ -118,4 +136,7 @@ ALL: tuple[Setting, ...] = (
     DATA_DIR,
     MANAGER_URL,
     THREADS,
+    QUEUE_MAX_BYTES,
+    ACK_WAIT,
+    DRAIN_TIMEOUT,
 )

@@ -31,6 +31,7 @@ def build_app(
     *,
     store: Any = None,
     manager_url: str | None = None,
+    queue_dir: str | None = None,
 ) -> Flask:
     """One WSGI app with the chosen components. ``store``: a Store or a store URL."""
     from manager.app import bp as manager_bp
@@ -65,14 +66,27 @@ def build_app(
             forwarder = HttpForwarder(manager_url)
         else:
             raise ConfigError("a tracker without a manager needs --manager-url")
-        extensions["provml.tracker"] = Tracker(forwarder)
+        from provml import config
+        from tracker.queue import DurableQueue
+
+        queue = (
+            DurableQueue(queue_dir, max_bytes=config.QUEUE_MAX_BYTES.get()) if queue_dir else None
+        )
+        extensions["provml.tracker"] = Tracker(forwarder, queue, ack_wait=config.ACK_WAIT.get())
         blueprints.append((tracker_bp, ""))
     if "query" in wanted:
         blueprints.append((query_bp, ""))
     return make_app("provml", blueprints, extensions)
 
 
-def close_app(app: Flask) -> None:
+def close_app(app: Flask, timeout: float | None = None) -> None:
+    """Shut down in order: the tracker delivers what it queued, then the store closes."""
+    from provml import config
+
+    tracker = app.extensions.get("provml.tracker")
+    wait = config.DRAIN_TIMEOUT.get() if timeout is None else timeout
+    if tracker is not None and not tracker.close(wait):
+        log.warning("stopped with batches still queued: they are delivered at the next start")
     store = app.extensions.get("provml.store")
     if store is not None:
         store.close()

@@ -45,7 +45,27 @@ def make_app(
 
     @app.get("/healthz")
     def healthz() -> ResponseReturnValue:
+        """Alive: the process answers."""
         return {"status": "ok", "version": __version__, "components": components}
+
+    @app.get("/readyz")
+    def readyz() -> ResponseReturnValue:
+        """Ready: every component can do its work (503 while shutting down)."""
+        tracker = app.extensions.get("provml.tracker")
+        ready = tracker is None or tracker.ready()
+        return {"ready": ready, "components": components}, 200 if ready else 503
+
+    @app.get("/metrics")
+    def metrics() -> ResponseReturnValue:
+        """Prometheus text exposition format 0.0.4."""
+        lines = []
+        for key in ("provml.tracker", "provml.manager"):
+            component = app.extensions.get(key)
+            if component is None:
+                continue
+            for name, kind, value in component.metrics():
+                lines += [f"# TYPE {name} {kind}", f"{name} {value:g}"]
+        return "\n".join(lines) + "\n", 200, {"Content-Type": "text/plain; version=0.0.4"}
 
     return app
 

@@ -29,7 +29,10 @@ def free_port() -> int:
 
 
 def provml_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "provml.cli", *args]
+    """The installed ``provml`` command (``python -m`` would put the working directory,
+    with data directories named like our packages, first on sys.path)."""
+    script = BIN / "provml"
+    return [str(script), *args] if script.exists() else [sys.executable, "-m", "provml.cli", *args]
 
 
 class Server:

@@ -1,53 +1,169 @@
 """The tracker service: ``POST /api/v1/batches``.
 
 A batch is validated whole (any problem: 400 with every problem listed, nothing
-forwarded), resolved (identifiers assigned, executions linked to their plans, see
-:mod:`provml.resolve`) and handed to the manager. The tracker answers 200 only once the
-manager has written the batch, so an acknowledged batch is durable in the store.
+queued), resolved (identifiers assigned, executions linked to their plans, see
+:mod:`provml.resolve`) and appended to the durable queue (:mod:`tracker.queue`); only
+then is it acknowledged. A forwarder thread delivers queued batches to the manager,
+retrying with backoff while it is down, and resumes after a restart from the queue's
+cursor. The tracker waits up to ``ack_wait`` seconds for the delivery so that a client
+usually reads its own writes: 200 means written to the store, 202 means queued durably
+and not yet written. A full queue answers 503 with ``Retry-After``.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import random
 import threading
+import time
 from collections import Counter
 from typing import Any
 
+import orjson
 from flask import Blueprint, Flask, current_app, request
 from flask.typing import ResponseReturnValue
 
-from provml.errors import ConfigError, ValidationError
+from provml.errors import ConfigError, ProvmlError, UpstreamError, ValidationError
 from provml.resolve import resolve_batch
 from provml.service import make_app
 from provml.wire import parse_batch
 from tracker.forward import Forwarder, HttpForwarder
+from tracker.queue import DurableQueue, QueueFull
 
+log = logging.getLogger(__name__)
 bp = Blueprint("tracker", __name__)
 
 
+class ShuttingDown(ProvmlError):
+    status = 503
+    code = "shutting_down"
+
+
 class Tracker:
-    def __init__(self, forwarder: Forwarder) -> None:
+    ACK_WAIT = 10.0
+    RETRY_AFTER = 1  # seconds, sent with 503 answers
+    BACKOFF = (0.05, 5.0)  # first and largest wait between delivery attempts
+
+    def __init__(
+        self, forwarder: Forwarder, queue: DurableQueue | None = None, ack_wait: float = ACK_WAIT
+    ) -> None:
         self.forwarder = forwarder
+        self.queue = queue
+        self.ack_wait = ack_wait
         self.counts: Counter[str] = Counter()
         self._lock = threading.Lock()
+        self._closing = False
+        self._stop = threading.Event()
+        self._pump: threading.Thread | None = None
+        if queue is not None:
+            self._pump = threading.Thread(target=self._forward_loop, name="provml-forwarder",
+                                          daemon=True)  # fmt: skip
+            self._pump.start()
 
-    def ingest(self, body: bytes) -> dict[str, Any]:
+    def count(self, key: str, n: int = 1) -> None:
+        with self._lock:
+            self.counts[key] += n
+
+    def ingest(self, body: bytes) -> tuple[dict[str, Any], int]:
+        if self._closing:
+            raise ShuttingDown("the tracker is shutting down: retry later")
         try:
             batch = parse_batch(body)
         except ValidationError:
-            with self._lock:
-                self.counts["batches_rejected"] += 1
+            self.count("batches_rejected")
             raise
         resolved = resolve_batch(batch)
-        result = self.forwarder.forward(resolved)
-        with self._lock:
-            self.counts["batches"] += 1
-            self.counts["records"] += len(batch.records)
-        return {
+        answer: dict[str, Any] = {
             "batch": batch.batch,
             "session": batch.session,
             "records": len(batch.records),
-            "triples": result.get("triples"),
         }
+        self.count("batches_received")
+        self.count("records_received", len(batch.records))
+        if self.queue is None:  # no queue (tests, in-memory stores): deliver at once
+            answer["triples"] = self.forwarder.forward(resolved).get("triples")
+            self.count("batches_forwarded")
+            return {**answer, "status": "stored"}, 200
+        try:
+            seq = self.queue.put(orjson.dumps(resolved.to_json()))
+        except QueueFull:
+            self.count("batches_refused_full")
+            raise
+        if self.queue.wait_delivered(seq, self.ack_wait):
+            return {**answer, "status": "stored"}, 200
+        return {**answer, "status": "queued"}, 202
+
+    def _forward_loop(self) -> None:
+        assert self.queue is not None
+        wait = self.BACKOFF[0]
+        while not self._stop.is_set():
+            entry = self.queue.next(timeout=0.2)
+            if entry is None:
+                continue
+            try:
+                self.forwarder.forward_body(entry.body)
+            except UpstreamError as exc:  # the manager is down or failing: try again
+                self.count("forward_retries")
+                log.warning("delivery failed, retrying in %.2fs: %s", wait, exc)
+                self._stop.wait(wait * (0.5 + random.random()))
+                wait = min(wait * 2, self.BACKOFF[1])
+                continue
+            except ProvmlError as exc:  # refused: keep it aside, never block the queue
+                self.count("forward_errors")
+                self._dead_letter(entry.body, exc)
+            except Exception as exc:  # a bug: keep it aside too, and say so
+                log.exception("delivery failed")
+                self.count("forward_errors")
+                self._dead_letter(entry.body, exc)
+            else:
+                self.count("batches_forwarded")
+            wait = self.BACKOFF[0]
+            self.queue.ack(entry)
+
+    def _dead_letter(self, body: bytes, exc: Exception) -> None:
+        assert self.queue is not None
+        path = os.path.join(self.queue.path, "refused.jsonl")
+        log.error("the manager refused a batch (%s); kept in %s", exc, path)
+        with open(path, "ab") as f:
+            f.write(orjson.dumps({"error": str(exc), "batch": orjson.loads(body)}) + b"\n")
+
+    def ready(self) -> bool:
+        return not self._closing and (self._pump is None or self._pump.is_alive())
+
+    def metrics(self) -> list[tuple[str, str, float]]:
+        """(name, type, value) for the Prometheus exposition."""
+        with self._lock:
+            counts = dict(self.counts)
+        out = [
+            (f"provml_tracker_{key}_total", "counter", float(counts.get(key, 0)))
+            for key in ("batches_received", "records_received", "batches_rejected",
+                        "batches_refused_full", "batches_forwarded", "forward_retries",
+                        "forward_errors")
+        ]  # fmt: skip
+        if self.queue is not None:
+            out += [
+                ("provml_tracker_queue_depth", "gauge", float(self.queue.depth)),
+                ("provml_tracker_queue_bytes", "gauge", float(self.queue.bytes)),
+                ("provml_tracker_forward_lag_seconds", "gauge", self.queue.oldest_age()),
+            ]
+        return out
+
+    def close(self, timeout: float = 30.0) -> bool:
+        """Stop accepting, deliver what is queued (up to ``timeout``), stop."""
+        self._closing = True
+        drained = True
+        if self.queue is not None:
+            deadline = time.monotonic() + timeout
+            while self.queue.depth and time.monotonic() < deadline:
+                time.sleep(0.05)
+            drained = self.queue.depth == 0
+            self._stop.set()
+            if self._pump is not None:
+                self._pump.join(5)
+            self.queue.close()
+        self.forwarder.close()
+        return drained
 
 
 def tracker() -> Tracker:
@@ -59,16 +175,25 @@ def tracker() -> Tracker:
 def post_batch() -> ResponseReturnValue:
     if not request.is_json:
         raise ValidationError("send the batch as JSON (Content-Type: application/json)")
-    return tracker().ingest(request.get_data(cache=False)), 200
+    try:
+        answer, status = tracker().ingest(request.get_data(cache=False))
+    except (QueueFull, ShuttingDown) as exc:
+        return exc.to_json(), exc.status, {"Retry-After": str(Tracker.RETRY_AFTER)}
+    return answer, status
 
 
 @bp.get("/api/v1/tracker/stats")
 def stats() -> ResponseReturnValue:
-    return dict(tracker().counts)
+    t = tracker()
+    body: dict[str, Any] = dict(t.counts)
+    if t.queue is not None:
+        body.update(queue_depth=t.queue.depth, queue_bytes=t.queue.bytes)
+    return body
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
-    """The tracker on its own. ``config["manager_url"]`` or ``config["forwarder"]``."""
+    """The tracker on its own: ``config["manager_url"]`` (or ``"forwarder"``) and
+    ``config["queue_dir"]`` (no queue: batches are forwarded synchronously)."""
     config = dict(config or {})
     forwarder = config.pop("forwarder", None)
     if forwarder is None:
@@ -76,4 +201,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         if not url:
             raise ConfigError("a tracker on its own needs the manager's URL (--manager-url)")
         forwarder = HttpForwarder(url)
-    return make_app("provml.tracker", [(bp, "")], {"provml.tracker": Tracker(forwarder)}, config)
+    queue_dir = config.pop("queue_dir", None)
+    queue = DurableQueue(queue_dir) if queue_dir else None
+    return make_app("provml.tracker", [(bp, "")], {"provml.tracker": Tracker(forwarder, queue)},
+                    config)  # fmt: skip

@@ -17,6 +17,11 @@ class Forwarder(abc.ABC):
     def forward(self, batch: Batch) -> dict[str, Any]:
         """Deliver a resolved batch; return the manager's answer or raise."""
 
+    @abc.abstractmethod
+    def forward_body(self, body: bytes) -> dict[str, Any]:
+        """Deliver a resolved batch given as its JSON. Raise :class:`UpstreamError` when
+        trying again may work, another :class:`ProvmlError` when the batch is refused."""
+
     def close(self) -> None:
         return None
 
@@ -31,6 +36,15 @@ class InProcessForwarder(Forwarder):
         result: dict[str, Any] = self.manager.apply(batch)
         return result
 
+    def forward_body(self, body: bytes) -> dict[str, Any]:
+        from provml.errors import StoreError
+
+        try:
+            result: dict[str, Any] = self.manager.apply_json(orjson.loads(body))
+        except StoreError as exc:  # the store failed: worth trying again
+            raise UpstreamError(str(exc)) from exc
+        return result
+
 
 class HttpForwarder(Forwarder):
     """A tracker run on its own: POST to the manager's ``/api/v1/batches``."""
@@ -41,16 +55,19 @@ class HttpForwarder(Forwarder):
         self._session = requests.Session()
 
     def forward(self, batch: Batch) -> dict[str, Any]:
+        return self.forward_body(orjson.dumps(batch.to_json()))
+
+    def forward_body(self, body: bytes) -> dict[str, Any]:
         try:
             resp = self._session.post(
                 self.endpoint,
-                data=orjson.dumps(batch.to_json()),
+                data=body,
                 headers={"Content-Type": "application/json"},
                 timeout=self.timeout,
             )
         except requests.RequestException as exc:
             raise UpstreamError(f"manager unreachable at {self.endpoint}: {exc}") from exc
-        if resp.status_code >= 500:
+        if resp.status_code >= 500 or resp.status_code == 429:
             raise UpstreamError(f"manager failed ({resp.status_code}): {resp.text[:500]}")
         if resp.status_code >= 400:
             error = ProvmlError(f"manager refused the batch: {resp.text[:500]}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -204,7 +205,9 @@ def test_demo_runs_against_a_server(server: Server, tmp_path: Path) -> None:
 
 def test_split_tracker_forwards_to_a_manager_over_http(tmp_path: Path) -> None:
     store = Server(tmp_path / "data", "--component", "manager", "--component", "query")
-    tracker = Server(tmp_path / "tracker", "--component", "tracker", "--manager-url", store.url)
+    tracker = Server(
+        tmp_path / "tracker-data", "--component", "tracker", "--manager-url", store.url
+    )
     try:
         assert requests.get(tracker.url + "/healthz", timeout=5).json()["components"] == ["tracker"]
         run = run_workflow(tmp_path / "w", "http", tracker.url)
@@ -216,13 +219,13 @@ def test_split_tracker_forwards_to_a_manager_over_http(tmp_path: Path) -> None:
         assert requests.get(store.url + "/api/v1/stats", timeout=5).json()["batches"] == 1
     finally:
         assert tracker.stop() == 0
-    # with the manager gone, the tracker answers 502 and acknowledges nothing
-    tracker = Server(
-        tmp_path / "tracker2", "--component", "tracker", "--manager-url", "http://127.0.0.1:9"
-    )
+    # with its manager not yet up, a tracker queues durably (202), then delivers
+    store.stop()
+    tracker = Server(tmp_path / "tracker-data2", "--component", "tracker", "--manager-url",
+                     store.url)  # fmt: skip
     try:
         logs = tmp_path / "logs"
-        run_workflow(tmp_path / "w2", "disk", str(logs))
+        offline = run_workflow(tmp_path / "w2", "disk", str(logs))
         batch = next(logs.iterdir()).read_bytes().splitlines()[0]
         resp = requests.post(
             tracker.url + "/api/v1/batches",
@@ -230,7 +233,18 @@ def test_split_tracker_forwards_to_a_manager_over_http(tmp_path: Path) -> None:
             headers={"Content-Type": "application/json"},
             timeout=30,
         )
-        assert resp.status_code == 502 and resp.json()["error"] == "upstream_failed"
+        assert resp.status_code == 202 and resp.json()["status"] == "queued"
+        stats = requests.get(tracker.url + "/api/v1/tracker/stats", timeout=5).json()
+        assert stats["queue_depth"] == 1 and stats["forward_retries"] > 0
+        store = Server(tmp_path / "data", "--component", "manager", "--component", "query",
+                       _port=store.port)  # fmt: skip
+        deadline = time.monotonic() + 30
+        while not model_of(store, offline["prediction"]) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert model_of(store, offline["prediction"]) == [offline["model"]]
+        metrics = requests.get(tracker.url + "/metrics", timeout=5).text
+        assert "provml_tracker_queue_depth 0" in metrics
+        assert "provml_tracker_batches_forwarded_total 1" in metrics
     finally:
         assert tracker.stop() == 0
         assert store.stop() == 0

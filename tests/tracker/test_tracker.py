@@ -38,7 +38,7 @@ def test_a_batch_is_resolved_and_written(app_client: tuple[FlaskClient, Any]) ->
     before = store.count()
     assert post(client, batch).status_code == 200
     assert store.count() == before
-    assert client.get("/api/v1/tracker/stats").json["batches"] == 2
+    assert client.get("/api/v1/tracker/stats").json["batches_received"] == 2
 
 
 @pytest.mark.parametrize(
