@@ -5,11 +5,12 @@ BIN    := $(VENV)/bin
 PORT   ?= 5000
 DATA   ?= ./provml-data
 
-.PHONY: run test lint typecheck clean help bench-capture
+.PHONY: run test lint typecheck clean help bench-capture chaos
 
 help:
 	@echo "make run    - install, serve on 127.0.0.1:$(PORT) with the demo, keep serving"
 	@echo "make test   - install dev extras, then ruff, mypy and pytest"
+	@echo "make chaos [ROUNDS=30] - kill tracker and manager at random while workflows capture"
 	@echo "make bench-capture [BENCH_ARGS='--tasks 20000 --repeats 1'] - capture overhead vs peers"
 
 $(VENV)/.run-stamp: pyproject.toml
@@ -36,6 +37,10 @@ typecheck: $(VENV)/.dev-stamp
 
 test: lint typecheck
 	$(BIN)/pytest
+
+# the fault-injection suite with many rounds (CI runs it with PROVML_CHAOS_ROUNDS=8)
+chaos: $(VENV)/.dev-stamp
+	PROVML_CHAOS_ROUNDS=$${ROUNDS:-30} $(BIN)/pytest -s tests/e2e/test_pipeline_faults.py
 
 # each peer gets its own virtualenv under bench/.venvs (created on first run, ~1 GB)
 bench-capture: $(VENV)/.run-stamp

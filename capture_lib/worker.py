@@ -248,7 +248,7 @@ class Worker:
                 self._deliver(records)
                 records = []
                 self.transport.sync()
-                self.transport.tick()  # a flush also re-sends what was spooled, if it can
+                self.transport.tick(force=True)  # a flush also re-sends the spool, if it can
                 waiters.append(item)
                 continue
             records.append(item)

@@ -32,8 +32,9 @@ class Transport(abc.ABC):
     def sync(self) -> None:  # noqa: B027 - optional hook
         """Make what was sent durable (called on flush)."""
 
-    def tick(self) -> None:  # noqa: B027 - optional hook
-        """Periodic housekeeping, called by the worker after each wake-up."""
+    def tick(self, force: bool = False) -> None:  # noqa: B027 - optional hook
+        """Periodic housekeeping, called by the worker after each wake-up; ``force`` on
+        an explicit flush (do now what would otherwise wait, e.g. for a cool-down)."""
 
     def after_fork(self) -> None:  # noqa: B027 - optional hook
         """In a forked child: drop what the parent's process owns (files, sockets)."""

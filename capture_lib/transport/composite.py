@@ -64,8 +64,8 @@ class CompositeTransport(Transport):
         self._rejected.send(batch, body)
         self.rejected += len(batch["records"])
 
-    def tick(self) -> None:
-        if time.monotonic() < self._down_until:
+    def tick(self, force: bool = False) -> None:
+        if not force and time.monotonic() < self._down_until:
             return
         files = self.fallback.take_closed()
         for i, path in enumerate(files):
