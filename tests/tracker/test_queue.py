@@ -156,3 +156,40 @@ def test_many_threads_ingest_concurrently(tmp_path: Path) -> None:
         t.join()
     assert sorted(b["batch"] for b in forwarder.got) == sorted(b["batch"] for b in batches)
     tracker.close(timeout=5)
+
+
+def test_readyz_and_metrics(tmp_path: Path) -> None:
+    from provml.server import build_app, close_app
+
+    app = build_app(store="memory:", queue_dir=str(tmp_path / "queue"))
+    client = app.test_client()
+    assert client.get("/readyz").status_code == 200
+    resp = client.post("/api/v1/batches", data=orjson.dumps(make_batch(full_records())),
+                       content_type="application/json")  # fmt: skip
+    assert resp.status_code == 200 and resp.json["status"] == "stored"
+    text = client.get("/metrics").get_data(as_text=True)
+    lines = dict(line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+    assert lines["provml_tracker_batches_received_total"] == "1"
+    assert lines["provml_tracker_batches_forwarded_total"] == "1"
+    assert lines["provml_tracker_queue_depth"] == "0"
+    assert float(lines["provml_manager_quads_total"]) > 100
+    assert "# TYPE provml_tracker_queue_depth gauge" in text
+    close_app(app, timeout=5)
+    assert client.get("/readyz").status_code == 503
+    resp = client.post("/api/v1/batches", data=orjson.dumps(make_batch([])),
+                       content_type="application/json")  # fmt: skip
+    assert resp.status_code == 503 and resp.headers["Retry-After"] == "1"
+
+
+def test_a_full_queue_answers_503_with_retry_after(tmp_path: Path) -> None:
+    from provml.server import build_app
+
+    app = build_app(store="memory:", queue_dir=str(tmp_path / "queue"))
+    tracker = app.extensions["provml.tracker"]
+    tracker.queue.max_bytes = 10
+    resp = app.test_client().post("/api/v1/batches", data=orjson.dumps(make_batch(full_records())),
+                                  content_type="application/json")  # fmt: skip
+    assert resp.status_code == 503 and resp.json["error"] == "queue_full"
+    assert resp.headers["Retry-After"] == "1"
+    assert app.extensions["provml.store"].count() == 0
+    tracker.close(timeout=1)
