@@ -87,8 +87,7 @@ def list_questions() -> ResponseReturnValue:
 @bp.get("/api/v1/questions/<name>")
 def ask(name: str) -> ResponseReturnValue:
     question = questions.get(name)
-    bound = question.bind(request.args.to_dict())
-    result = store().query(question.sparql, substitutions=bound)
+    result = store().query(question.text(request.args.to_dict()))
     body, media = negotiate(result, request.accept_mimetypes)
     return Response(body, content_type=media)
 

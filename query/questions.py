@@ -5,10 +5,12 @@ A file starts with comment lines::
     # title: Which data trained a model?
     # param: model iri  The model (its IRI, or a SHA-256 of its file)
 
-Parameters are bound as RDF terms through pyoxigraph's substitutions (SEP-0007), never
-pasted into the query text, so a parameter can never change the query. pyoxigraph
-requires a substituted variable to be projected, so every question selects its
-parameters too.
+Parameters are validated and turned into RDF terms (pyoxigraph ``NamedNode`` and
+``Literal``), then bound by a ``VALUES`` block at the head of the query's WHERE clause,
+written from the terms' own N-Triples serialisation (an IRI that would need escaping is
+refused, a literal is escaped by pyoxigraph): a parameter can never change the query's
+structure. A ``VALUES`` block rather than pyoxigraph's ``substitutions``: the query
+planner starts from it, measured 10–2000× faster on lineage paths (bench/query.py).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from provml.ids import content_iri
 from provml.vocab import XSD_NS
 
 _SHA = re.compile(r"[0-9a-f]{64}")
+_WHERE = re.compile(r"\bWHERE\s*\{", re.IGNORECASE)
 _IRI_BAD = re.compile(r'[\x00-\x20<>"{}|^`\\]')
 
 
@@ -54,6 +57,19 @@ class Question:
                 raise ValidationError(f"{self.name}: parameter {p.name!r} is required ({p.help})")
             bound[Variable(p.name)] = _term(p, values[p.name])
         return bound
+
+    def text(self, values: dict[str, str]) -> str:
+        """The query with its parameters bound (see the module docstring)."""
+        bound = self.bind(values)
+        if not bound:
+            return self.sparql
+        names = " ".join(f"?{v.value}" for v in bound)
+        terms = " ".join(str(t) for t in bound.values())
+        block = f" VALUES ({names}) {{ ({terms}) }}"
+        match = _WHERE.search(self.sparql)
+        if match is None:  # every question file has a WHERE clause; a test checks it
+            raise ValidationError(f"{self.name}: no WHERE clause to bind parameters in")
+        return self.sparql[: match.end()] + block + self.sparql[match.end() :]
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -18,7 +18,7 @@ from query import questions
 def rows(store: Store, name: str, **params: str) -> list[dict[str, str]]:
     """The rows of a named question as plain strings (absent values left out)."""
     question = questions.get(name)
-    result = store.query(question.sparql, substitutions=question.bind(params))
+    result = store.query(question.text(params))
     assert isinstance(result, pyoxigraph.QuerySolutions)
     variables = result.variables
     return [
@@ -83,21 +83,17 @@ def dataset_record(store: Store, dataset: str) -> dict[str, Any]:
     versions = rows(store, "dataset-record", dataset=dataset)
     if not versions:
         raise NotFound(f"no dataset {dataset!r} in the graph")
-    usage = rows(store, "dataset-usage", dataset=dataset)
     this = versions[0]["dataset"]
     current = next((v for v in versions if v["version"] == this), versions[0])
+    keep = ("sha256", "label", "split", "source", "license", "path")
     return {
         "dataset": this,
-        **{
-            k: current[k]
-            for k in ("sha256", "label", "split", "source", "license", "path")
-            if k in current
-        },
+        **{k: current[k] for k in keep if k in current},
         "versions": [_drop(v, "dataset") for v in versions],
         "derivedFrom": [
-            _drop(r, "dataset", "relation") for r in usage if r["relation"] == "derived from"
+            _drop(r, "dataset") for r in rows(store, "dataset-sources", dataset=dataset)
         ],
         "usedByModels": [
-            _drop(r, "dataset", "relation") for r in usage if r["relation"] == "used by model"
+            _drop(r, "dataset") for r in rows(store, "dataset-models", dataset=dataset)
         ],
     }

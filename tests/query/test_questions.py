@@ -29,7 +29,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Scenario, 
 
 def ask(store: pyoxigraph.Store, name: str, **params: str) -> list[dict[str, str]]:
     q = questions.get(name)
-    result = store.query(q.sparql, prefixes=PREFIXES, substitutions=q.bind(params))
+    result = store.query(q.text(params), prefixes=PREFIXES)
     assert isinstance(result, pyoxigraph.QuerySolutions)
     names = result.variables
     return [{v.value: row[v].value for v in names if row[v] is not None} for row in result]
@@ -239,8 +239,8 @@ def test_dataset_record(world: tuple[Scenario, pyoxigraph.Store]) -> None:
     record = dataset_record(store, s.sha["v2"])
     assert record["label"] == "2" and record["split"] == "train"
     assert [v["sha256"] for v in record["versions"]] == [s.sha["v1"], s.sha["v2"]]
-    assert {d["other"] for d in record["derivedFrom"]} == {s.iri["raw-a"], s.iri["raw-b"]}
-    assert {m["other"] for m in record["usedByModels"]} == {s.iri[m] for m in ("m2", "m3", "m4")}
+    assert {d["source"] for d in record["derivedFrom"]} == {s.iri["raw-a"], s.iri["raw-b"]}
+    assert {m["model"] for m in record["usedByModels"]} == {s.iri[m] for m in ("m2", "m3", "m4")}
     raw_b = dataset_record(store, s.sha["raw-b"])
     assert (raw_b["license"], raw_b["source"]) == ("CC-BY-NC-4.0", "partner-survey")
 
@@ -267,3 +267,25 @@ def test_questions_and_records_over_rest(world: tuple[Scenario, pyoxigraph.Store
         "/api/v1/questions/models-in-window", query_string={"from": "yesterday", "to": "2026-01-01"}
     )
     assert resp.status_code == 400 and "ISO 8601" in resp.json["message"]
+
+
+def test_every_question_binds_its_parameters(world: tuple[Scenario, pyoxigraph.Store]) -> None:
+    _, store = world
+    for q in questions.questions().values():
+        values = {p.name: {"string": "x", "datetime": "2026-01-01T00:00:00Z"}.get(
+            p.kind, "https://provml.dev/id/none") for p in q.params}  # fmt: skip
+        text = q.text(values)
+        assert ("VALUES" in text) == bool(q.params)
+        assert isinstance(store.query(text, prefixes=PREFIXES), pyoxigraph.QuerySolutions)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    ['x" } UNION { ?s ?p ?o } #', "x' . ?s ?p ?o", 'credit-model"@en', '\\" ) } DROP ALL'],
+)
+def test_string_parameters_cannot_change_the_query(
+    world: tuple[Scenario, pyoxigraph.Store], payload: str
+) -> None:
+    _, store = world
+    assert ask(store, "workflow-consumers", workflow=payload) == []
+    assert ask(store, "runs-history", workflow=payload) == []
