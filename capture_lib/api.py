@@ -103,6 +103,8 @@ class _Execution:
                 value = float(value)
             if type(name) is not str or len(name) > MAX_NAME or not name:
                 name = _name(name)
+            if step is not None and type(step) is not int:
+                step = int(step)
             psess = self._session
             client.submit(
                 (R.METRIC, next(client._counter), self.n,

@@ -14,6 +14,8 @@ import os
 import threading
 from typing import Any
 
+from provml.wire import DATA_STRING_FIELDS
+
 log = logging.getLogger(__name__)
 
 _BLOCK = 1 << 20
@@ -61,18 +63,19 @@ def reference(kind: str, path: str | os.PathLike[str], meta: dict[str, Any]) -> 
     A path that cannot be read gives a plain value naming the path and the error, so
     the workflow goes on and the graph still says what was attempted.
     """
-    p = os.fspath(path)
     try:
+        p = os.fspath(path)
         if os.path.isdir(p):
             digest, size = sha256_directory(p)
             kind = "directory" if kind == "file" else kind
         else:
             digest, size = sha256_file(p)
-    except OSError as exc:
-        log.warning("provml: cannot hash %s: %s", p, exc)
-        return {"path": p, "error": exc.strerror or str(exc)}
+    except (OSError, TypeError) as exc:
+        log.warning("provml: cannot hash %r: %s", path, exc)
+        return {"path": str(path), "error": getattr(exc, "strerror", None) or str(exc)}
     ref: dict[str, Any] = {"@data": kind, "sha256": digest, "path": p, "size": size}
     for key, value in meta.items():
         if value is not None:
-            ref[key] = value
+            # fields with a property of their own are strings on the wire: version=2 is "2"
+            ref[key] = str(value) if key in DATA_STRING_FIELDS else value
     return ref

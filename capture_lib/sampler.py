@@ -63,13 +63,13 @@ class Sampler(threading.Thread):
         self.workflow = workflow
         self.interval = interval
         self.gpus = gpus and shutil.which("nvidia-smi") is not None
-        self._stop = threading.Event()
+        self._stop_event = threading.Event()
         self.samples = 0
 
     def run(self) -> None:
         wall, cpu = time.monotonic(), time.process_time()
         step = 0
-        while not self._stop.wait(self.interval):
+        while not self._stop_event.wait(self.interval):
             try:
                 now_wall, now_cpu = time.monotonic(), time.process_time()
                 metric = self.workflow.metric
@@ -89,4 +89,4 @@ class Sampler(threading.Thread):
                 log.debug("provml: sampling failed", exc_info=True)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stop_event.set()

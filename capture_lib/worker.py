@@ -36,6 +36,7 @@ from capture_lib.transport.base import Transport, TransportError
 from provml.wire import WIRE_VERSION
 
 log = logging.getLogger(__name__)
+_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 POLICIES = ("spill", "block", "drop")
 
 
@@ -84,6 +85,7 @@ class Worker:
         self.lost: Counter[str] = Counter()
         self._reported: dict[str, int] = {}
         self._markers = 0  # flush markers in the queue
+        self._inflight: list[list[tuple[Any, ...]]] = []  # batches being delivered now
 
     # ---- caller side -------------------------------------------------------
     def submit(self, record: tuple[Any, ...]) -> bool:
@@ -177,6 +179,14 @@ class Worker:
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
+            stuck = [list(b) for b in self._inflight] if thread.is_alive() else []
+            if stuck and self.spill_transport is not None:
+                # the worker is stuck in a send: keep its batches too (a copy that also
+                # arrives later is harmless: identifiers are derived from the records)
+                with self._spill_lock:
+                    for batch in stuck:
+                        self._spilled.extend(batch)
+                    self._write_spill()
         self.transport.close()
         if self.spill_transport is not None:
             self.spill_transport.close()
@@ -229,7 +239,15 @@ class Worker:
         self._drain_items([], waiters)
 
     def _drain_items(self, first: list[Any], waiters: list[threading.Event]) -> None:
-        """Drain item by item, delivering at each flush marker."""
+        """Drain item by item, delivering at each flush marker; waiters are always set."""
+        try:
+            self._drain_items_inner(first, waiters)
+        finally:
+            for waiter in waiters:
+                waiter.set()
+            waiters.clear()
+
+    def _drain_items_inner(self, first: list[Any], waiters: list[threading.Event]) -> None:
         queue = self._queue
         records: list[tuple[Any, ...]] = []
         items = iter(first)
@@ -256,9 +274,6 @@ class Worker:
                 self._deliver(records)
                 records = []
         self._deliver(records)
-        for waiter in waiters:
-            waiter.set()
-        waiters.clear()
 
     def _report(self) -> tuple[Any, ...] | None:
         """A capture_report record when losses changed since the last one."""
@@ -277,23 +292,27 @@ class Worker:
             "records": items,  # compact records: serialised as JSON arrays
         }
         try:
-            body = orjson.dumps(batch, option=orjson.OPT_SERIALIZE_NUMPY)
+            body = orjson.dumps(batch, option=_OPTIONS)
         except TypeError as exc:
             log.debug("provml: non-JSON value in a record (%s); using str()", exc)
-            body = orjson.dumps(batch, default=str, option=orjson.OPT_SERIALIZE_NUMPY)
+            body = orjson.dumps(batch, default=str, option=_OPTIONS)
         return batch, body
 
     def _deliver_many(self, batches: list[list[tuple[Any, ...]]]) -> None:
         if not batches:
             return
+        self._inflight = batches
         try:
             encoded = [self._encode(items) for items in batches]
             self.transport.send_many(encoded)
-        except TransportError as exc:
+        except Exception as exc:
             count = sum(len(b) for b in batches)
             log.error("provml: lost %d records: %s", count, exc)
-            self.count_lost("send_error", count)
+            self.count_lost("send_error" if isinstance(exc, TransportError) else "internal_error",
+                            count)  # fmt: skip
             return
+        finally:
+            self._inflight = []
         with self._lock:
             self.counts["records_sent"] += sum(len(b) for b in batches)
             self.counts["batches_sent"] += len(batches)
@@ -301,13 +320,18 @@ class Worker:
     def _deliver(self, items: list[tuple[Any, ...]]) -> None:
         if not items:
             return
+        self._inflight = [items]
         try:
             batch, body = self._encode(items)
             self.transport.send(batch, body)
-        except TransportError as exc:
+        except Exception as exc:
             log.error("provml: lost %d records: %s", len(items), exc)
-            self.count_lost("send_error", len(items))
+            self.count_lost(
+                "send_error" if isinstance(exc, TransportError) else "internal_error", len(items)
+            )
             return
+        finally:
+            self._inflight = []
         with self._lock:
             self.counts["records_sent"] += len(items)
             self.counts["batches_sent"] += 1

@@ -106,7 +106,7 @@ QUEUE_MAX_BYTES = Setting(
 )
 ACK_WAIT = Setting(
     "PROVML_ACK_WAIT",
-    10.0,
+    2.0,
     float,
     "seconds the tracker waits for a queued batch to be stored before answering 202",
 )

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from pyoxigraph import NamedNode
 
 from provml.errors import ValidationError
 from provml.vocab import ID_BASE
@@ -312,7 +313,13 @@ def _entity_ref(v: dict[str, Any]) -> str | None:
     iri = v["@entity"]
     if len(v) != 1 or not isinstance(iri, str) or not iri.startswith(ID_BASE):
         return f'an entity reference is {{"@entity": "<an IRI under {ID_BASE}>"}} alone'
-    if len(iri) > 2000 or any(c in iri for c in ' <>"{}|^`\\\n'):
+    if len(iri) > 2000:
+        return "@entity is too long"
+    try:
+        NamedNode(iri)
+    except ValueError:
+        return "@entity is not a valid IRI"
+    if any(ord(c) < 33 for c in iri):
         return "@entity is not a valid IRI"
     return None
 

@@ -3,6 +3,7 @@ the named questions at ``/api/v1/questions``."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -19,6 +20,12 @@ from query.results import negotiate
 bp = Blueprint("query", __name__)
 
 _UPDATE_REFUSED = "this endpoint is read-only: SPARQL updates are refused"
+# SERVICE would make the server fetch other URLs (and echo their answers in errors)
+_SERVICE = re.compile(r"\bSERVICE\b", re.IGNORECASE)
+_STRINGS = re.compile(
+    r'"""(?:[^"\\]|\\.|"(?!""))*"""|\'\'\'(?:[^\'\\]|\\.|\'(?!\'\'))*\'\'\''
+    r'|"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|#[^\n]*|<[^>\s]*>'
+)
 
 
 def store() -> Store:
@@ -53,13 +60,18 @@ def sparql() -> ResponseReturnValue:
         raise ForbiddenOperation(_UPDATE_REFUSED)
     if text is None:
         raise QueryError("missing the query parameter")
+    if _SERVICE.search(_STRINGS.sub("", text)):
+        raise ForbiddenOperation("federated queries (SERVICE) are not allowed on this endpoint")
     options: dict[str, Any] = {}
     if params.get("default-graph-uri"):
         options["default_graph"] = [_iri(u) for u in params["default-graph-uri"]]
     if params.get("named-graph-uri"):
         options["named_graphs"] = [_iri(u) for u in params["named-graph-uri"]]
     result = store().query(text, **options)
-    body, media = negotiate(result, request.accept_mimetypes)
+    try:
+        body, media = negotiate(result, request.accept_mimetypes)
+    except (OSError, RuntimeError, ValueError) as exc:  # raised while evaluating lazily
+        raise QueryError(f"the query failed: {type(exc).__name__}") from None
     return Response(body, content_type=media)
 
 

@@ -41,7 +41,7 @@ class ShuttingDown(ProvmlError):
 
 
 class Tracker:
-    ACK_WAIT = 10.0
+    ACK_WAIT = 2.0  # well under capture_lib's HTTP timeout (10 s)
     RETRY_AFTER = 1  # seconds, sent with 503 answers
     BACKOFF = (0.05, 5.0)  # first and largest wait between delivery attempts
 
@@ -95,6 +95,15 @@ class Tracker:
         return {**answer, "status": "queued"}, 202
 
     def _forward_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._forward_some()
+            except Exception:  # never let the forwarder die: log, pause, go on
+                log.exception("forwarder error")
+                self.count("forward_errors")
+                self._stop.wait(1.0)
+
+    def _forward_some(self) -> None:
         assert self.queue is not None
         wait = self.BACKOFF[0]
         while not self._stop.is_set():
@@ -122,11 +131,15 @@ class Tracker:
             self.queue.ack(entry)
 
     def _dead_letter(self, body: bytes, exc: Exception) -> None:
+        """Keep a refused batch as it was queued (the error on the line before it)."""
         assert self.queue is not None
         path = os.path.join(self.queue.path, "refused.jsonl")
         log.error("the manager refused a batch (%s); kept in %s", exc, path)
-        with open(path, "ab") as f:
-            f.write(orjson.dumps({"error": str(exc), "batch": orjson.loads(body)}) + b"\n")
+        try:
+            with open(path, "ab") as f:
+                f.write(orjson.dumps({"error": str(exc)}) + b"\n" + body + b"\n")
+        except OSError:
+            log.exception("cannot keep the refused batch")
 
     def ready(self) -> bool:
         return not self._closing and (self._pump is None or self._pump.is_alive())

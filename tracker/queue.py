@@ -123,11 +123,21 @@ class DurableQueue:
             if self._fd is None or self._write_offset >= self.SEGMENT_BYTES:
                 self._roll()
             assert self._fd is not None
-            view = memoryview(line)
-            while view:
-                view = view[os.write(self._fd, view) :]
-            if self.fsync:
-                os.fsync(self._fd)
+            try:
+                view = memoryview(line)
+                while view:
+                    view = view[os.write(self._fd, view) :]
+                if self.fsync:
+                    os.fsync(self._fd)
+            except OSError as exc:
+                # undo a partial append so the next one starts on a clean line
+                try:
+                    os.ftruncate(self._fd, self._write_offset)
+                except OSError:
+                    os.close(self._fd)
+                    self._fd = None  # reopened (and the torn tail cut) on the next put
+                    self._recover()
+                raise QueueFull(f"cannot write to the tracker's queue: {exc}") from exc
             self._write_offset += len(line)
             self._appended += 1
             self._times[self._appended] = time.time()

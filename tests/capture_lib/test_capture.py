@@ -379,3 +379,24 @@ def test_inference_keeps_a_digest_of_inputs_by_default(tmp_path: Path) -> None:
     assert starts[1]["used"]["input"] == {"x": 2}
     assert starts[2]["used"]["input"] == p and p is not None
     assert p["@entity"].endswith("/generated/prediction")
+
+
+def test_awkward_values_never_cost_a_batch(tmp_path: Path) -> None:
+    cl.init(mode="disk", path=str(tmp_path / "logs"))
+    (tmp_path / "d.csv").write_text("x\n")
+    with (
+        cl.workflow("w") as wf,
+        wf.task(
+            "t",
+            used={"d": cl.dataset(tmp_path / "d.csv", version=2), "none": cl.file(None)},  # type: ignore[arg-type]
+            params={1: "int key"},  # type: ignore[dict-item]
+        ) as t,
+    ):
+        t.metric("m", 1.0, step=3.0)  # type: ignore[arg-type]
+    assert cl.flush()
+    records = read_records(tmp_path / "logs")  # every batch valid for the tracker
+    start = next(r for r in records if r["kind"] == "task_start")
+    assert start["used"]["d"]["version"] == "2" and start["params"] == {"1": "int key"}
+    assert "error" in start["used"]["none"]
+    assert next(r for r in records if r["kind"] == "metric")["step"] == 3
+    assert cl.stats()["lost"] == {}

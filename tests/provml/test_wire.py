@@ -82,3 +82,30 @@ def test_bad_compact_records_are_refused(record: list[object]) -> None:
     with pytest.raises(ValidationError) as info:
         parse_batch(orjson.dumps(make_batch([record])))
     assert "records[0]" in " ".join(info.value.details)
+
+
+@pytest.mark.parametrize(
+    "iri",
+    [
+        "https://provml.dev/id/a\tb",
+        "https://provml.dev/id/a b",
+        "https://evil.example/x",
+        "https://provml.dev/id/<x>",
+    ],
+)
+def test_bad_entity_references_are_refused(iri: str) -> None:
+    rec = {
+        "kind": "task_start",
+        "n": 2,
+        "parent": 1,
+        "plan": ["w", "t"],
+        "time": 1.0,
+        "used": {"x": {"@entity": iri}},
+    }
+    with pytest.raises(ValidationError, match="entity"):
+        parse_batch(orjson.dumps(make_batch([rec])))
+
+
+def test_compact_records_in_a_resolved_batch_are_checked() -> None:
+    batch = make_batch([["workflow_start", 1, None, "id", 1.0, None, None, None]])
+    assert validate_resolved(batch).records[0]["name"] == "id"

@@ -165,3 +165,20 @@ def test_question_parameters_are_checked(
     r = client.get(path, query_string=params)
     assert r.status_code == status, r.json
     assert json.loads(r.get_data())["message"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT * WHERE { SERVICE <http://127.0.0.1:9/> { ?s ?p ?o } }",
+        "select * where { service silent <http://127.0.0.1:9/> { ?s ?p ?o } }",
+    ],
+)
+def test_federated_queries_are_refused(client: FlaskClient, query: str) -> None:
+    r = client.post("/sparql", data={"query": query})
+    assert r.status_code == 403 and "SERVICE" in r.json["message"]
+
+
+def test_the_word_service_in_strings_and_iris_is_fine(client: FlaskClient) -> None:
+    q = 'SELECT * WHERE { ?s <http://example.org/service> "SERVICE" } # SERVICE'
+    assert client.post("/sparql", data={"query": q}).status_code == 200

@@ -135,7 +135,7 @@ def test_a_refused_batch_is_kept_aside_and_does_not_block(tmp_path: Path) -> Non
     tracker = Tracker(forwarder, DurableQueue(str(tmp_path)), ack_wait=2)
     tracker.ingest(orjson.dumps(make_batch(full_records())))
     assert tracker.counts["forward_errors"] == 1
-    assert (tmp_path / "refused.jsonl").read_text().count("\n") == 1
+    assert (tmp_path / "refused.jsonl").read_text().count("\n") == 2  # the error, the batch
     assert tracker.queue is not None and tracker.queue.depth == 0
     tracker.close(timeout=1)
 
@@ -193,3 +193,31 @@ def test_a_full_queue_answers_503_with_retry_after(tmp_path: Path) -> None:
     assert resp.headers["Retry-After"] == "1"
     assert app.extensions["provml.store"].count() == 0
     tracker.close(timeout=1)
+
+
+def test_a_failed_append_leaves_a_clean_queue(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os as os_module
+
+    q = DurableQueue(str(tmp_path))
+    q.put(b'{"ok": 1}')
+    real_write = os_module.write
+    calls = {"n": 0}
+
+    def half_then_fail(fd: int, data: Any) -> int:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            return real_write(fd, bytes(data)[: len(data) // 2])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os_module, "write", half_then_fail)
+    with pytest.raises(QueueFull):
+        q.put(b'{"lost": "this one was never acknowledged"}')
+    monkeypatch.setattr(os_module, "write", real_write)
+    q.put(b'{"ok": 2}')
+    got = []
+    while (entry := q.next(timeout=0.1)) is not None:
+        got.append(orjson.loads(entry.body))
+        q.ack(entry)
+    assert got == [{"ok": 1}, {"ok": 2}]
