@@ -5,11 +5,12 @@ BIN    := $(VENV)/bin
 PORT   ?= 5000
 DATA   ?= ./provml-data
 
-.PHONY: run test lint typecheck clean help bench-capture bench-load chaos
+.PHONY: run test lint typecheck clean help bench-capture bench-load bench-query chaos
 
 help:
 	@echo "make run    - install, serve on 127.0.0.1:$(PORT) with the demo, keep serving"
 	@echo "make test   - install dev extras, then ruff, mypy and pytest"
+	@echo "make bench-query - p50/p95 of every named question on >= 5 M generated triples"
 	@echo "make bench-load [BENCH_ARGS='--duration 120 --clients 4'] - pipeline load test"
 	@echo "make chaos [ROUNDS=30] - kill tracker and manager at random while workflows capture"
 	@echo "make bench-capture [BENCH_ARGS='--tasks 20000 --repeats 1'] - capture overhead vs peers"
@@ -47,9 +48,13 @@ chaos: $(VENV)/.dev-stamp
 bench-capture: $(VENV)/.run-stamp
 	$(BIN)/python bench/capture.py $(BENCH_ARGS)
 
+# latency of every named question on a generated store of >= 5 M triples (built once, reused)
+bench-query: $(VENV)/.run-stamp
+	$(BIN)/python bench/query.py $(BENCH_ARGS)
+
 # several client processes POST batches to a tracker and a manager process for 2 minutes
 bench-load: $(VENV)/.run-stamp
 	$(BIN)/python bench/load.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(DATA) prov-logs bench/.venvs bench/results .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DATA) prov-logs bench/.venvs bench/.data bench/results .pytest_cache .mypy_cache .ruff_cache
