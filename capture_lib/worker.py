@@ -318,23 +318,8 @@ class Worker:
             self.counts["batches_sent"] += len(batches)
 
     def _deliver(self, items: list[tuple[Any, ...]]) -> None:
-        if not items:
-            return
-        self._inflight = [items]
-        try:
-            batch, body = self._encode(items)
-            self.transport.send(batch, body)
-        except Exception as exc:
-            log.error("provml: lost %d records: %s", len(items), exc)
-            self.count_lost(
-                "send_error" if isinstance(exc, TransportError) else "internal_error", len(items)
-            )
-            return
-        finally:
-            self._inflight = []
-        with self._lock:
-            self.counts["records_sent"] += len(items)
-            self.counts["batches_sent"] += 1
+        if items:
+            self._deliver_many([items])
 
     def after_fork(self, session: str) -> None:
         """In a forked child: a fresh queue and thread (the parent's thread is gone)."""

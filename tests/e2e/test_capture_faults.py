@@ -25,6 +25,14 @@ LOOP = Path(__file__).with_name("capture_loop.py")
 FLUSH_INTERVAL = 0.2  # capture_loop.py's, in disk mode
 
 
+def capture_forever(logs: Path) -> subprocess.Popen[str]:
+    """A disk-mode workflow that captures until it is killed."""
+    return subprocess.Popen(
+        [sys.executable, str(LOOP), "disk", str(logs), "1000000", "0.0005"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
 def on_disk(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
     records: list[dict[str, Any]] = []
     torn: list[str] = []
@@ -45,10 +53,7 @@ def count(server: Server, where: str) -> int:
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_sigkill_loses_at_most_the_last_flush_interval(tmp_path: Path, seed: int) -> None:
     logs = tmp_path / "logs"
-    proc = subprocess.Popen(
-        [sys.executable, str(LOOP), "disk", str(logs), "1000000", "0.0005"],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    proc = capture_forever(logs)
     assert proc.stdout is not None
     progress: list[tuple[float, int]] = []
     kill_after = 1.0 + random.Random(seed).random()
@@ -77,10 +82,7 @@ def test_sigkill_loses_at_most_the_last_flush_interval(tmp_path: Path, seed: int
 
 def test_killed_workflow_logs_are_ingestible(tmp_path: Path, server: Server) -> None:
     logs = tmp_path / "logs"
-    proc = subprocess.Popen(
-        [sys.executable, str(LOOP), "disk", str(logs), "1000000", "0.0005"],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    proc = capture_forever(logs)
     assert proc.stdout is not None
     for _ in range(50):
         proc.stdout.readline()
