@@ -429,6 +429,7 @@ class Series:
                 "rows_min": min(self.rows),
                 "rows_max": max(self.rows),
                 "empty_runs": sum(1 for r in self.rows if r == 0),
+                "p50_nonempty_ms": _p50_nonempty(self.ms, self.rows),
                 "ms_all": [round(x, 3) for x in self.ms],
                 "rows_all": self.rows,
             }
@@ -460,6 +461,12 @@ class Timing:
             n = min(len(alt.rows), len(self.main.rows))
             out["substitutions"]["same_rows"] = alt.rows[:n] == self.main.rows[:n]
         return out
+
+
+def _p50_nonempty(ms: list[float], rows: list[int]) -> float | None:
+    """p50 over the runs that returned rows (a source nothing used answers at once)."""
+    kept = [m for m, r in zip(ms, rows, strict=True) if r]
+    return round(percentile(kept, 50), 3) if kept else None
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -662,8 +669,10 @@ def header(meta: dict[str, Any], reused: bool, args: argparse.Namespace) -> str:
             f"predictions, {c['datasets']:,} dataset versions, {c['raw_files']:,} raw files)",
             f"  build {b['seconds']:.0f} s: pipeline (generate, validate, resolve, map) "
             f"{b['pipeline_seconds']:.0f} s, bulk_extend {b['bulk_extend_seconds']:.0f} s "
-            f"({b['quads_per_second_bulk_extend']:,} quads/s); {b['triples_per_second_overall']:,} "
-            f"triples/s overall; {b['disk_bytes'] / 2**30:.2f} GiB on disk",
+            f"({b['quads_per_second_bulk_extend']:,} quads/s mapped, "
+            f"{c['triples'] / b['bulk_extend_seconds']:,.0f} distinct triples/s); "
+            f"{b['triples_per_second_overall']:,} triples/s overall; "
+            f"{b['disk_bytes'] / 2**30:.2f} GiB on disk",
             f"queries: {args.runs} timed runs each after {args.warmup} warm-up runs, different "
             "parameter values per run, every row consumed; store files pre-read (page cache);",
             "  parameters bound as the query service binds them (Question.text: a VALUES block); "

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from unittest import mock
 from provml import ids, wire
 
 #: Bump when the shape of the generated data changes: a stored build is then not reused.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 YEAR_START = datetime(2025, 1, 1, tzinfo=timezone.utc).timestamp()
 YEAR = 365 * 86400.0
@@ -302,6 +303,7 @@ class Scenario:
         self.raw: dict[str, list[dict[str, Any]]] = {}  # family → raw files
         self.commits: dict[str, str] = {}  # domain → current git commit
         self._splits: dict[str, dict[str, Any]] = {}  # train split IRI → its three splits
+        self.configs: dict[str, list[dict[str, Any]]] = {}  # domain → standard settings
         self.envs = [self._packages(i) for i in range(12)]
         self.hosts = [f"gpu-{i:02d}.hpc.example.org" for i in range(24)] + [
             f"cpu-{i:02d}.hpc.example.org" for i in range(40)
@@ -326,7 +328,7 @@ class Scenario:
     def session_id(self, start: float) -> str:
         """A session id from :func:`provml.ids.new_session_id` at the run's start time,
         its random bits drawn from the seeded generator so a rebuild gives the same ids."""
-        with mock.patch.object(ids.os, "urandom", self.rng.randbytes):
+        with mock.patch.object(os, "urandom", self.rng.randbytes):
             return ids.new_session_id(int(start * 1000))
 
     def _weighted(self, options: tuple[tuple[str, int], ...]) -> str:
@@ -354,13 +356,14 @@ class Scenario:
         return {"packages": text, "packages_sha256": hashlib.sha256(text.encode()).hexdigest()}
 
     def _raw(self, path: str) -> dict[str, Any]:
-        ref = {"@data": "file", "sha256": self.sha(path), "path": path}
+        ref: dict[str, Any] = {"@data": "file", "sha256": self.sha(path), "path": path}
         ref["size"] = self.rng.randint(10_000, 5_000_000_000)
         self.registry.raw_files.append(ids.content_iri(ref["sha256"]))
         return ref
 
     def _public(self, name: str, source: str, license: str) -> Dataset:
-        ref = {"@data": "dataset", "sha256": self.sha(name), "path": f"/datasets/{name}/1.0"}
+        ref: dict[str, Any] = {"@data": "dataset", "sha256": self.sha(name)}
+        ref["path"] = f"/datasets/{name}/1.0"
         ref |= {"size": self.rng.randint(10**7, 10**10), "version": "1.0", "split": "train"}
         ref |= {"source": source, "license": license}
         iri = ids.content_iri(ref["sha256"])
@@ -373,7 +376,8 @@ class Scenario:
         return Dataset(ref, iri, YEAR_START)
 
     def _foundation(self, name: str, framework: str, version: str) -> Model:
-        ref = {"@data": "model", "sha256": self.sha(name), "path": f"/models/hub/{name}"}
+        ref: dict[str, Any] = {"@data": "model", "sha256": self.sha(name)}
+        ref["path"] = f"/models/hub/{name}"
         ref |= {"size": self.rng.randint(10**8, 10**9), "framework": framework}
         ref |= {"framework_version": version}
         iri = ids.content_iri(ref["sha256"])
@@ -521,7 +525,7 @@ class Scenario:
     def _feature_code(self, domain: str) -> dict[str, Any]:
         if domain not in self.code or self.rng.random() < 0.05:
             path = f"src/{domain.replace('-', '_')}/features.py"
-            ref = {"@data": self.code_type, "sha256": self.sha(path), "path": path}
+            ref: dict[str, Any] = {"@data": self.code_type, "sha256": self.sha(path), "path": path}
             ref["size"] = self.rng.randint(2_000, 60_000)
             self.code[domain] = ref
             self.registry.code_files.append(ids.content_iri(ref["sha256"]))
@@ -550,9 +554,8 @@ class Scenario:
         reg.training_runs.append(run.iri(1))
         made: list[Model] = []
         for j in range(self.rng.choice((1, 1, 2, 2, 3, 4))):
-            params = self._hyperparameters()
-            epochs = self.rng.randint(10, 50)
-            params["epochs"] = epochs
+            params = self._hyperparameters(domain)
+            epochs = params["epochs"]
             used: dict[str, Any] = {"train": data["train"], "feature_code": code}
             if "validation" in data:
                 used["validation"] = data["validation"]
@@ -580,7 +583,7 @@ class Scenario:
                 )
                 continue
             path = f"models/{domain}/{run.session[:8]}/model-{j}.bin"
-            ref = {
+            ref: dict[str, Any] = {
                 "@data": "model",
                 "sha256": self.sha(path),
                 "path": path,
@@ -611,7 +614,18 @@ class Scenario:
             )
         return self._end(run)
 
-    def _hyperparameters(self) -> dict[str, Any]:
+    def _hyperparameters(self, domain: str) -> dict[str, Any]:
+        """4–8 hyperparameters with ``seed`` and ``epochs``: half the time one of the
+        domain's three standard configurations, so that runs with the same settings on
+        different dataset versions exist."""
+        configs = self.configs.setdefault(domain, [])
+        if len(configs) < 3:
+            configs.append(self._random_hyperparameters())
+        if self.rng.random() < 0.5:
+            return dict(self.rng.choice(configs))
+        return self._random_hyperparameters()
+
+    def _random_hyperparameters(self) -> dict[str, Any]:
         r = self.rng
         values: dict[str, Any] = {
             "lr": r.choice((1e-4, 3e-4, 1e-3, 3e-3, 1e-2)),
@@ -624,8 +638,9 @@ class Scenario:
             "max_depth": r.randint(3, 12),
             "label_smoothing": r.choice((0.0, 0.1)),
         }
-        chosen = r.sample(HYPERPARAMETERS, r.randint(3, 7))
-        return {"seed": r.randint(0, 2**31 - 1)} | {k: values[k] for k in chosen}
+        chosen = r.sample(HYPERPARAMETERS, r.randint(2, 6))
+        settings = {"seed": r.randint(0, 2**31 - 1)} | {k: values[k] for k in chosen}
+        return settings | {"epochs": r.randint(10, 50)}
 
     def _base_model(self, domain: str) -> Model | None:
         if self.rng.random() >= 0.2:
@@ -654,10 +669,11 @@ class Scenario:
         reg = self.registry
         reg.served_models.append(model.iri)
         for _ in range(count):
-            x = {"id": self.sha("x")[:16], "x": [round(self.rng.gauss(0, 1), 4) for _ in range(4)]}
+            features = [round(self.rng.gauss(0, 1), 4) for _ in range(4)]
+            x = {"id": self.sha("x")[:16], "x": features}
             stored = self.rng.random() < 0.1
             digest = {"@data": "value", "sha256": ids.value_sha256(x)}
-            score = 1 / (1 + math.exp(-sum(x["x"])))
+            score = 1 / (1 + math.exp(-sum(features)))
             prediction = {"label": int(score > 0.5), "score": round(score, 4)}
             iri = self._inference(run, model, code, x if stored else digest, prediction)
             if second is not None:
