@@ -8,7 +8,7 @@ from collections import Counter
 from typing import Any
 
 from manager.store.base import Store
-from provml.mapping import batch_to_quads
+from provml.mapping import batch_to_quads, derivation_update, deriving_executions
 from provml.resolve import validate_resolved
 from provml.wire import Batch
 
@@ -39,6 +39,9 @@ class Manager:
         started = time.perf_counter()
         quads = list(set(batch_to_quads(batch)))  # one batch often repeats a plan triple
         self.store.add(quads)
+        derive = derivation_update(deriving_executions(batch))
+        if derive is not None:
+            self.store.update(derive)  # after the write: see derivation_update
         with self._lock:
             self.counts["batches"] += 1
             self.counts["records"] += len(batch.records)

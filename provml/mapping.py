@@ -104,6 +104,45 @@ JSON_DATATYPE = NamedNode(RDF_NS + "JSON")
 _G = DefaultGraph()
 
 
+#: stages whose outputs are not recorded as derived from their inputs: a model serves
+#: many predictions, and derivation edges through them would make every lineage walk
+#: from a source visit every prediction downstream of it (bench/QUERY.md)
+NOT_DERIVING_STAGES = frozenset({"inference"})
+
+
+def deriving_executions(batch: Batch) -> list[str]:
+    """The task executions in a resolved batch whose outputs derive from their inputs."""
+    return sorted(
+        {
+            rec["id"]
+            for rec in batch.records
+            if rec["kind"] in ("task_start", "task_end")
+            and rec.get("stage") not in NOT_DERIVING_STAGES
+        }
+    )
+
+
+def derivation_update(executions: Iterable[str]) -> str | None:
+    """A SPARQL update adding ``?output prov:wasDerivedFrom ?input`` for the data inputs
+    (not the parameters) of the given task executions, or None if there are none.
+
+    A task's inputs arrive in its ``task_start`` record and its outputs in ``task_end``,
+    possibly in other batches; the manager runs this after writing each batch, for the
+    executions the batch names, so whichever of the two is written last adds the edges
+    (replays and re-runs add nothing new). Execution IRIs are checked NamedNodes.
+    """
+    terms = " ".join(str(NamedNode(e)) for e in executions)
+    if not terms:
+        return None
+    return (
+        "INSERT { ?output prov:wasDerivedFrom ?input } WHERE { "
+        f"VALUES ?execution {{ {terms} }} "
+        "?output prov:wasGeneratedBy ?execution . ?execution prov:used ?input . "
+        "FILTER(?output != ?input) "
+        "FILTER NOT EXISTS { ?input a provml:AttributeValue } }"
+    )
+
+
 def batch_to_quads(batch: Batch) -> list[Quad]:
     """Map a resolved batch (see :mod:`provml.resolve`) to quads in the default graph."""
     out: list[Quad] = []
@@ -168,7 +207,12 @@ def _attribute(
 
 def _params(rec: dict[str, Any], act: NamedNode, plan: NamedNode) -> Iterable[Triple]:
     decl_cls, value_cls = PARAM_CLASSES.get(rec.get("stage"), PARAM_CLASSES[None])
-    for name, value in (rec.get("params") or {}).items():
+    params = rec.get("params") or {}
+    if params:
+        # all the settings as one canonical JSON object: equal settings, equal literal
+        # (runs compared "with the same hyperparameters" join on it)
+        yield act, PROVML.parameters, literal(params)
+    for name, value in params.items():
         node = NamedNode(rec["ids"]["params"][name])
         attr, triples = _attribute(plan, "param", name, PROVML.hasParameter, decl_cls)
         yield from triples

@@ -6,7 +6,8 @@ A file starts with comment lines::
     # param: model iri  The model (its IRI, or a SHA-256 of its file)
 
 Parameters are validated and turned into RDF terms (pyoxigraph ``NamedNode`` and
-``Literal``), then bound by a ``VALUES`` block at the head of the query's WHERE clause,
+``Literal``), then bound by a ``VALUES`` block at the head of the query's WHERE clause
+(or wherever the query has a ``# @bind`` line),
 written from the terms' own N-Triples serialisation (an IRI that would need escaping is
 refused, a literal is escaped by pyoxigraph): a parameter can never change the query's
 structure. A ``VALUES`` block rather than pyoxigraph's ``substitutions``: the query
@@ -30,6 +31,10 @@ from provml.vocab import XSD_NS
 
 _SHA = re.compile(r"[0-9a-f]{64}")
 _WHERE = re.compile(r"\bWHERE\s*\{", re.IGNORECASE)
+#: a comment line a query puts where the VALUES block goes, in each group that needs it:
+#: pyoxigraph evaluates a subquery before the outer bindings reach it, so a question
+#: that aggregates one run's values binds the run inside its subqueries
+BIND_MARKER = "# @bind"
 _IRI_BAD = re.compile(r'[\x00-\x20<>"{}|^`\\]')
 
 
@@ -66,6 +71,8 @@ class Question:
         names = " ".join(f"?{v.value}" for v in bound)
         terms = " ".join(str(t) for t in bound.values())
         block = f" VALUES ({names}) {{ ({terms}) }}"
+        if BIND_MARKER in self.sparql:
+            return self.sparql.replace(BIND_MARKER, block)
         match = _WHERE.search(self.sparql)
         if match is None:  # every question file has a WHERE clause; a test checks it
             raise ValidationError(f"{self.name}: no WHERE clause to bind parameters in")

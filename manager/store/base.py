@@ -26,6 +26,10 @@ class Store(abc.ABC):
         QueryBoolean. Raises :class:`provml.errors.QueryError` for a bad query."""
 
     @abc.abstractmethod
+    def update(self, sparql: str) -> None:
+        """Run a SPARQL 1.1 update (provml's own, e.g. derivation edges) atomically."""
+
+    @abc.abstractmethod
     def count(self) -> int:
         """Number of quads held."""
 

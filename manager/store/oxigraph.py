@@ -54,6 +54,14 @@ class OxigraphStore(Store):
         except OSError as exc:
             raise StoreError(f"query failed: {exc}") from exc
 
+    def update(self, sparql: str) -> None:
+        try:
+            self._store.update(sparql, prefixes=PREFIXES)
+        except SyntaxError as exc:
+            raise QueryError(f"SPARQL update syntax error: {exc}") from None
+        except OSError as exc:
+            raise StoreError(f"update failed: {exc}") from exc
+
     def count(self) -> int:
         return len(self._store)
 

@@ -2,40 +2,44 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pyoxigraph
 import pytest
 
+from manager.service import Manager
+from manager.store.oxigraph import OxigraphStore
 from provml.ingest import expand, read_lines
-from provml.mapping import batch_to_quads
 from provml.resolve import resolve_batch
-from provml.vocab import PREFIXES
 from provml.wire import parse_batch
 from query import questions
 from tests.query.scenario import Scenario, build
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Scenario, pyoxigraph.Store]]:
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Scenario, OxigraphStore]]:
+    """The scenario's disk-only logs, written through the manager (mapping, then the
+    derivation update) into an in-memory store."""
     scenario = build(tmp_path_factory.mktemp("scenario"))
-    store = pyoxigraph.Store()
+    store = OxigraphStore(None)
+    manager = Manager(store)
     for f in expand([str(scenario.logs)]):
         for line in read_lines(f):
             assert line.error is None
-            store.extend(batch_to_quads(resolve_batch(parse_batch(line.body))))
+            manager.apply(resolve_batch(parse_batch(line.body)))
     yield scenario, store
 
 
-def ask(store: pyoxigraph.Store, name: str, **params: str) -> list[dict[str, str]]:
+def ask(store: OxigraphStore, name: str, **params: str) -> list[dict[str, str]]:
     q = questions.get(name)
-    result = store.query(q.text(params), prefixes=PREFIXES)
+    result = store.query(q.text(params))
     assert isinstance(result, pyoxigraph.QuerySolutions)
     names = result.variables
     return [{v.value: row[v].value for v in names if row[v] is not None} for row in result]
 
 
-def test_1_training_data(world: tuple[Scenario, pyoxigraph.Store]) -> None:
+def test_1_training_data(world: tuple[Scenario, OxigraphStore]) -> None:
     s, store = world
     rows = ask(store, "training-data", model=s.sha["m2"])
     assert {(r["role"], r["sha256"], r.get("version")) for r in rows} == {
@@ -44,7 +48,7 @@ def test_1_training_data(world: tuple[Scenario, pyoxigraph.Store]) -> None:
     }
 
 
-def test_2_data_derivation(world: tuple[Scenario, pyoxigraph.Store]) -> None:
+def test_2_data_derivation(world: tuple[Scenario, OxigraphStore]) -> None:
     s, store = world
     rows = ask(store, "data-derivation", model=s.sha["m2"])
     steps = {r["stepName"] for r in rows}
@@ -65,7 +69,7 @@ def test_2_data_derivation(world: tuple[Scenario, pyoxigraph.Store]) -> None:
     }
 
 
-def test_3_reproduce(world: tuple[Scenario, pyoxigraph.Store]) -> None:
+def test_3_reproduce(world: tuple[Scenario, OxigraphStore]) -> None:
     s, store = world
     rows = ask(store, "reproduce", model=s.sha["m2"])
     assert {(r["name"], r["value"]) for r in rows} == {
@@ -79,7 +83,7 @@ def test_3_reproduce(world: tuple[Scenario, pyoxigraph.Store]) -> None:
     assert len(env.get("gitCommit", "x" * 40)) == 40  # the test suite runs in a git checkout
 
 
-def test_4_was_used(world: tuple[Scenario, pyoxigraph.Store]) -> None:
+def test_4_was_used(world: tuple[Scenario, OxigraphStore]) -> None:
     s, store = world
     rows = ask(store, "was-used", source=s.sha["raw-b"])
     assert {(r["model"], r["via"]) for r in rows} == {
@@ -93,40 +97,45 @@ def test_4_was_used(world: tuple[Scenario, pyoxigraph.Store]) -> None:
     }
 
 
-def test_5_downstream(world: tuple[Scenario, pyoxigraph.Store]) -> None:
+def test_5_downstream(world: tuple[Scenario, OxigraphStore]) -> None:
     s, store = world
     rows = ask(store, "downstream", source=s.sha["raw-b"])
     by_kind: dict[str, set[str]] = {}
     for r in rows:
         by_kind.setdefault(r["kind"], set()).add(r["entity"])
     assert by_kind["model"] == {s.iri["m2"], s.iri["m3"], s.iri["m4"]}
-    assert by_kind["prediction"] == {s.iri["p1"], s.iri["p2"], s.iri["p3"]}
     assert by_kind["data"] == {s.iri["v2"]}
     evaluations = {(r["name"], r["value"]) for r in rows if r["kind"] == "evaluation"}
     assert evaluations == {("accuracy", "0.86"), ("accuracy", "0.84")}
     assert s.iri["m1"] not in {r["entity"] for r in rows}
+    served = {r["entity"]: r["predictions"] for r in rows if r["kind"] == "model"}
+    assert served == {s.iri["m2"]: "2", s.iri["m3"]: "0", s.iri["m4"]: "1"}
+    # the predictions themselves, one model at a time, composed models included
+    p2 = ask(store, "predictions", model=s.sha["m2"])
+    assert {r["prediction"] for r in p2} == {s.iri["p1"], s.iri["p2"]}
+    assert {r["prediction"]: r.get("composedBy") for r in p2}[s.iri["p1"]] is not None
+    assert [r["prediction"] for r in ask(store, "predictions", model=s.sha["m4"])] == [s.iri["p3"]]
+    assert ask(store, "predictions", model=s.sha["m1"]) == []
 
 
-def test_6_workflow_consumers(world: tuple[Scenario, pyoxigraph.Store]) -> None:
+def test_6_workflow_consumers(world: tuple[Scenario, OxigraphStore]) -> None:
     s, store = world
     rows = ask(store, "workflow-consumers", workflow="curation")
     assert {r["consumer"] for r in rows} == {"credit-model", "ensemble"}
     assert {r["data"] for r in rows} == {s.iri["v1"], s.iri["v2"]}
 
 
-def test_7_prediction_trace(world: tuple[Scenario, pyoxigraph.Store]) -> None:
+def test_7_prediction_trace(world: tuple[Scenario, OxigraphStore]) -> None:
     s, store = world
     (row,) = ask(store, "prediction-trace", prediction=s.iri["p1"])
     assert row["model"] == s.iri["m2"] and row["training"] == s.iri["m2-train"]
     assert set(row["trainingData"].split()) == {s.sha["v2"], s.sha["features-1"]}
-    assert row["hyperparameters"].split(", ") == sorted(["lr=0.1", "epochs=3", "seed=7"]) or set(
-        row["hyperparameters"].split(", ")
-    ) == {"lr=0.1", "epochs=3", "seed=7"}
+    assert json.loads(row["hyperparameters"]) == {"lr": 0.1, "epochs": 3, "seed": 7}
     (composed,) = ask(store, "prediction-trace", prediction=s.iri["p3"])
     assert composed["model"] == s.iri["m4"] and composed["upstreamPredictions"] == s.iri["p1"]
 
 
-def test_8_models_in_window(world: tuple[Scenario, pyoxigraph.Store]) -> None:
+def test_8_models_in_window(world: tuple[Scenario, OxigraphStore]) -> None:
     s, store = world
     rows = ask(store, "models-in-window", **{"from": "2000-01-01T00:00:00Z", "to": "2100-01-01"})
     assert {(r["model"], r["predictions"]) for r in rows} == {
@@ -136,7 +145,7 @@ def test_8_models_in_window(world: tuple[Scenario, pyoxigraph.Store]) -> None:
     assert ask(store, "models-in-window", **{"from": "2000-01-01", "to": "2000-02-01"}) == []
 
 
-def test_9_metrics_per_epoch_and_best_epoch(world: tuple[Scenario, pyoxigraph.Store]) -> None:
+def test_9_metrics_per_epoch_and_best_epoch(world: tuple[Scenario, OxigraphStore]) -> None:
     s, store = world
     rows = ask(store, "run-metrics", run=s.iri["m2-train"])
     loss = [(int(r["index"]), float(r["value"])) for r in rows if r["metric"] == "loss"]
@@ -146,7 +155,7 @@ def test_9_metrics_per_epoch_and_best_epoch(world: tuple[Scenario, pyoxigraph.St
     assert (best["accuracy"]["highestAt"], float(best["accuracy"]["highest"])) == ("2", 0.7)
 
 
-def test_10_stage_resources(world: tuple[Scenario, pyoxigraph.Store]) -> None:
+def test_10_stage_resources(world: tuple[Scenario, OxigraphStore]) -> None:
     s, store = world
     rows = ask(store, "stage-resources", run=s.iri["m2-run"])
     assert [(r["name"], r.get("stage")) for r in rows] == [
@@ -157,31 +166,30 @@ def test_10_stage_resources(world: tuple[Scenario, pyoxigraph.Store]) -> None:
     assert "cpuSeconds" in rows[0]  # the first run of a task name is always measured
 
 
-def test_11_experiment_runs(world: tuple[Scenario, pyoxigraph.Store]) -> None:
+def test_11_experiment_runs(world: tuple[Scenario, OxigraphStore]) -> None:
     s, store = world
     rows = ask(store, "experiment-runs", workflow="credit-model")
     accuracy = [(r["run"], float(r["value"])) for r in rows if r["metric"] == "accuracy"]
     assert accuracy == [(s.iri["m2-run"], 0.86), (s.iri["m3-run"], 0.84), (s.iri["m1-run"], 0.81)]
     best = rows[0]
-    assert best["run"] == s.iri["m2-run"] and "lr=0.1" in best["hyperparameters"]
+    assert best["run"] == s.iri["m2-run"] and json.loads(best["hyperparameters"])["lr"] == 0.1
+    assert best["datasetVersions"] == "2"
 
 
-def test_12_dataset_versions(world: tuple[Scenario, pyoxigraph.Store]) -> None:
-    _s, store = world
+def test_12_dataset_versions(world: tuple[Scenario, OxigraphStore]) -> None:
+    s, store = world
     rows = ask(store, "dataset-comparison", workflow="credit-model")
-    same = [
-        r
-        for r in rows
-        if set(r["hyperparameters"].split(", ")) == {"lr=0.1", "epochs=3", "seed=7"}
-        and r["metric"] == "accuracy"
-    ]
-    assert sorted((r["datasetVersion"], float(r["value"])) for r in same) == [
-        ("1", 0.81),
-        ("2", 0.86),
-    ]
+    # m1 (version 1) and m2 (version 2) have the same settings; m3 has another lr and the
+    # failed run no evaluation: only the first two are compared
+    assert {json.dumps(json.loads(r["hyperparameters"]), sort_keys=True) for r in rows} == {
+        json.dumps({"epochs": 3, "lr": 0.1, "seed": 7}, sort_keys=True)
+    }
+    accuracy = [(r["datasetVersion"], r["run"], float(r["value"])) for r in rows]
+    assert accuracy == [("1", s.iri["m1-run"], 0.81), ("2", s.iri["m2-run"], 0.86)]
+    assert ask(store, "dataset-comparison", workflow="curation") == []
 
 
-def test_13_runs_history(world: tuple[Scenario, pyoxigraph.Store]) -> None:
+def test_13_runs_history(world: tuple[Scenario, OxigraphStore]) -> None:
     s, store = world
     rows = ask(store, "runs-history", workflow="credit-model")
     assert [r["user"] for r in rows] == ["alice", "bob", "bob", "bob"]
@@ -190,7 +198,7 @@ def test_13_runs_history(world: tuple[Scenario, pyoxigraph.Store]) -> None:
     assert failed[0]["failedTasks"] == "1"
 
 
-def test_14_commercial_use(world: tuple[Scenario, pyoxigraph.Store]) -> None:
+def test_14_commercial_use(world: tuple[Scenario, OxigraphStore]) -> None:
     s, store = world
     rows = ask(store, "commercial-use", model=s.sha["m4"])
     assert {(r["license"], r["data"], r["usedBy"]) for r in rows} == {
@@ -200,7 +208,7 @@ def test_14_commercial_use(world: tuple[Scenario, pyoxigraph.Store]) -> None:
     assert ask(store, "commercial-use", model=s.sha["m1"]) == []
 
 
-def test_15_feature_code(world: tuple[Scenario, pyoxigraph.Store]) -> None:
+def test_15_feature_code(world: tuple[Scenario, OxigraphStore]) -> None:
     s, store = world
     rows = ask(store, "feature-code", model=s.sha["m2"])
     assert {(r["role"], r["servedWith"], r["changed"], r["inferences"]) for r in rows} == {
@@ -209,13 +217,10 @@ def test_15_feature_code(world: tuple[Scenario, pyoxigraph.Store]) -> None:
     }
 
 
-def test_model_record(world: tuple[Scenario, pyoxigraph.Store]) -> None:
-    from manager.store.oxigraph import OxigraphStore
+def test_model_record(world: tuple[Scenario, OxigraphStore]) -> None:
     from query.records import model_record
 
-    s, raw = world
-    store = OxigraphStore(None)
-    store._store = raw
+    s, store = world
     record = model_record(store, s.sha["m4"])
     assert record["sha256"] == s.sha["m4"] and record["framework"] == "sklearn"
     assert record["version"] == "m4" and record["paths"][0].endswith("m4.pkl")
@@ -229,13 +234,10 @@ def test_model_record(world: tuple[Scenario, pyoxigraph.Store]) -> None:
     assert m2["trainings"][0]["hyperparameters"] == {"lr": "0.1", "epochs": "3", "seed": "7"}
 
 
-def test_dataset_record(world: tuple[Scenario, pyoxigraph.Store]) -> None:
-    from manager.store.oxigraph import OxigraphStore
+def test_dataset_record(world: tuple[Scenario, OxigraphStore]) -> None:
     from query.records import dataset_record
 
-    s, raw = world
-    store = OxigraphStore(None)
-    store._store = raw
+    s, store = world
     record = dataset_record(store, s.sha["v2"])
     assert record["label"] == "2" and record["split"] == "train"
     assert [v["sha256"] for v in record["versions"]] == [s.sha["v1"], s.sha["v2"]]
@@ -245,13 +247,10 @@ def test_dataset_record(world: tuple[Scenario, pyoxigraph.Store]) -> None:
     assert (raw_b["license"], raw_b["source"]) == ("CC-BY-NC-4.0", "partner-survey")
 
 
-def test_questions_and_records_over_rest(world: tuple[Scenario, pyoxigraph.Store]) -> None:
-    from manager.store.oxigraph import OxigraphStore
+def test_questions_and_records_over_rest(world: tuple[Scenario, OxigraphStore]) -> None:
     from provml.server import build_app
 
-    s, raw = world
-    store = OxigraphStore(None)
-    store._store = raw
+    s, store = world
     client = build_app(["query"], store=store).test_client()
     resp = client.get("/api/v1/questions/was-used", query_string={"source": s.sha["raw-b"]})
     models = {b["model"]["value"] for b in resp.json["results"]["bindings"]}
@@ -269,14 +268,14 @@ def test_questions_and_records_over_rest(world: tuple[Scenario, pyoxigraph.Store
     assert resp.status_code == 400 and "ISO 8601" in resp.json["message"]
 
 
-def test_every_question_binds_its_parameters(world: tuple[Scenario, pyoxigraph.Store]) -> None:
+def test_every_question_binds_its_parameters(world: tuple[Scenario, OxigraphStore]) -> None:
     _, store = world
     for q in questions.questions().values():
         values = {p.name: {"string": "x", "datetime": "2026-01-01T00:00:00Z"}.get(
             p.kind, "https://provml.dev/id/none") for p in q.params}  # fmt: skip
         text = q.text(values)
         assert ("VALUES" in text) == bool(q.params)
-        assert isinstance(store.query(text, prefixes=PREFIXES), pyoxigraph.QuerySolutions)
+        assert isinstance(store.query(text), pyoxigraph.QuerySolutions)
 
 
 @pytest.mark.parametrize(
@@ -284,7 +283,7 @@ def test_every_question_binds_its_parameters(world: tuple[Scenario, pyoxigraph.S
     ['x" } UNION { ?s ?p ?o } #', "x' . ?s ?p ?o", 'credit-model"@en', '\\" ) } DROP ALL'],
 )
 def test_string_parameters_cannot_change_the_query(
-    world: tuple[Scenario, pyoxigraph.Store], payload: str
+    world: tuple[Scenario, OxigraphStore], payload: str
 ) -> None:
     _, store = world
     assert ask(store, "workflow-consumers", workflow=payload) == []
