@@ -124,7 +124,10 @@ def deriving_executions(batch: Batch) -> list[str]:
 
 def derivation_update(executions: Iterable[str]) -> str | None:
     """A SPARQL update adding ``?output prov:wasDerivedFrom ?input`` for the data inputs
-    (not the parameters) of the given task executions, or None if there are none.
+    (not the parameters) of the given task executions, or None if there are none. Metric
+    values (``provml:ModelEvaluation``) get ``prov:wasInfluencedBy`` instead: they are
+    about the model, not data made from it, and lineage walks over ``prov:wasDerivedFrom``
+    need not visit them (half of what a walk from a raw file would visit, measured).
 
     A task's inputs arrive in its ``task_start`` record and its outputs in ``task_end``,
     possibly in other batches; the manager runs this after writing each batch, for the
@@ -135,11 +138,13 @@ def derivation_update(executions: Iterable[str]) -> str | None:
     if not terms:
         return None
     return (
-        "INSERT { ?output prov:wasDerivedFrom ?input } WHERE { "
+        "INSERT { ?output ?link ?input } WHERE { "
         f"VALUES ?execution {{ {terms} }} "
         "?output prov:wasGeneratedBy ?execution . ?execution prov:used ?input . "
         "FILTER(?output != ?input) "
-        "FILTER NOT EXISTS { ?input a provml:AttributeValue } }"
+        "FILTER NOT EXISTS { ?input a provml:AttributeValue } "
+        "BIND(IF(EXISTS { ?output a provml:ModelEvaluation }, prov:wasInfluencedBy, "
+        "prov:wasDerivedFrom) AS ?link) }"
     )
 
 

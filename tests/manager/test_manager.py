@@ -28,7 +28,8 @@ def test_manager_writes_resolved_and_plain_batches() -> None:
     )
     assert resp.status_code == 200, resp.json
     store = app.extensions["provml.store"]
-    derived = len(list(store.query("SELECT * WHERE { ?a prov:wasDerivedFrom ?b }")))
+    edges = "SELECT * WHERE { ?a prov:wasDerivedFrom|prov:wasInfluencedBy ?b }"
+    derived = len(list(store.query(edges)))
     assert derived > 0  # the derivation update ran after the write
     assert store.count() == resp.json["triples"] + derived
     plain = make_batch(full_records())

@@ -59,13 +59,17 @@ def test_2_data_derivation(world: tuple[Scenario, OxigraphStore]) -> None:
         s.sha["raw-b"]: "partner-survey",
         s.sha["features-1"]: None,
     }
-    params = {(r["stepName"], r["parameter"], r["value"]) for r in rows if "parameter" in r}
+    params = {r["stepName"]: json.loads(r["parameters"]) for r in rows}
     assert params == {
-        ("merge", "drop_na", "true"),
-        ("merge", "join", "id"),
-        ("train", "lr", "0.1"),
-        ("train", "epochs", "3"),
-        ("train", "seed", "7"),
+        "merge": {"drop_na": True, "join": "id"},
+        "train": {"lr": 0.1, "epochs": 3, "seed": 7},
+    }
+    inputs = {(r["stepName"], r["input"]) for r in rows}
+    assert inputs == {
+        ("merge", s.iri["raw-a"]),
+        ("merge", s.iri["raw-b"]),
+        ("train", s.iri["v2"]),
+        ("train", s.iri["features-1"]),
     }
 
 
@@ -108,8 +112,9 @@ def test_5_downstream(world: tuple[Scenario, OxigraphStore]) -> None:
     evaluations = {(r["name"], r["value"]) for r in rows if r["kind"] == "evaluation"}
     assert evaluations == {("accuracy", "0.86"), ("accuracy", "0.84")}
     assert s.iri["m1"] not in {r["entity"] for r in rows}
-    served = {r["entity"]: r["predictions"] for r in rows if r["kind"] == "model"}
-    assert served == {s.iri["m2"]: "2", s.iri["m3"]: "0", s.iri["m4"]: "1"}
+    # m2: two inference runs, its evaluation and the fine-tuning of m4; m3: its evaluation
+    uses = {r["entity"]: r["uses"] for r in rows if r["kind"] == "model"}
+    assert uses == {s.iri["m2"]: "4", s.iri["m3"]: "1", s.iri["m4"]: "1"}
     # the predictions themselves, one model at a time, composed models included
     p2 = ask(store, "predictions", model=s.sha["m2"])
     assert {r["prediction"] for r in p2} == {s.iri["p1"], s.iri["p2"]}
