@@ -75,7 +75,8 @@ class Question:
             return self.sparql
         sparql = self.sparql
         for var, term in bound.items():  # "$name": the term itself (module docstring)
-            sparql = re.sub(rf"\${re.escape(var.value)}\b", lambda _m, t=term: str(t), sparql)
+            inline = str(term).replace("\\", "\\\\")  # a replacement string, not a pattern
+            sparql = re.sub(rf"\${re.escape(var.value)}\b", inline, sparql)
         names = " ".join(f"?{v.value}" for v in bound)
         terms = " ".join(str(t) for t in bound.values())
         block = f" VALUES ({names}) {{ ({terms}) }}"
