@@ -25,6 +25,9 @@ $(VENV)/.dev-stamp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
+	# the real ProvLake client, for the compatibility tests: it declares Python < 3.9 and
+	# pulls pandas it does not need for capture (requests-futures, in dev, it does need)
+	$(BIN)/pip install -q --no-deps --ignore-requires-python provlake==0.2.982
 	touch $@ $(VENV)/.run-stamp
 
 run: $(VENV)/.run-stamp

@@ -14,6 +14,9 @@ from provml.errors import ValidationError
 from provml.service import make_app
 
 bp = Blueprint("manager", __name__)
+#: the import route, at the root even when the manager shares a process with the tracker
+#: (whose /api/v1/batches moves the manager's own routes under /manager)
+import_bp = Blueprint("manager_import", __name__)
 
 
 def manager() -> Manager:
@@ -30,6 +33,22 @@ def post_batch() -> ResponseReturnValue:
     return manager().apply_json(obj), 200
 
 
+@import_bp.post("/api/v1/import")
+def import_document() -> ResponseReturnValue:
+    """Import a W3C PROV document (PROV-JSON, PROV-XML, PROV-N, Turtle, TriG, N-Triples,
+    N-Quads): ``?format=`` (else guessed from the content type) and ``?base=`` (a base
+    IRI for documents with relative IRIs). The document lands whole or not at all."""
+    from provml import interop
+
+    fmt = request.args.get("format") or interop.guess_format(media_type=request.mimetype)
+    if not fmt:
+        raise ValidationError(
+            "give the document's format as ?format= (one of "
+            f"{', '.join(interop.IMPORT_FORMATS)}) or a known Content-Type"
+        )
+    return manager().import_document(request.get_data(cache=False), fmt, request.args.get("base"))
+
+
 @bp.get("/api/v1/stats")
 def stats() -> ResponseReturnValue:
     m = manager()
@@ -44,7 +63,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         store = open_store(store)
     return make_app(
         "provml.manager",
-        [(bp, "")],
+        [(bp, ""), (import_bp, "")],
         {"provml.store": store, "provml.manager": Manager(store)},
         config,
     )

@@ -30,7 +30,7 @@ class Manager:
             counts = dict(self.counts)
         return [
             (f"provml_manager_{key}_total", "counter", float(counts.get(key, 0)))
-            for key in ("batches", "records", "quads")
+            for key in ("batches", "records", "quads", "imports")
         ]
 
     def apply(self, batch: Batch) -> dict[str, Any]:
@@ -50,5 +50,23 @@ class Manager:
             "batch": batch.batch,
             "records": len(batch.records),
             "triples": len(quads),
+            "seconds": round(time.perf_counter() - started, 6),
+        }
+
+    def import_document(self, data: bytes, fmt: str, base_iri: str | None) -> dict[str, Any]:
+        """Parse a PROV document (:func:`provml.interop.read_document`) and write it in
+        one atomic write; a document that does not parse writes nothing."""
+        from provml.interop import read_document
+
+        started = time.perf_counter()
+        quads = list(set(read_document(data, fmt, base_iri)))
+        self.store.add(quads)
+        with self._lock:
+            self.counts["imports"] += 1
+            self.counts["quads"] += len(quads)
+        return {
+            "format": fmt,
+            "triples": len(quads),
+            "graphs": len({q.graph_name for q in quads}),
             "seconds": round(time.perf_counter() - started, 6),
         }

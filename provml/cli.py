@@ -487,6 +487,170 @@ def ingest(paths: tuple[str, ...], url: str, quiet: bool) -> None:
         sys.exit(1)
 
 
+@main.command(name="import")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", "provjson", "provxml", "provn", "turtle", "trig", "ntriples",
+                       "nquads"]),
+    default="auto",
+    show_default=True,
+    help="The documents' format; auto: by file extension (.json .xml/.provx .provn .ttl "
+    ".trig .nt .nq).",
+)  # fmt: skip
+@click.option(
+    "--base-iri",
+    default=None,
+    help="Base IRI to resolve relative IRIs against (e.g. Taverna runs' Turtle).",
+)
+@click.option(
+    "--url",
+    default=_env(config.URL, DEFAULT_URL),
+    show_default=DEFAULT_URL,
+    help="URL of the manager (or of `provml serve`).",
+)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def import_(paths: tuple[str, ...], fmt: str, base_iri: str | None, url: str, quiet: bool) -> None:
+    """Import W3C PROV documents: PROV-JSON, PROV-XML, PROV-N, or PROV-O as Turtle, TriG,
+    N-Triples or N-Quads.
+
+    Each document lands whole or not at all; importing one again adds nothing. A document
+    that cannot be read is reported with the reason and the others still go in (exit
+    status 1).
+
+    \b
+    provml import run.provn experiment.json
+    provml import --base-iri http://example.org/run1/ workflowrun.prov.ttl
+    """
+    import requests
+
+    from provml.interop import guess_format
+
+    http = requests.Session()
+    endpoint = url.rstrip("/") + "/api/v1/import"
+    failed = 0
+    with click.progressbar(
+        paths, label="importing", file=sys.stderr, hidden=quiet, item_show_func=lambda p: p
+    ) as bar:
+        for path in bar:
+            name = fmt if fmt != "auto" else guess_format(filename=path)
+            if name is None:
+                click.echo(f"{path}: unknown extension; give --format", err=True)
+                failed += 1
+                continue
+            params = {"format": name} | ({"base": base_iri} if base_iri else {})
+            with open(path, "rb") as f:
+                try:
+                    resp = http.post(endpoint, params=params, data=f, timeout=600)
+                except requests.RequestException as exc:
+                    raise click.ClickException(
+                        f"cannot reach the manager at {url}: {exc}"
+                    ) from None
+            if resp.status_code >= 400:
+                failed += 1
+                click.echo(f"{path}: refused: {_error_text(resp)}", err=True)
+                continue
+            body = resp.json()
+            click.echo(f"{path}: {body['triples']} triples ({name})")
+    if failed:
+        sys.exit(1)
+
+
+def _error_text(resp: Any) -> str:
+    try:
+        return str(resp.json().get("message", resp.text[:300]))
+    except ValueError:
+        return f"{resp.status_code} {resp.text[:300]}"
+
+
+@main.command()
+@click.option("--model", "model", help="A model's lineage: its SHA-256 or IRI.")
+@click.option("--entity", "entity", help="Any entity's lineage (dataset, prediction …).")
+@click.option("--run", "run", help="One workflow run: its IRI.")
+@click.option("--workflow", "workflow", help="Every run of the workflow with this name.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["turtle", "trig", "ntriples", "jsonld", "provn", "provjson", "provxml"]),
+    default="turtle",
+    show_default=True,
+    help="provn, provjson and provxml are written by the prov package.",
+)
+@click.option("-o", "--output", type=click.File("wb"), default="-", help="File (default stdout).")
+@click.option(
+    "--url",
+    default=_env(config.URL, DEFAULT_URL),
+    show_default=DEFAULT_URL,
+    help="URL of the query service (or of `provml serve`).",
+)
+@click.option(
+    "--data-dir",
+    default=None,
+    help="Export from an embedded store directly instead of a server (it must not be in "
+    "use by a running server).",
+)
+def export(
+    model: str | None,
+    entity: str | None,
+    run: str | None,
+    workflow: str | None,
+    fmt: str,
+    output: Any,
+    url: str,
+    data_dir: str | None,
+) -> None:
+    """Export the graph, or part of it, as a W3C PROV or RDF document.
+
+    Without a selection, everything. A lineage (--model, --entity) holds what the entity
+    was made from, all the way up: the executions, their inputs, parameters, plans and
+    agents.
+
+    \b
+    provml export --model 3f2a…e9 --format provn
+    provml export --workflow credit-scoring --format provjson -o credit.json
+    """
+    chosen = [(s, v) for s, v in (("lineage", model or entity), ("run", run),
+                                  ("workflow", workflow)) if v]  # fmt: skip
+    if model and entity:
+        raise click.UsageError("give --model or --entity, not both")
+    if len(chosen) > 1:
+        raise click.UsageError("give one of --model/--entity, --run, --workflow")
+    scope, ident = chosen[0] if chosen else ("all", None)
+    if data_dir:
+        body = _local_export(data_dir, scope, ident, fmt)
+    else:
+        import requests
+
+        params = {"scope": scope, "format": fmt} | ({"id": ident} if ident else {})
+        try:
+            resp = requests.get(url.rstrip("/") + "/api/v1/export", params=params, timeout=600)
+        except requests.RequestException as exc:
+            raise click.ClickException(f"cannot reach the query service at {url}: {exc}") from None
+        if resp.status_code >= 400:
+            raise click.ClickException(_error_text(resp))
+        body = resp.content
+    output.write(body)
+
+
+def _local_export(data_dir: str, scope: str, ident: str | None, fmt: str) -> bytes:
+    from manager.store import open_store
+    from provml import interop
+    from provml.errors import ProvmlError
+    from provml.server import store_url
+
+    try:
+        store = open_store(store_url(data_dir))
+    except ProvmlError as exc:
+        raise click.ClickException(exc.message) from None
+    try:
+        return interop.write(interop.collect(store, scope, ident), fmt)
+    except ProvmlError as exc:
+        raise click.ClickException(exc.message) from None
+    finally:
+        store.close()
+
+
 @main.command(name="config")
 def show_config() -> None:
     """List the PROVML_* environment variables, their values and defaults."""

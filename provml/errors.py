@@ -56,6 +56,13 @@ class NotAcceptable(ProvmlError):
     code = "not_acceptable"
 
 
+class CannotExpress(ProvmlError):
+    """Data that exists but cannot be written in the format asked for."""
+
+    status = 422
+    code = "cannot_express"
+
+
 class StoreError(ProvmlError):
     """The triple store failed to read or write."""
 

@@ -35,6 +35,7 @@ def build_app(
 ) -> Flask:
     """One WSGI app with the chosen components. ``store``: a Store or a store URL."""
     from manager.app import bp as manager_bp
+    from manager.app import import_bp
     from manager.service import Manager
     from manager.store import Store, open_store
     from query.app import bp as query_bp
@@ -59,6 +60,7 @@ def build_app(
         extensions["provml.manager"] = manager
         # mounted under /manager when the tracker shares the process, else at the root
         blueprints.append((manager_bp, "/manager" if "tracker" in wanted else ""))
+        blueprints.append((import_bp, ""))
     if "tracker" in wanted:
         if manager is not None:
             forwarder: Any = InProcessForwarder(manager)

@@ -1,0 +1,408 @@
+"""W3C PROV in and out: import documents into the graph, export subgraphs from it.
+
+Import: PROV-JSON, PROV-XML and PROV-N are read with the ``prov`` package and turned into
+PROV-O by it; PROV-O in Turtle, TriG, N-Triples or N-Quads is parsed by pyoxigraph. Then
+
+* blank nodes become IRIs named by the document and what the node says
+  (``https://provml.dev/id/import/<sha256 of the document>/<sha256 of the node>``): the store
+  holds no blank nodes, and importing the same document twice adds nothing;
+* every qualified relation also gets its plain triple (``prov:qualifiedUsage [prov:entity
+  E]`` → ``prov:used E``, …, table ``QUALIFIED``): PROV-O written by ``prov`` carries a
+  relation that has a time only in the qualified form, and lineage questions follow the
+  plain properties.
+
+Export: a subgraph — everything, one model's (or any entity's) lineage, one run, every
+run of a workflow — is collected by following links from seed nodes with SPARQL (so it
+works on any store) and written as Turtle, N-Triples, JSON-LD or TriG by pyoxigraph, or
+as PROV-JSON, PROV-XML or PROV-N by ``prov`` (from the PROV-O, without the plain triples
+that duplicate a qualified relation, so that ``prov`` reads each relation once).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyoxigraph as ox
+from pyoxigraph import BlankNode, DefaultGraph, Literal, NamedNode, Quad, RdfFormat
+
+from provml.errors import CannotExpress, NotFound, ValidationError
+from provml.vocab import ID_BASE, PREFIXES, PROV, PROV_NS, PROVML
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    media_type: str
+    extension: str
+    prov: str | None = None  # the prov package's name for it; None: an RDF syntax
+    rdf: RdfFormat | None = None
+    label: str = ""
+
+
+FORMATS: dict[str, Format] = {
+    f.name: f
+    for f in (
+        Format("provn", "text/provenance-notation", ".provn", prov="provn", label="PROV-N"),
+        Format("provjson", "application/json", ".json", prov="json", label="PROV-JSON"),
+        Format("provxml", "application/xml", ".provx", prov="xml", label="PROV-XML"),
+        Format("turtle", "text/turtle", ".ttl", rdf=RdfFormat.TURTLE, label="Turtle"),
+        Format("ntriples", "application/n-triples", ".nt", rdf=RdfFormat.N_TRIPLES,
+               label="N-Triples"),
+        Format("nquads", "application/n-quads", ".nq", rdf=RdfFormat.N_QUADS, label="N-Quads"),
+        Format("jsonld", "application/ld+json", ".jsonld", rdf=RdfFormat.JSON_LD,
+               label="JSON-LD"),
+        Format("trig", "application/trig", ".trig", rdf=RdfFormat.TRIG, label="TriG"),
+    )
+}  # fmt: skip
+EXPORT_FORMATS = ("provn", "provjson", "provxml", "turtle", "ntriples", "jsonld", "trig")
+IMPORT_FORMATS = ("provjson", "provxml", "provn", "turtle", "trig", "ntriples", "nquads")
+
+_EXTENSIONS = {
+    ".json": "provjson",
+    ".provjson": "provjson",
+    ".xml": "provxml",
+    ".provx": "provxml",
+    ".provn": "provn",
+    ".ttl": "turtle",
+    ".turtle": "turtle",
+    ".trig": "trig",
+    ".nt": "ntriples",
+    ".nq": "nquads",
+}
+_MEDIA_TYPES = {f.media_type: f.name for f in FORMATS.values()} | {
+    "application/provenance+xml": "provxml",
+    "text/xml": "provxml",
+    "application/x-turtle": "turtle",
+}
+
+
+def format_named(name: str, allowed: Sequence[str]) -> Format:
+    if name not in allowed:
+        raise ValidationError(f"unknown format {name!r}; expected one of {', '.join(allowed)}")
+    return FORMATS[name]
+
+
+def guess_format(filename: str | None = None, media_type: str | None = None) -> str | None:
+    """The import format for a file name (by extension) or a media type, if known."""
+    if filename:
+        for ext, name in _EXTENSIONS.items():
+            if filename.lower().endswith(ext):
+                return name
+    if media_type:
+        return _MEDIA_TYPES.get(media_type.split(";")[0].strip().lower())
+    return None
+
+
+# ---- import -------------------------------------------------------------------------------
+
+#: qualified property → (property of the qualified node naming the influencer, plain property)
+QUALIFIED: dict[str, tuple[str, str]] = {
+    "qualifiedUsage": ("entity", "used"),
+    "qualifiedGeneration": ("activity", "wasGeneratedBy"),
+    "qualifiedInvalidation": ("activity", "wasInvalidatedBy"),
+    "qualifiedAssociation": ("agent", "wasAssociatedWith"),
+    "qualifiedAttribution": ("agent", "wasAttributedTo"),
+    "qualifiedDelegation": ("agent", "actedOnBehalfOf"),
+    "qualifiedDerivation": ("entity", "wasDerivedFrom"),
+    "qualifiedRevision": ("entity", "wasRevisionOf"),
+    "qualifiedQuotation": ("entity", "wasQuotedFrom"),
+    "qualifiedPrimarySource": ("entity", "hadPrimarySource"),
+    "qualifiedCommunication": ("activity", "wasInformedBy"),
+    "qualifiedStart": ("entity", "wasStartedBy"),
+    "qualifiedEnd": ("entity", "wasEndedBy"),
+    "qualifiedInfluence": ("influencer", "wasInfluencedBy"),
+}
+_QUALIFIED = {
+    NamedNode(PROV_NS + q): (NamedNode(PROV_NS + via), NamedNode(PROV_NS + plain))
+    for q, (via, plain) in QUALIFIED.items()
+}
+
+
+def read_document(data: bytes, fmt: str, base_iri: str | None = None) -> list[Quad]:
+    """Parse a PROV document into quads ready for the store (see the module docstring).
+
+    Raises :class:`ValidationError` with the parser's reason for anything unreadable.
+    """
+    spec = format_named(fmt, IMPORT_FORMATS)
+    if not data.strip():
+        raise ValidationError(f"empty {spec.label} document")
+    if base_iri is not None:
+        _check_iri(base_iri, "base IRI")
+    rdf_format = spec.rdf
+    if spec.prov is not None:
+        data = _prov_to_trig(data, spec)
+        rdf_format = RdfFormat.TRIG
+    assert rdf_format is not None
+    try:
+        quads = list(ox.parse(data, format=rdf_format, base_iri=base_iri))
+    except SyntaxError as exc:
+        hint = ""
+        if "absolute IRI" in str(exc) and base_iri is None:
+            hint = " (the document has relative IRIs: give a base IRI to resolve them)"
+        raise ValidationError(f"not a valid {spec.label} document: {exc}{hint}") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValidationError(f"not a valid {spec.label} document: {exc}") from None
+    if not quads:
+        raise ValidationError(f"the {spec.label} document holds no statements")
+    quads = _skolemize(quads, hashlib.sha256(data).hexdigest())
+    return quads + _plain_triples(quads)
+
+
+def _check_iri(value: str, what: str) -> None:
+    try:
+        NamedNode(value)
+    except ValueError as exc:
+        raise ValidationError(f"invalid {what} {value!r}: {exc}") from None
+    if ":" not in value:
+        raise ValidationError(f"invalid {what} {value!r}: not absolute")
+
+
+def _prov_to_trig(data: bytes, spec: Format) -> bytes:
+    from prov.model import ProvDocument
+
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValidationError(f"not a valid {spec.label} document: not UTF-8 ({exc})") from None
+    try:
+        doc = ProvDocument.deserialize(content=text, format=spec.prov or "")
+    except Exception as exc:  # prov raises anything from its parsers
+        reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        raise ValidationError(
+            f"not a valid {spec.label} document: {type(exc).__name__}: {reason}"
+        ) from None
+    if not doc.records and not doc.bundles:
+        raise ValidationError(f"the {spec.label} document holds no records")
+    try:
+        trig = str(doc.serialize(format="rdf", rdf_format="trig"))
+    except Exception as exc:  # anything from prov
+        raise ValidationError(
+            f"{spec.label} document read, but it cannot be expressed in PROV-O: "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
+    return trig.encode("utf-8")
+
+
+def _skolemize(quads: list[Quad], doc_sha: str) -> list[Quad]:
+    """Blank nodes → IRIs named by the document and by what the node says."""
+    described: dict[str, list[str]] = {}
+    for q in quads:
+        if isinstance(q.subject, BlankNode):
+            obj = "_" if isinstance(q.object, BlankNode) else str(q.object)
+            described.setdefault(q.subject.value, []).append(f"{q.predicate} {obj}")
+        if isinstance(q.object, BlankNode):
+            subj = "_" if isinstance(q.subject, BlankNode) else str(q.subject)
+            described.setdefault(q.object.value, []).append(f"^{q.predicate} {subj}")
+    if not described:
+        return quads
+    names: dict[str, NamedNode] = {}
+    base = f"{ID_BASE}import/{doc_sha}/"
+    for label, lines in described.items():
+        digest = hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest()
+        names[label] = NamedNode(base + digest)
+
+    def term(t: Any) -> Any:
+        return names[t.value] if isinstance(t, BlankNode) else t
+
+    return [Quad(term(q.subject), q.predicate, term(q.object), term(q.graph_name)) for q in quads]
+
+
+def _plain_triples(quads: Iterable[Quad]) -> list[Quad]:
+    influencer: dict[tuple[Any, Any, Any], Any] = {}  # (node, property, graph) → object
+    qualified: list[tuple[Quad, NamedNode, NamedNode]] = []
+    for q in quads:
+        if q.predicate in _QUALIFIED:
+            via, plain = _QUALIFIED[q.predicate]
+            qualified.append((q, via, plain))
+        else:
+            influencer[(q.subject, q.predicate, q.graph_name)] = q.object
+    out = []
+    for q, via, plain in qualified:
+        target = influencer.get((q.object, via, q.graph_name))
+        if target is not None:
+            out.append(Quad(q.subject, plain, target, q.graph_name))
+    return out
+
+
+# ---- export -------------------------------------------------------------------------------
+
+#: links followed from every node in an export: the parts of a record (qualified relations,
+#: associations, plans with their declared parameters and roles, parameter values, agents)
+PART_LINKS = (
+    PROV.qualifiedUsage, PROV.qualifiedGeneration, PROV.qualifiedAssociation, PROV.used,
+    PROV.wasAssociatedWith, PROV.hadPlan, PROV.agent, PROV.hadRole, PROV.entity,
+    PROV.activity, PROVML.valueOf, PROVML.hasParameter, PROVML.hasInput, PROVML.hasOutput,
+    PROVML.partOf, PROV.wasAttributedTo, PROV.actedOnBehalfOf,
+)  # fmt: skip
+#: links followed upstream in a lineage export
+LINEAGE_LINKS = (PROV.wasGeneratedBy, PROV.wasDerivedFrom, PROV.wasInformedBy,
+                 PROV.hadPrimarySource, PROV.wasRevisionOf, PROV.wasQuotedFrom)  # fmt: skip
+
+SCOPES = ("all", "lineage", "run", "workflow")
+_BATCH = 400
+
+
+def collect(store: Any, scope: str, ident: str | None = None) -> list[Quad]:
+    """The triples of a subgraph of ``store`` (a :class:`manager.store.Store`).
+
+    ``all``: every triple. ``lineage``: what entity ``ident`` (a model, a dataset, a
+    prediction, any entity) was made from, all the way up. ``run``: a workflow execution
+    ``ident`` with its tasks, sections, what they used and generated, and metrics.
+    ``workflow``: every run of the workflow named ``ident``.
+    """
+    if scope not in SCOPES:
+        raise ValidationError(f"unknown scope {scope!r}; expected one of {', '.join(SCOPES)}")
+    if scope == "all":
+        result = store.query("CONSTRUCT { ?s ?p ?o } WHERE { ?s ?p ?o }")
+        return [Quad(t.subject, t.predicate, t.object, DefaultGraph()) for t in result]
+    if not ident:
+        raise ValidationError(f"the {scope} scope needs an identifier")
+    links = set(PART_LINKS)
+    if scope == "lineage":
+        seeds = [_node(ident)]
+        links |= set(LINEAGE_LINKS)
+    elif scope == "run":
+        seeds = _run_nodes(store, [_node(ident)])
+    else:
+        runs = _values(
+            store,
+            "SELECT ?run WHERE { ?run provml:name ?name . "
+            "FILTER EXISTS { ?run a provml:WorkflowExecution } }",
+            {"name": Literal(ident)},
+        )
+        seeds = _run_nodes(store, runs)
+    if not seeds or not _exists(store, seeds[0]):
+        raise_not_found(scope, ident)
+    return _closure(store, seeds, links)
+
+
+def raise_not_found(scope: str, ident: str) -> None:
+    raise NotFound(f"nothing in the graph for {scope} {ident!r}")
+
+
+def _node(ident: str) -> NamedNode:
+    from provml.ids import content_iri
+
+    if len(ident) == 64 and all(c in "0123456789abcdef" for c in ident.lower()):
+        return NamedNode(content_iri(ident.lower()))
+    _check_iri(ident, "IRI")
+    return NamedNode(ident)
+
+
+def _values(store: Any, sparql: str, bound: dict[str, Any]) -> list[NamedNode]:
+    block = " ".join(f"?{k}" for k in bound), " ".join(str(v) for v in bound.values())
+    text = sparql.replace("WHERE {", f"WHERE {{ VALUES ({block[0]}) {{ ({block[1]}) }}", 1)
+    return [row[0] for row in store.query(text) if isinstance(row[0], NamedNode)]
+
+
+def _exists(store: Any, node: NamedNode) -> bool:
+    return bool(store.query(f"ASK {{ {{ {node} ?p ?o }} UNION {{ ?s ?p {node} }} }}"))
+
+
+def _run_nodes(store: Any, runs: list[NamedNode]) -> list[NamedNode]:
+    """The runs, every execution part of them, and what those generated."""
+    nodes: list[NamedNode] = []
+    for run in runs:
+        nodes.append(run)
+        nodes += _values(store, "SELECT ?x WHERE { ?x provml:partOf+ ?run }", {"run": run})
+    generated = []
+    for i in range(0, len(nodes), _BATCH):
+        terms = " ".join(str(n) for n in nodes[i : i + _BATCH])
+        text = f"SELECT ?x WHERE {{ VALUES ?a {{ {terms} }} ?x prov:wasGeneratedBy ?a }}"
+        generated += [row[0] for row in store.query(text) if isinstance(row[0], NamedNode)]
+    return nodes + generated
+
+
+def _closure(store: Any, seeds: list[NamedNode], links: set[NamedNode]) -> list[Quad]:
+    seen: set[NamedNode] = set()
+    frontier = list(dict.fromkeys(seeds))
+    out: list[Quad] = []
+    while frontier:
+        seen.update(frontier)
+        found: list[NamedNode] = []
+        for i in range(0, len(frontier), _BATCH):
+            terms = " ".join(str(n) for n in frontier[i : i + _BATCH])
+            text = f"SELECT ?s ?p ?o WHERE {{ VALUES ?s {{ {terms} }} ?s ?p ?o }}"
+            for s, p, o in store.query(text):
+                out.append(Quad(s, p, o, DefaultGraph()))
+                if p in links and isinstance(o, NamedNode) and o not in seen:
+                    found.append(o)
+        frontier = list(dict.fromkeys(n for n in found if n not in seen))
+    return out
+
+
+def write(quads: list[Quad], fmt: str) -> bytes:
+    """Serialise exported quads in one of :data:`EXPORT_FORMATS`."""
+    spec = format_named(fmt, EXPORT_FORMATS)
+    if spec.rdf is not None:
+        if not spec.rdf.supports_datasets:
+            quads = [q for q in quads if isinstance(q.graph_name, DefaultGraph)]
+        data = ox.serialize(
+            quads if spec.rdf.supports_datasets else [q.triple for q in quads],
+            format=spec.rdf,
+            prefixes=PREFIXES if spec.rdf is not RdfFormat.N_TRIPLES else None,
+        )
+        return data or b""
+    try:
+        text: str = _to_prov(quads).serialize(format=spec.prov)
+    except Exception as exc:  # prov raises anything while decoding PROV-O
+        raise CannotExpress(
+            f"the prov package cannot express this graph in {spec.label}: "
+            f"{type(exc).__name__}: {str(exc)[:300]} (Turtle, TriG, N-Triples and JSON-LD "
+            "exports hold every triple)"
+        ) from None
+    return text.encode("utf-8")
+
+
+def _to_prov(quads: list[Quad]) -> Any:
+    """A ``prov`` document from PROV-O quads, each relation once (see the module docstring)."""
+    from prov.model import ProvDocument
+
+    qualified = set()
+    by_node: dict[tuple[Any, Any], Any] = {}
+    for q in quads:
+        by_node[(q.subject, q.predicate)] = q.object
+    for q in quads:
+        if q.predicate in _QUALIFIED:
+            via, plain = _QUALIFIED[q.predicate]
+            target = by_node.get((q.object, via))
+            if target is not None:
+                qualified.add((q.subject, plain, target))
+    kept = [q for q in quads if (q.subject, q.predicate, q.object) not in qualified]
+    # prov names everything by qualified names: declare a prefix for every namespace
+    trig = ox.serialize(kept, format=RdfFormat.TRIG, prefixes=_prefixes(kept)) or b""
+    return ProvDocument.deserialize(io.StringIO(trig.decode()), format="rdf", rdf_format="trig")
+
+
+def _prefixes(quads: list[Quad]) -> dict[str, str]:
+    known = dict(PREFIXES)
+    taken = set(known.values())
+    n = 0
+    for q in quads:
+        for t in (q.subject, q.predicate, q.object, q.graph_name):
+            if not isinstance(t, NamedNode):
+                continue
+            cut = max(t.value.rfind("#"), t.value.rfind("/"))
+            ns = t.value[: cut + 1]
+            if cut > 0 and ns not in taken and t.value[cut + 1 :]:
+                n += 1
+                known[f"ns{n}"] = ns
+                taken.add(ns)
+    return known
+
+
+__all__ = [
+    "EXPORT_FORMATS",
+    "FORMATS",
+    "IMPORT_FORMATS",
+    "QUALIFIED",
+    "SCOPES",
+    "collect",
+    "guess_format",
+    "read_document",
+    "write",
+]

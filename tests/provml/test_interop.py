@@ -1,0 +1,228 @@
+"""W3C PROV import and export, over documents no one here wrote (shared/corpus)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prov.model import ProvDocument
+
+from manager.service import Manager
+from manager.store.oxigraph import OxigraphStore
+from provml import interop
+from provml.errors import ProvmlError, ValidationError
+
+CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
+TRUNGDONG = CORPUS / "trungdong-prov"
+TOOLBOX = CORPUS / "provtoolbox"
+WF4EVER = CORPUS / "provbench-wf4ever"
+
+pytestmark = [
+    pytest.mark.skipif(not CORPUS.is_dir(), reason="shared/corpus is not next to the checkout"),
+    pytest.mark.filterwarnings("ignore"),  # prov warns about every minted prefix
+]
+
+
+def _prov_roundtrip_via_prov_o(doc: ProvDocument) -> bool:
+    """Does ``prov`` itself get the same document back through PROV-O?"""
+    try:
+        trig = doc.serialize(format="rdf", rdf_format="trig")
+        return bool(doc == ProvDocument.deserialize(content=trig, format="rdf", rdf_format="trig"))
+    except Exception:
+        return False
+
+
+def _through_store(data: bytes, fmt: str, out: str) -> ProvDocument:
+    """Import into an empty store, export everything, read the export with ``prov``."""
+    store = OxigraphStore(None)
+    Manager(store).import_document(data, fmt, None)
+    exported = interop.write(interop.collect(store, "all"), out)
+    return ProvDocument.deserialize(content=exported.decode(), format=interop.FORMATS[out].prov)
+
+
+def _canonical(doc: ProvDocument) -> set[str]:
+    """A document as the store holds it: its statements with literals in the store's
+    canonical lexical form (the store keeps "1.0"^^xsd:float as "1"), and blank nodes
+    named by what they say, whichever document they came from."""
+    store = OxigraphStore(None)
+    Manager(store).import_document(doc.serialize(format="json").encode(), "provjson", None)
+    return {re.sub(r"/import/[0-9a-f]{64}/", "/import/", str(q)) for q in store.query(
+        "CONSTRUCT { ?s ?p ?o } WHERE { ?s ?p ?o }")}  # fmt: skip
+
+
+def test_every_prov_json_document_imports_and_round_trips_as_prov_itself_does() -> None:
+    """All 398 PROV-JSON documents import; the export reads back, with ``prov``, as the
+    same document (up to the store's canonical literals) for every one that ``prov``'s
+    own PROV-O round trip keeps."""
+    files = sorted((TRUNGDONG / "json").glob("*.json"))
+    assert len(files) == 398
+    same, lost_by_prov, differ = 0, [], []
+    for f in files:
+        original = ProvDocument.deserialize(str(f), format="json")
+        try:
+            back = _through_store(f.read_bytes(), "provjson", "provjson")
+            equal = original == back or _canonical(original) == _canonical(back)
+        except ProvmlError:
+            equal = False
+        if equal:
+            same += 1
+        elif _prov_roundtrip_via_prov_o(original):
+            differ.append(f.name)  # lost by provml, not by prov: a defect
+        else:
+            lost_by_prov.append(f.name)
+    assert differ == []
+    assert same >= 351, (same, lost_by_prov)
+    # what prov cannot carry through PROV-O: the 28 "scruffy" documents (one id, several
+    # relations) and some with attribute values prov normalises (decimals, durations)
+    assert sum(n.startswith("scruffy-") for n in lost_by_prov) == 28
+
+
+def test_prov_o_turtle_and_trig_documents_import() -> None:
+    files = sorted((TRUNGDONG / "rdf").glob("*.ttl")) + sorted((TRUNGDONG / "rdf").glob("*.trig"))
+    assert len(files) == 402
+    store = OxigraphStore(None)
+    manager = Manager(store)
+    for f in files:
+        fmt = "trig" if f.suffix == ".trig" else "turtle"
+        assert manager.import_document(f.read_bytes(), fmt, None)["triples"] > 0, f.name
+    bundles = store.query("SELECT DISTINCT ?g WHERE { GRAPH ?g { ?s ?p ?o } }")
+    assert len(list(bundles)) > 0  # TriG bundles stay named graphs
+
+
+def test_turtle_export_of_a_prov_o_document_reads_back_in_prov() -> None:
+    f = TRUNGDONG / "rdf" / "derivation1.ttl"
+    store = OxigraphStore(None)
+    Manager(store).import_document(f.read_bytes(), "turtle", None)
+    for fmt, rdf_format in (("turtle", "turtle"), ("ntriples", "nt"), ("trig", "trig"),
+                            ("jsonld", "json-ld")):  # fmt: skip
+        data = interop.write(interop.collect(store, "all"), fmt).decode()
+        doc = ProvDocument.deserialize(content=data, format="rdf", rdf_format=rdf_format)
+        assert doc.get_records(), fmt
+    original = ProvDocument.deserialize(str(f), format="rdf", rdf_format="turtle")
+    assert _through_store(f.read_bytes(), "turtle", "provn") == original
+
+
+def test_prov_xml_and_prov_n_documents() -> None:
+    """Every PROV-XML and PROV-N document of the corpus either imports or is refused with
+    the parser's reason; the counts are what ``prov`` itself can read."""
+    outcomes: dict[str, list[str]] = {"imported": [], "refused": []}
+    files = sorted((TRUNGDONG / "xml").glob("*.xml")) + sorted(TOOLBOX.rglob("*.provn"))
+    for f in files:
+        fmt = "provxml" if f.suffix == ".xml" else "provn"
+        try:
+            ProvDocument.deserialize(content=f.read_text(), format=interop.FORMATS[fmt].prov)
+            prov_reads = True
+        except Exception:
+            prov_reads = False
+        try:
+            interop.read_document(f.read_bytes(), fmt)
+            outcomes["imported"].append(f.name)
+            assert prov_reads, f"{f.name}: imported what prov cannot read?"
+        except ValidationError as exc:
+            outcomes["refused"].append(f.name)
+            assert interop.FORMATS[fmt].label in exc.message, exc.message
+    assert len(outcomes["imported"]) >= 200  # 31 of 44 PROV-XML, 179 of 189 PROV-N
+    assert len(outcomes["imported"]) + len(outcomes["refused"]) == len(files)
+
+
+@pytest.fixture(scope="module")
+def taverna() -> Iterator[tuple[OxigraphStore, list[Path]]]:
+    runs = sorted((WF4EVER / "Taverna_repository").rglob("workflowrun.prov.ttl"))
+    store = OxigraphStore(None)
+    manager = Manager(store)
+    for i, f in enumerate(runs):
+        with pytest.raises(ValidationError, match="relative IRIs"):
+            interop.read_document(f.read_bytes(), "turtle")  # without a base IRI
+        manager.import_document(f.read_bytes(), "turtle", f"http://example.org/taverna/{i}/")
+    yield store, runs
+
+
+def test_taverna_runs_load_and_their_outputs_trace_back_to_their_inputs(
+    taverna: tuple[OxigraphStore, list[Path]],
+) -> None:
+    store, runs = taverna
+    assert len(runs) == 12
+    traced = store.query(
+        "SELECT (COUNT(DISTINCT ?run) AS ?n) WHERE { ?run a wfprov:WorkflowRun ; "
+        "wfprov:usedInput ?in . ?out wfprov:wasOutputFrom ?run . "
+        "?out (prov:wasGeneratedBy/prov:used)+ ?in }".replace(
+            "SELECT", "PREFIX wfprov: <http://purl.org/wf4ever/wfprov#> SELECT"
+        )
+    )
+    assert int(next(iter(traced))[0].value) >= 8
+    # one run by hand: BioAID "discover proteins from text" (workflow 80, run 2)
+    chain = store.query(
+        """PREFIX wfprov: <http://purl.org/wf4ever/wfprov#>
+        SELECT DISTINCT ?label WHERE {
+          ?run a wfprov:WorkflowRun ;
+               rdfs:label "Workflow run of BioAID_Discover_proteins_from_text" .
+          ?out wfprov:wasOutputFrom ?run .
+          ?out (prov:wasGeneratedBy/prov:used)* ?d .
+          ?d prov:wasGeneratedBy ?step . ?step rdfs:label ?label }"""
+    )
+    steps = {row[0].value.split(" (")[0] for row in chain}
+    assert {
+        "Processor execution Discover_entities",
+        "Processor execution NErecognize",
+        "Processor execution Extract_proteins",
+        "Processor execution Filter_protein_molecules",
+        "Processor execution Remove_duplicate_strings",
+    } <= steps
+
+
+def test_wings_runs_load_and_trace() -> None:
+    files = sorted((WF4EVER / "WINGS_repository").rglob("*.ttl"))
+    assert len(files) == 199
+    store = OxigraphStore(None)
+    manager = Manager(store)
+    for f in files:
+        manager.import_document(f.read_bytes(), "turtle", "http://example.org/wings/")
+    chains = store.query(
+        "SELECT (COUNT(DISTINCT ?out) AS ?n) WHERE { ?out prov:wasGeneratedBy ?p . "
+        "?out (prov:wasGeneratedBy/prov:used)+ ?source . "
+        "FILTER NOT EXISTS { ?source prov:wasGeneratedBy ?any } }"
+    )
+    assert int(next(iter(chains))[0].value) > 79  # every run has a traced output
+
+
+MALFORMED = sorted((TRUNGDONG / "malformed").iterdir()) if CORPUS.is_dir() else []
+
+
+@pytest.mark.parametrize("path", MALFORMED, ids=lambda p: p.name)
+def test_malformed_documents_are_refused_with_a_reason(path: Path) -> None:
+    fmt = {".json": "provjson", ".xml": "provxml", ".rdf": "provxml", ".ttl": "turtle"}[path.suffix]
+    store = OxigraphStore(None)
+    if path.name == "foreign_vocabulary.ttl":  # valid Turtle, just not PROV: it imports
+        assert Manager(store).import_document(path.read_bytes(), fmt, None)["triples"] > 0
+        return
+    with pytest.raises(ValidationError) as info:
+        Manager(store).import_document(path.read_bytes(), fmt, None)
+    assert info.value.message
+    assert store.count() == 0
+
+
+def test_blank_nodes_become_stable_iris_and_a_second_import_adds_nothing() -> None:
+    f = TRUNGDONG / "json" / "usage4.json"  # a usage with a time: qualified in PROV-O
+    store = OxigraphStore(None)
+    manager = Manager(store)
+    manager.import_document(f.read_bytes(), "provjson", None)
+    n = store.count()
+    manager.import_document(f.read_bytes(), "provjson", None)
+    assert store.count() == n
+    blank = store.query(
+        "ASK { { ?s ?p ?o FILTER(isBlank(?s)) } UNION { ?s ?p ?o FILTER(isBlank(?o)) } }"
+    )
+    assert not bool(blank)
+    # the qualified usage also got its plain triple
+    assert bool(store.query("ASK { ?a prov:used ?e . ?a prov:qualifiedUsage/prov:entity ?e }"))
+
+
+def test_unknown_format_and_bad_base_iri() -> None:
+    with pytest.raises(ValidationError, match="unknown format"):
+        interop.read_document(b"x", "csv")
+    with pytest.raises(ValidationError, match="base IRI"):
+        interop.read_document(b"<a> <b> <c> .", "turtle", "not an iri")
+    with pytest.raises(ValidationError, match="empty"):
+        interop.read_document(b"  \n", "provn")
