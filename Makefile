@@ -28,6 +28,9 @@ $(VENV)/.dev-stamp: pyproject.toml
 	# the real ProvLake client, for the compatibility tests: it declares Python < 3.9 and
 	# pulls pandas it does not need for capture (requests-futures, in dev, it does need)
 	$(BIN)/pip install -q --no-deps --ignore-requires-python provlake==0.2.982
+	# Virtuoso open source, for the store contract tests (a Debian package)
+	command -v virtuoso-t >/dev/null || { apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q virtuoso-opensource-7-bin; }
 	touch $@ $(VENV)/.run-stamp
 
 run: $(VENV)/.run-stamp

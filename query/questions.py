@@ -120,18 +120,26 @@ def _term(p: Param, raw: str) -> NamedNode | Literal:
         raise ValidationError(f"parameter {p.name!r}: invalid IRI: {exc}") from None
 
 
+#: query dialects with their own versions of some questions (``queries/<dialect>/``)
+DIALECTS = ("virtuoso",)
+
+
 @cache
-def questions() -> dict[str, Question]:
+def questions(dialect: str | None = None) -> dict[str, Question]:
+    """Every question, by name; with a dialect, its own versions where it has them."""
+    root = resources.files("query").joinpath("queries")
     found: dict[str, Question] = {}
-    for entry in sorted(resources.files("query").joinpath("queries").iterdir(), key=str):
-        if entry.name.endswith(".rq"):
-            q = _parse(entry.name[:-3], entry.read_text("utf-8"))
-            found[q.name] = q
+    folders = [root] + ([root.joinpath(dialect)] if dialect in DIALECTS else [])
+    for folder in folders:
+        for entry in sorted(folder.iterdir(), key=str):
+            if entry.name.endswith(".rq"):
+                q = _parse(entry.name[:-3], entry.read_text("utf-8"))
+                found[q.name] = q
     return found
 
 
-def get(name: str) -> Question:
-    q = questions().get(name)
+def get(name: str, dialect: str | None = None) -> Question:
+    q = questions(dialect).get(name)
     if q is None:
         raise NotFound(f"no question named {name!r}; known: {sorted(questions())}")
     return q

@@ -17,7 +17,7 @@ from query import questions
 
 def rows(store: Store, name: str, **params: str) -> list[dict[str, str]]:
     """The rows of a named question as plain strings (absent values left out)."""
-    question = questions.get(name)
+    question = questions.get(name, store.dialect)
     result = store.query(question.text(params))
     assert isinstance(result, pyoxigraph.QuerySolutions)
     variables = result.variables

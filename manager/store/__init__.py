@@ -2,7 +2,8 @@
 
 ``open_store("provml-data/store")`` or ``open_store("oxigraph:provml-data/store")``
 opens the embedded on-disk pyoxigraph store; ``open_store("memory:")`` an in-memory one
-(tests). Backends for remote SPARQL 1.1 servers register further schemes.
+(tests); ``oxigraph+http://HOST:PORT``, ``virtuoso+http://HOST:PORT`` or
+``sparql+http://…`` a SPARQL 1.1 server (:mod:`manager.store.sparql`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,11 @@ from provml.errors import ConfigError
 BACKENDS: dict[str, str] = {
     "oxigraph": "manager.store.oxigraph:OxigraphStore",
     "memory": "manager.store.oxigraph:OxigraphStore",
+    **{
+        f"{flavour}+{proto}": "manager.store.sparql:SparqlStore"
+        for flavour in ("sparql", "oxigraph", "virtuoso")
+        for proto in ("http", "https")
+    },
 }
 
 

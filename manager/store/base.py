@@ -12,6 +12,10 @@ from pyoxigraph import Quad
 class Store(abc.ABC):
     """A triple store. Implementations must make :meth:`add` all-or-nothing."""
 
+    #: which version of the named questions suits this store's SPARQL engine
+    #: (see ``query.questions.DIALECTS``); None: the standard ones
+    dialect: str | None = None
+
     @classmethod
     @abc.abstractmethod
     def from_url(cls, scheme: str, rest: str) -> Store: ...

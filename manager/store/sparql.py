@@ -1,0 +1,237 @@
+"""Any SPARQL 1.1 server as the store: Query, Update and Graph Store HTTP Protocol.
+
+Chosen by URL::
+
+    oxigraph+http://127.0.0.1:7878          Oxigraph server (/query, /update, /store)
+    virtuoso+http://127.0.0.1:8890          Virtuoso (/sparql, /sparql-graph-crud)
+    sparql+http://host/path?update=URL&store=URL&graph=IRI
+                                            any other: query at the URL, the rest optional
+
+Writes: one Graph Store POST per batch (N-Quads to a dataset endpoint such as Oxigraph's
+``/store``, or N-Triples per graph where the server takes one graph per request), so a
+batch lands whole; without a Graph Store endpoint, ``INSERT DATA`` in chunks of
+``chunk`` triples (not atomic across chunks: servers such as Virtuoso refuse larger
+statements). Queries go to the server as they are — lineage questions run there, nothing
+is loaded into Python — with provml's prefixes declared in front; answers come back as
+pyoxigraph result objects, so the query service treats every store alike.
+
+``graph=``: keep provml's triples in this named graph and use it as the default graph of
+every query (``default-graph-uri``). Virtuoso needs it: its default graph is the union
+of every graph, its own system graphs included.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import parse_qs, urlsplit, urlunsplit
+
+import pyoxigraph
+import requests
+from pyoxigraph import DefaultGraph, NamedNode, Quad, QueryResultsFormat, RdfFormat
+
+from manager.store.base import Store
+from provml.errors import ConfigError, QueryError, StoreError
+from provml.vocab import PREFIXES
+
+#: flavour → (query path, update path, graph store path, graph store takes N-Quads, graph)
+PRESETS: dict[str, tuple[str, str, str | None, bool, str | None]] = {
+    "oxigraph": ("/query", "/update", "/store", True, None),
+    "virtuoso": ("/sparql", "/sparql", "/sparql-graph-crud", False, "https://provml.dev/graph/provml"),
+}  # fmt: skip
+PROLOGUE = "".join(f"PREFIX {p}: <{iri}>\n" for p, iri in PREFIXES.items())
+_ACCEPT_SOLUTIONS = "application/sparql-results+json"
+_ACCEPT_GRAPH = "application/n-triples, text/plain;q=0.9, text/turtle;q=0.8"
+# comments, strings and IRIs, which may hold words such as CONSTRUCT
+_NOISE = re.compile(
+    r'#[^\n]*|"""(?:[^"\\]|\\.|"(?!""))*"""|\'\'\'(?:[^\'\\]|\\.|\'(?!\'\'))*\'\'\''
+    r'|"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|<[^>\s]*>'
+)
+_FORM = re.compile(r"\b(SELECT|ASK|CONSTRUCT|DESCRIBE)\b", re.IGNORECASE)
+
+
+def query_form(sparql: str) -> str:
+    """SELECT, ASK, CONSTRUCT or DESCRIBE: the first such keyword outside comments,
+    strings and IRIs (what to ask the server for)."""
+    match = _FORM.search(_NOISE.sub(" ", sparql))
+    return match.group(1).upper() if match else "SELECT"
+
+
+class SparqlStore(Store):
+    def __init__(
+        self,
+        query_url: str,
+        update_url: str | None = None,
+        store_url: str | None = None,
+        *,
+        store_takes_quads: bool = False,
+        graph: str | None = None,
+        flavour: str = "sparql",
+        timeout: float = 60.0,
+        chunk: int = 400,
+    ) -> None:
+        self.query_url = query_url
+        self.update_url = update_url or query_url
+        self.store_url = store_url
+        self.store_takes_quads = store_takes_quads
+        self.graph = NamedNode(graph) if graph else None
+        self.flavour = flavour
+        self.dialect = flavour if flavour == "virtuoso" else None
+        self.timeout = timeout
+        self.chunk = chunk
+        self.http = requests.Session()
+
+    @classmethod
+    def from_url(cls, scheme: str, rest: str) -> SparqlStore:
+        flavour, _, proto = scheme.partition("+")
+        if proto not in ("http", "https"):
+            raise ConfigError(f"a SPARQL store URL is {flavour}+http://… or +https://…")
+        parts = urlsplit(f"{proto}:{rest}")
+        options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        base = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+        if flavour in PRESETS:
+            q, u, s, quads, graph = PRESETS[flavour]
+            return cls(
+                base + q,
+                base + u,
+                options.get("store", base + s if s else None),
+                store_takes_quads=quads,
+                graph=options.get("graph", graph),
+                flavour=flavour,
+            )
+        if flavour != "sparql":
+            raise ConfigError(
+                f"unknown SPARQL store flavour {flavour!r}; known: sparql, {', '.join(PRESETS)}"
+            )
+        return cls(
+            base,
+            options.get("update"),
+            options.get("store"),
+            store_takes_quads=options.get("quads") == "1",
+            graph=options.get("graph"),
+        )
+
+    # ---- writes ------------------------------------------------------------------------
+    def add(self, quads: Sequence[Quad]) -> None:
+        if not quads:
+            return
+        if self.graph is not None:  # the default graph is ours
+            quads = [
+                Quad(q.subject, q.predicate, q.object, self.graph)
+                if isinstance(q.graph_name, DefaultGraph)
+                else q
+                for q in quads
+            ]
+        if self.store_url and self.store_takes_quads:
+            body = pyoxigraph.serialize(quads, format=RdfFormat.N_QUADS) or b""
+            self._post(self.store_url, body, "application/n-quads", {})
+            return
+        by_graph: dict[Any, list[Any]] = {}
+        for q in quads:
+            by_graph.setdefault(q.graph_name, []).append(q.triple)
+        for graph, triples in by_graph.items():
+            if self.store_url:
+                params = {"default": ""} if isinstance(graph, DefaultGraph) else {}
+                if not isinstance(graph, DefaultGraph):
+                    params = {"graph-uri" if self.flavour == "virtuoso" else "graph": graph.value}
+                body = pyoxigraph.serialize(triples, format=RdfFormat.N_TRIPLES) or b""
+                self._post(self.store_url, body, "application/n-triples", params)
+            else:
+                for i in range(0, len(triples), self.chunk):
+                    part = triples[i : i + self.chunk]
+                    data = (pyoxigraph.serialize(part, format=RdfFormat.N_TRIPLES) or b"").decode()
+                    if not isinstance(graph, DefaultGraph):
+                        data = f"GRAPH {graph} {{ {data} }}"
+                    self._update(f"INSERT DATA {{ {data} }}")
+
+    def update(self, sparql: str) -> None:
+        if self.graph is not None:
+            sparql = f"WITH {self.graph} {sparql}"
+        self._update(PROLOGUE + sparql)
+
+    def _update(self, text: str) -> None:
+        self._post(self.update_url, None, None, {}, form={"update": text})
+
+    def _post(
+        self,
+        url: str,
+        body: bytes | None,
+        ctype: str | None,
+        params: dict[str, str],
+        form: dict[str, str] | None = None,
+    ) -> requests.Response:
+        headers = {"Content-Type": ctype} if ctype else {}
+        try:
+            resp = self.http.post(url, params=params, data=form if form is not None else body,
+                                  headers=headers, timeout=self.timeout)  # fmt: skip
+        except requests.RequestException as exc:
+            raise StoreError(f"the SPARQL store at {url} is unreachable: {exc}") from None
+        if resp.status_code >= 400:
+            raise StoreError(
+                f"the SPARQL store at {url} refused the write: HTTP {resp.status_code} "
+                f"{resp.text[:500]}"
+            )
+        return resp
+
+    # ---- reads -------------------------------------------------------------------------
+    def query(self, sparql: str, **options: Any) -> Any:
+        params: list[tuple[str, str]] = []
+        default = options.pop("default_graph", None)
+        named = options.pop("named_graphs", None)
+        base = options.pop("base_iri", None)
+        if options:
+            raise QueryError(f"unsupported query options for a SPARQL store: {sorted(options)}")
+        if default is not None or named is not None:
+            params += [("default-graph-uri", g.value) for g in (default or [])]
+            params += [("named-graph-uri", g.value) for g in (named or [])]
+        elif self.graph is not None:
+            params.append(("default-graph-uri", self.graph.value))
+        text = (f"BASE <{base}>\n" if base else "") + PROLOGUE + sparql
+        graph_form = query_form(sparql) in ("CONSTRUCT", "DESCRIBE")
+        accept = _ACCEPT_GRAPH if graph_form else _ACCEPT_SOLUTIONS
+        try:
+            resp = self.http.post(
+                self.query_url,
+                params=params,
+                data={"query": text},
+                headers={"Accept": accept},
+                timeout=self.timeout,
+            )
+        except requests.RequestException as exc:
+            raise StoreError(
+                f"the SPARQL store at {self.query_url} is unreachable: {exc}"
+            ) from None
+        if 400 <= resp.status_code < 500:
+            raise QueryError(f"the SPARQL store refused the query: {resp.text[:500]}")
+        if resp.status_code >= 500:
+            raise StoreError(f"the SPARQL store failed: HTTP {resp.status_code} {resp.text[:300]}")
+        ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if not graph_form:
+            result = pyoxigraph.parse_query_results(resp.content, format=QueryResultsFormat.JSON)
+            if isinstance(result, pyoxigraph.QuerySolutions) and [
+                v.value for v in result.variables
+            ] == ["__ASK_RETVAL"]:  # Virtuoso answers ASK as a one-column table
+                truth = b"true" if any(True for _ in result) else b"false"
+                return pyoxigraph.parse_query_results(
+                    b'{"head":{},"boolean":' + truth + b"}", format=QueryResultsFormat.JSON
+                )
+            return result
+        fmt = RdfFormat.from_media_type(ctype) or RdfFormat.N_TRIPLES
+        graph = pyoxigraph.Store()  # a graph answer, as the same result type as embedded
+        graph.load(resp.content, format=fmt)
+        return graph.query("CONSTRUCT { ?s ?p ?o } WHERE { ?s ?p ?o }")
+
+    def count(self) -> int:
+        text = (
+            "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }"
+            if self.graph is not None
+            else "SELECT (COUNT(*) AS ?n) WHERE { { ?s ?p ?o } UNION { GRAPH ?g { ?s ?p ?o } } }"
+        )
+        for row in self.query(text):
+            return int(row[0].value)
+        return 0
+
+    def describe(self) -> str:
+        where = f", graph {self.graph.value}" if self.graph is not None else ""
+        return f"{self.flavour} SPARQL store at {self.query_url}{where}"
