@@ -5,13 +5,14 @@ BIN    := $(VENV)/bin
 PORT   ?= 5000
 DATA   ?= ./provml-data
 
-.PHONY: run test lint typecheck clean help bench-capture bench-load bench-query chaos
+.PHONY: run test lint typecheck clean help bench-capture bench-load bench-query bench-ingest chaos
 
 help:
 	@echo "make run    - install, serve on 127.0.0.1:$(PORT) with the demo, keep serving"
 	@echo "make test   - install dev extras, then ruff, mypy and pytest"
 	@echo "make bench-query - p50/p95 of every named question on >= 5 M generated triples"
 	@echo "make bench-load [BENCH_ARGS='--duration 120 --clients 4'] - pipeline load test"
+	@echo "make bench-ingest [BENCH_ARGS='--workflows 300 --repeats 3'] - records to queryable triples/s"
 	@echo "make chaos [ROUNDS=30] - kill tracker and manager at random while workflows capture"
 	@echo "make bench-capture [BENCH_ARGS='--tasks 20000 --repeats 1'] - capture overhead vs peers"
 
@@ -61,6 +62,9 @@ bench-query: $(VENV)/.run-stamp
 # several client processes POST batches to a tracker and a manager process for 2 minutes
 bench-load: $(VENV)/.run-stamp
 	$(BIN)/python bench/load.py $(BENCH_ARGS)
+
+bench-ingest: $(VENV)/.dev-stamp
+	$(BIN)/python bench/ingest.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(DATA) prov-logs bench/.venvs bench/.data bench/results .pytest_cache .mypy_cache .ruff_cache

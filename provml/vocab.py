@@ -45,6 +45,9 @@ class _Namespace:
         term = self._cache.get(name)
         if term is None:
             term = self._cache[name] = NamedNode(self._base + name)
+            # later lookups find the attribute without calling __getattr__ (the mapping
+            # looks terms up ~3 times per triple)
+            object.__setattr__(self, name, term)
         return term
 
     def __getitem__(self, name: str) -> NamedNode:
