@@ -38,7 +38,9 @@ def make_app(
     components = []
     for bp, prefix in blueprints:
         app.register_blueprint(bp, url_prefix=prefix or None)
-        components.append(bp.name)
+        component = bp.name.partition("_")[0]  # "manager_import" is part of the manager
+        if component not in components:
+            components.append(component)
     app.register_error_handler(ProvmlError, _provml_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)

@@ -20,6 +20,8 @@ from query.results import negotiate
 bp = Blueprint("query", __name__)
 
 _UPDATE_REFUSED = "this endpoint is read-only: SPARQL updates are refused"
+_POST_TYPES = ("application/x-www-form-urlencoded", "application/sparql-query")
+_UTF8 = ("utf-8", "utf8", "us-ascii", "ascii")
 # SERVICE would make the server fetch other URLs (and echo their answers in errors)
 _SERVICE = re.compile(r"\bSERVICE\b", re.IGNORECASE)
 _STRINGS = re.compile(
@@ -35,44 +37,78 @@ def store() -> Store:
 
 @bp.route("/sparql", methods=["GET", "POST"])
 def sparql() -> ResponseReturnValue:
-    """SPARQL 1.1 Protocol query operation: GET, POST form-encoded, POST sparql-query."""
+    """SPARQL 1.1 Protocol query operation: GET, POST form-encoded, POST sparql-query.
+
+    The dataset parameters (``default-graph-uri``, ``named-graph-uri``) go in the URL, or
+    in the form body with the query; given, they replace the query's FROM and FROM NAMED.
+    """
+    params = _params(request.query_string, "the URL's query string")
+    if "update" in params:
+        raise ForbiddenOperation(_UPDATE_REFUSED)
     if request.method == "GET":
-        params = parse_qs(request.query_string.decode("utf-8", "replace"))
         text = _single(params, "query")
     else:
         ctype = request.mimetype
         if ctype == "application/sparql-update":
             raise ForbiddenOperation(_UPDATE_REFUSED)
+        charset = request.mimetype_params.get("charset", "utf-8")
+        if ctype in _POST_TYPES and charset.lower() not in _UTF8:
+            raise ValidationError(f"a SPARQL request is encoded in UTF-8, not {charset}")
         if ctype == "application/x-www-form-urlencoded":
-            params = parse_qs(request.get_data(as_text=True))
-            if "update" in params:
+            form = _params(request.get_data(), "the form body")
+            if "update" in form:
                 raise ForbiddenOperation(_UPDATE_REFUSED)
+            for name, values in form.items():
+                params.setdefault(name, []).extend(values)
             text = _single(params, "query")
         elif ctype == "application/sparql-query":
-            params = parse_qs(request.query_string.decode("utf-8", "replace"))
-            text = request.get_data(as_text=True)
+            if "query" in params:
+                raise QueryError("the query is in the body: it must not be in the URL too")
+            text = _utf8(request.get_data(), "the query")
         else:
             raise ValidationError(
                 "POST a query as application/x-www-form-urlencoded (query=…) "
                 f"or application/sparql-query, not {ctype or 'no content type'}"
             )
-    if "update" in params:
-        raise ForbiddenOperation(_UPDATE_REFUSED)
-    if text is None:
+    if not text or not text.strip():
         raise QueryError("missing the query parameter")
     if _SERVICE.search(_STRINGS.sub("", text)):
         raise ForbiddenOperation("federated queries (SERVICE) are not allowed on this endpoint")
-    options: dict[str, Any] = {}
-    if params.get("default-graph-uri"):
-        options["default_graph"] = [_iri(u) for u in params["default-graph-uri"]]
-    if params.get("named-graph-uri"):
-        options["named_graphs"] = [_iri(u) for u in params["named-graph-uri"]]
+    options: dict[str, Any] = {"base_iri": _base_iri()}
+    default = params.get("default-graph-uri", [])
+    named = params.get("named-graph-uri", [])
+    if default or named:  # the protocol's dataset, whole: a part not given is empty
+        options["default_graph"] = [_iri(u) for u in default]
+        options["named_graphs"] = [_iri(u) for u in named]
     result = store().query(text, **options)
     try:
         body, media = negotiate(result, request.accept_mimetypes)
     except (OSError, RuntimeError, ValueError) as exc:  # raised while evaluating lazily
         raise QueryError(f"the query failed: {type(exc).__name__}") from None
-    return Response(body, content_type=media)
+    return Response(body, content_type=media, headers={"Vary": "Accept"})
+
+
+def _params(raw: bytes, where: str) -> dict[str, list[str]]:
+    """Form-encoded parameters, decoded strictly as UTF-8."""
+    try:
+        return parse_qs(_utf8(raw, where), errors="strict")
+    except UnicodeDecodeError:
+        raise ValidationError(f"{where} does not decode as UTF-8") from None
+
+
+def _utf8(raw: bytes, where: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValidationError(f"{where} is not UTF-8") from None
+
+
+def _base_iri() -> str | None:
+    """The endpoint's own URL, against which relative IRIs in a query resolve."""
+    try:
+        return NamedNode(request.base_url).value
+    except ValueError:  # a Host header that makes no IRI
+        return None
 
 
 def _single(params: dict[str, list[str]], name: str) -> str | None:
@@ -98,7 +134,7 @@ def list_questions() -> ResponseReturnValue:
 
 @bp.get("/api/v1/questions/<name>")
 def ask(name: str) -> ResponseReturnValue:
-    question = questions.get(name)
+    question = questions.get(name, store().dialect)
     result = store().query(question.text(request.args.to_dict()))
     body, media = negotiate(result, request.accept_mimetypes)
     return Response(body, content_type=media)
@@ -118,6 +154,25 @@ def dataset(dataset: str) -> ResponseReturnValue:
     from query.records import dataset_record
 
     return dataset_record(store(), dataset)
+
+
+@bp.get("/api/v1/export")
+def export() -> ResponseReturnValue:
+    """A subgraph as a document: ``scope`` (all, lineage, run, workflow), ``id`` (the
+    entity, run or workflow name), ``format`` (provn, provjson, provxml, turtle,
+    ntriples, jsonld, trig; default turtle)."""
+    from provml import interop
+
+    scope = request.args.get("scope", "all")
+    fmt = request.args.get("format", "turtle")
+    spec = interop.format_named(fmt, interop.EXPORT_FORMATS)
+    body = interop.write(interop.collect(store(), scope, request.args.get("id")), fmt)
+    name = f"provml-{scope}{spec.extension}"
+    return Response(
+        body,
+        content_type=f"{spec.media_type}; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:

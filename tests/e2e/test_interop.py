@@ -1,0 +1,102 @@
+"""PROV import and export over real HTTP: `provml import` / `provml export` against a
+`provml serve` process, with documents from shared/corpus and a captured workflow."""
+
+from __future__ import annotations
+
+import subprocess
+import warnings
+from pathlib import Path
+
+import pytest
+import requests
+from prov.model import ProvDocument
+
+from provml import interop
+from provml.ids import content_iri
+from tests.conftest import Server, provml_cmd
+from tests.e2e.test_end_to_end import run_workflow
+
+pytestmark = pytest.mark.integration
+CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
+TAVERNA = CORPUS / "provbench-wf4ever/Taverna_repository/workflow_80_version_2/run_2"
+PRIMER = CORPUS / "provtoolbox/validation/primer.provn"
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(provml_cmd(*args), capture_output=True, text=True, timeout=300)
+
+
+def count(server: Server) -> int:
+    return int(server.sparql("SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }")[0]["n"])
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="shared/corpus is not next to the checkout")
+def test_import_corpus_documents_over_http(server: Server) -> None:
+    taverna = str(TAVERNA / "workflowrun.prov.ttl")
+    refused = cli("import", "--url", server.url, "--quiet", taverna)
+    assert refused.returncode == 1 and "relative IRIs" in refused.stderr
+    assert count(server) == 0
+
+    base = "http://example.org/taverna/80-2/"
+    done = cli("import", "--url", server.url, "--quiet", "--base-iri", base, taverna, str(PRIMER))
+    assert done.returncode == 0, done.stderr
+    assert "triples (turtle)" in done.stdout and "triples (provn)" in done.stdout
+    n = count(server)
+    # the Taverna run's output traces back to its input through the imported steps
+    rows = server.sparql("""PREFIX wfprov: <http://purl.org/wf4ever/wfprov#>
+        SELECT ?in WHERE { ?run a wfprov:WorkflowRun ; wfprov:usedInput ?in .
+          ?out wfprov:wasOutputFrom ?run . ?out (prov:wasGeneratedBy/prov:used)+ ?in }""")
+    assert rows
+    # importing again adds nothing; a malformed document changes nothing
+    again = cli("import", "--url", server.url, "--quiet", "--base-iri", base, taverna)
+    assert again.returncode == 0
+    bad = CORPUS / "trungdong-prov/malformed/bad_record_content.json"
+    out = cli("import", "--url", server.url, "--quiet", str(bad))
+    assert out.returncode == 1 and "PROV-JSON" in out.stderr
+    assert count(server) == n
+    # the API says what is wrong, as JSON
+    resp = requests.post(server.url + "/api/v1/import", data=b"{not json", timeout=30,
+                         params={"format": "provjson"})  # fmt: skip
+    assert resp.status_code == 400 and "PROV-JSON" in resp.json()["message"]
+    resp = requests.post(server.url + "/api/v1/import", data=b"x", timeout=30)
+    assert resp.status_code == 400 and "format" in resp.json()["message"]
+
+
+def test_export_a_captured_model_lineage_in_every_format(server: Server, tmp_path: Path) -> None:
+    run = run_workflow(tmp_path / "w", "http", server.url)
+    model = content_iri(run["model"])
+    rdf_formats = {"turtle": "turtle", "ntriples": "nt", "trig": "trig", "jsonld": "json-ld"}
+    for fmt in ("provn", "provjson", "provxml", *rdf_formats):
+        out = tmp_path / f"lineage.{fmt}"
+        result = cli("export", "--url", server.url, "--model", run["model"], "--format", fmt,
+                     "-o", str(out))  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if fmt in rdf_formats:
+                doc = ProvDocument.deserialize(str(out), format="rdf", rdf_format=rdf_formats[fmt])
+            else:
+                prov_name = interop.FORMATS[fmt].prov or ""
+                doc = ProvDocument.deserialize(str(out), format=prov_name)
+        ids = {str(r.identifier.uri) for r in doc.get_records() if r.identifier is not None}
+        text = out.read_text()
+        # the model, the training that made it, the clean data and the cleaning step
+        assert model in ids or model in text, fmt
+        assert content_iri(run["clean"]) in text or content_iri(run["clean"]) in ids, fmt
+        assert "lr" in text and "drop_na" in text, fmt  # hyperparameters, curation params
+        assert run["prediction"] not in text, fmt  # downstream of the model: not lineage
+
+    # a run and a workflow: every task, with the prediction
+    for args in (("--workflow", "credit-scoring"),):
+        result = cli("export", "--url", server.url, *args, "--format", "provjson")
+        assert result.returncode == 0, result.stderr
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            doc = ProvDocument.deserialize(content=result.stdout, format="json")
+        ids = {str(r.identifier.uri) for r in doc.get_records() if r.identifier is not None}
+        assert run["prediction"] in ids and content_iri(run["model"]) in ids
+        assert "epoch" in result.stdout
+    missing = cli("export", "--url", server.url, "--model", "0" * 64)
+    assert missing.returncode == 1 and "nothing in the graph" in missing.stderr
+    resp = requests.get(server.url + "/api/v1/export", params={"format": "csv"}, timeout=30)
+    assert resp.status_code == 400 and "unknown format" in resp.json()["message"]
