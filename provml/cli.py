@@ -428,23 +428,33 @@ main.command(name="dataset")(_record_command("dataset"))
     help="URL of the tracker.",
 )
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def ingest(paths: tuple[str, ...], url: str, quiet: bool) -> None:
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["native", "provlake"]),
+    default="native",
+    show_default=True,
+    help="native: capture_lib's disk-only files (*.jsonl); provlake: the ProvLake "
+    "client's offline logs (prov-*.log).",
+)
+def ingest(paths: tuple[str, ...], url: str, quiet: bool, fmt: str) -> None:
     """Send disk-only capture files (or directories of them) to the tracker.
 
-    Each line is a batch; a torn or malformed line is skipped and reported. Sending the
-    same files again adds nothing to the graph. Exit status 1 if any batch was refused.
+    Each line is a batch (--format provlake: a JSON array of ProvLake records); a torn
+    or malformed line is skipped and reported. Sending the same files again adds nothing
+    to the graph. Exit status 1 if any batch was refused.
     """
     import requests
 
-    from provml.ingest import Report, expand, read_lines
+    from provml.ingest import FORMATS, Report, expand, read_lines
 
-    files = expand(list(paths))
+    files = expand(list(paths), fmt)
     if not files:
-        raise click.ClickException("no .jsonl files found")
+        raise click.ClickException(f"no {FORMATS[fmt].files} files found")
     total = sum(os.path.getsize(f) for f in files)
     report = Report(files=len(files))
     http = requests.Session()
-    endpoint = url.rstrip("/") + "/api/v1/batches"
+    endpoint = url.rstrip("/") + FORMATS[fmt].route
     with click.progressbar(
         length=total,
         label="ingesting",
@@ -454,7 +464,7 @@ def ingest(paths: tuple[str, ...], url: str, quiet: bool) -> None:
         hidden=quiet,
     ) as bar:
         for path in files:
-            for line in read_lines(path):
+            for line in read_lines(path, fmt):
                 bar.update(len(line.body) + 1)
                 where = f"{os.path.basename(path)}:{line.number}"
                 if line.error:

@@ -1,5 +1,11 @@
 """Reading disk-only segment files (``provml ingest``).
 
+Two formats: ``native``, capture_lib's segments (``*.jsonl``, one wire batch per line,
+sent to ``/api/v1/batches``), and ``provlake``, the ProvLake client's offline logs
+(``prov-*.log``, one JSON array of ProvLake records per line, sent to the tracker's
+ProvLake route, which converts them as it converts the client's online requests; see
+docs/provlake.md).
+
 Each line of a segment is one batch. A line that is not valid JSON — typically the last
 line of a segment whose process was killed mid-write — is skipped and reported, never
 fatal; so is a batch the tracker refuses. Batches are sent one by one through the
@@ -14,6 +20,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import orjson
+
+from provml.errors import ValidationError
+from provml.provlake import loads
+
+
+@dataclass(frozen=True)
+class Format:
+    files: str  # which files of a directory are read (for messages)
+    route: str  # where each line is POSTed on the tracker
+
+
+FORMATS = {
+    "native": Format("*.jsonl", "/api/v1/batches"),
+    "provlake": Format("prov-*.log", "/provlake/retrospective-provenance"),
+}
 
 
 @dataclass
@@ -33,33 +54,47 @@ class Report:
     refused: list[str] = field(default_factory=list)
 
 
-def expand(paths: list[str]) -> list[str]:
-    """Files as given; directories expanded to their ``*.jsonl`` files, sorted."""
+def _wanted(name: str, fmt: str) -> bool:
+    if fmt == "provlake":
+        return name.startswith("prov-") and name.endswith(".log")
+    return name.endswith(".jsonl")
+
+
+def expand(paths: list[str], fmt: str = "native") -> list[str]:
+    """Files as given; directories expanded to their ``*.jsonl`` files (``prov-*.log``
+    for the provlake format), sorted."""
     out: list[str] = []
     for p in paths:
         if os.path.isdir(p):
             for root, _dirs, files in os.walk(p):
-                out.extend(os.path.join(root, f) for f in files if f.endswith(".jsonl"))
+                out.extend(os.path.join(root, f) for f in files if _wanted(f, fmt))
         else:
             out.append(p)
     return sorted(dict.fromkeys(out))
 
 
-def read_lines(path: str) -> Iterator[Line]:
-    """Every non-empty line of a segment, flagged if it is not a JSON object."""
+def read_lines(path: str, fmt: str = "native") -> Iterator[Line]:
+    """Every non-empty line of a segment, flagged if it is not a JSON object (for the
+    provlake format: not a JSON array; empty arrays are left out)."""
     with open(path, "rb") as f:
         for number, raw in enumerate(f, 1):
             body = raw.strip()
             if not body:
                 continue
             try:
-                obj = orjson.loads(body)
-            except orjson.JSONDecodeError as exc:
+                obj = loads(body) if fmt == "provlake" else orjson.loads(body)
+            except (orjson.JSONDecodeError, ValidationError) as exc:
                 torn = not raw.endswith(b"\n")
-                why = "torn last line (process killed mid-write?)" if torn else f"not JSON: {exc}"
+                reason = exc.message if isinstance(exc, ValidationError) else f"not JSON: {exc}"
+                why = "torn last line (process killed mid-write?)" if torn else reason
                 yield Line(path, number, body, why)
                 continue
-            if not isinstance(obj, dict):
+            if fmt == "provlake":
+                if not isinstance(obj, list):
+                    yield Line(path, number, body, "not a ProvLake bag (a JSON array of records)")
+                elif obj:  # the client writes [] when asked to log prospective provenance
+                    yield Line(path, number, body)
+            elif not isinstance(obj, dict):
                 yield Line(path, number, body, "not a batch object")
-                continue
-            yield Line(path, number, body)
+            else:
+                yield Line(path, number, body)

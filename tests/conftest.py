@@ -50,7 +50,11 @@ class Server:
             stderr=subprocess.STDOUT,
             cwd=data_dir.parent,
         )
-        self.wait_ready()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()  # never leave a process behind that nobody can reach
+            raise
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout

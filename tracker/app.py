@@ -1,4 +1,4 @@
-"""The tracker service: ``POST /api/v1/batches``.
+"""The tracker service: ``POST /api/v1/batches``, and the ProvLake client's routes.
 
 A batch is validated whole (any problem: 400 with every problem listed, nothing
 queued), resolved (identifiers assigned, executions linked to their plans, see
@@ -8,6 +8,10 @@ retrying with backoff while it is down, and resumes after a restart from the que
 cursor. The tracker waits up to ``ack_wait`` seconds for the delivery so that a client
 usually reads its own writes: 200 means written to the store, 202 means queued durably
 and not yet written. A full queue answers 503 with ``Retry-After``.
+
+The ProvLake client's ``retrospective-provenance`` records take the same path once
+converted (:mod:`provml.provlake`); its ``prospective-provenance`` is kept by
+:mod:`tracker.provlake`. docs/provlake.md says how to point a ProvLake workflow here.
 """
 
 from __future__ import annotations
@@ -24,11 +28,13 @@ import orjson
 from flask import Blueprint, Flask, current_app, request
 from flask.typing import ResponseReturnValue
 
+from provml import provlake
 from provml.errors import ConfigError, ProvmlError, UpstreamError, ValidationError
 from provml.resolve import resolve_batch
 from provml.service import make_app
-from provml.wire import parse_batch
+from provml.wire import Batch, parse_batch
 from tracker.forward import Forwarder, HttpForwarder
+from tracker.provlake import ProspectiveStore
 from tracker.queue import DurableQueue, QueueFull
 
 log = logging.getLogger(__name__)
@@ -52,6 +58,8 @@ class Tracker:
         self.queue = queue
         self.ack_wait = ack_wait
         self.counts: Counter[str] = Counter()
+        # ProvLake prospective provenance, kept next to the queue
+        self.prospective = ProspectiveStore(queue.path if queue is not None else None)
         self._lock = threading.Lock()
         self._closing = False
         self._stop = threading.Event()
@@ -73,26 +81,57 @@ class Tracker:
         except ValidationError:
             self.count("batches_rejected")
             raise
-        resolved = resolve_batch(batch)
-        answer: dict[str, Any] = {
-            "batch": batch.batch,
-            "session": batch.session,
-            "records": len(batch.records),
-        }
-        self.count("batches_received")
-        self.count("records_received", len(batch.records))
-        if self.queue is None:  # no queue (tests, in-memory stores): deliver at once
-            answer["triples"] = self.forwarder.forward(resolved).get("triples")
-            self.count("batches_forwarded")
-            return {**answer, "status": "stored"}, 200
+        answers, status = self.accept([batch])
+        return answers[0], status
+
+    def ingest_provlake(self, body: bytes) -> tuple[dict[str, Any], int]:
+        """A ProvLake client's bag of records (:mod:`provml.provlake`): converted to wire
+        batches, one per workflow execution, checked whole (any problem: nothing is
+        queued), then taken like any batch."""
+        if self._closing:
+            raise ShuttingDown("the tracker is shutting down: retry later")
         try:
-            seq = self.queue.put(orjson.dumps(resolved.to_json()))
-        except QueueFull:
-            self.count("batches_refused_full")
+            bag = provlake.parse_bag(body)
+            batches = provlake.to_batches(bag, self.prospective.specs())
+        except ValidationError as exc:
+            # the client does not report refusals: say it here
+            log.warning("refused ProvLake records: %s", exc.message)
+            self.count("provlake_rejected")
             raise
-        if self.queue.wait_delivered(seq, self.ack_wait):
-            return {**answer, "status": "stored"}, 200
-        return {**answer, "status": "queued"}, 202
+        self.count("provlake_records_received", len(bag))
+        answers, status = self.accept(batches)
+        state = "stored" if status == 200 else "queued"
+        # "error": [] is what the client reads when it asks for validation
+        return {"records": len(bag), "batches": answers, "status": state, "error": []}, status
+
+    def accept(self, batches: list[Batch]) -> tuple[list[dict[str, Any]], int]:
+        """Resolve valid batches and append them to the durable queue (without a queue,
+        deliver them at once); 200 once all are stored, 202 if some are only queued."""
+        resolved = [resolve_batch(batch) for batch in batches]
+        answers: list[dict[str, Any]] = []
+        for batch in batches:
+            answers.append(
+                {"batch": batch.batch, "session": batch.session, "records": len(batch.records)}
+            )
+            self.count("batches_received")
+            self.count("records_received", len(batch.records))
+        if self.queue is None:  # no queue (tests, in-memory stores): deliver at once
+            for answer, one in zip(answers, resolved, strict=True):
+                answer["triples"] = self.forwarder.forward(one).get("triples")
+                answer["status"] = "stored"
+                self.count("batches_forwarded")
+            return answers, 200
+        seq = 0
+        for one in resolved:
+            try:
+                seq = self.queue.put(orjson.dumps(one.to_json()))
+            except QueueFull:
+                self.count("batches_refused_full")
+                raise
+        stored = seq == 0 or self.queue.wait_delivered(seq, self.ack_wait)
+        for answer in answers:
+            answer["status"] = "stored" if stored else "queued"
+        return answers, 200 if stored else 202
 
     def _forward_loop(self) -> None:
         while not self._stop.is_set():
@@ -193,6 +232,70 @@ def post_batch() -> ResponseReturnValue:
     except (QueueFull, ShuttingDown) as exc:
         return exc.to_json(), exc.status, {"Retry-After": str(Tracker.RETRY_AFTER)}
     return answer, status
+
+
+# The ProvLake client's routes. It joins its service_url with urljoin, so with
+# service_url="http://host:port/provlake/" it calls /provlake/retrospective-provenance;
+# a service_url without the trailing slash loses its last segment and calls
+# /retrospective-provenance: both are served. See docs/provlake.md.
+PROVLAKE_PREFIXES = ("/provlake", "")
+
+
+def _flag(name: str, default: bool = False) -> bool:
+    """A boolean query parameter as the ProvLake client sends it (``True``/``False``)."""
+    value = request.args.get(name)
+    if value is None or value == "":
+        return default
+    if value.lower() in ("true", "1", "yes"):
+        return True
+    if value.lower() in ("false", "0", "no"):
+        return False
+    raise ValidationError(f"query parameter {name} must be True or False, got {value!r}")
+
+
+def provlake_retrospective() -> ResponseReturnValue:
+    """A JSON array of ProvLake records (``?with_validation=`` is checked, ``?db_name=``
+    ignored: provml has one store)."""
+    if not request.is_json:
+        raise ValidationError("send the records as JSON (Content-Type: application/json)")
+    _flag("with_validation")
+    try:
+        answer, status = tracker().ingest_provlake(request.get_data(cache=False))
+    except (QueueFull, ShuttingDown) as exc:
+        return exc.to_json(), exc.status, {"Retry-After": str(Tracker.RETRY_AFTER)}
+    return answer, status
+
+
+def provlake_prospective() -> ResponseReturnValue:
+    """GET: the specifications kept. POST ``?overwrite=True`` or PUT: keep (replace) a
+    dataflow's specification; POST without overwrite: 409 if a different one is kept."""
+    store = tracker().prospective
+    if request.method == "GET":
+        return {"dataflows": store.documents()}
+    if not request.is_json:
+        raise ValidationError("send the specification as JSON (Content-Type: application/json)")
+    overwrite = request.method == "PUT" or _flag("overwrite")
+    spec, created = store.put(provlake.loads(request.get_data(cache=False)), overwrite=overwrite)
+    tracker().count("provlake_prospective_received")
+    answer = {"dataflow_name": spec.name, "data_transformations": len(spec.transformations),
+              "status": "stored"}  # fmt: skip
+    return answer, 201 if created else 200
+
+
+for _prefix in PROVLAKE_PREFIXES:
+    _name = _prefix.strip("/") or "root"
+    bp.add_url_rule(
+        f"{_prefix}/retrospective-provenance",
+        endpoint=f"provlake_retrospective_{_name}",
+        view_func=provlake_retrospective,
+        methods=["POST"],
+    )
+    bp.add_url_rule(
+        f"{_prefix}/prospective-provenance",
+        endpoint=f"provlake_prospective_{_name}",
+        view_func=provlake_prospective,
+        methods=["GET", "POST", "PUT"],
+    )
 
 
 @bp.get("/api/v1/tracker/stats")

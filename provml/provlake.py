@@ -1,0 +1,619 @@
+"""ProvLake client records → provml wire batches.
+
+The ProvLake client (PyPI ``provlake``) POSTs a JSON array of records (a *bag*) to
+``<service_url>retrospective-provenance`` and writes the same arrays, one per line, to its
+offline log files (``prov-<uuid4>.log``). A record is::
+
+    {"act_type": "workflow" | "task" | "cycle", "dataflow_name": …,
+     "custom_metadata": {…}?, "context": …?, "prov_obj": {…}}
+
+This module turns a bag into validated provml wire batches (:mod:`provml.wire`), which
+the tracker then resolves and queues exactly like ``POST /api/v1/batches``; so a workflow
+instrumented with ProvLake ends in the same PROV-ML graph as one captured by capture_lib.
+It is pure: no I/O, no Flask. What maps to what is ``docs/provlake.md``.
+
+A task's ``Generate``, ``Input`` and ``Output`` records arrive in different requests (or
+lines), so every identifier is a function of ProvLake's own identifiers: the workflow
+execution's provml session of the dataflow name and ``wf_execution``; a task execution
+of those and its data transformation name and task ``id`` (its own session and number,
+so that tasks of one workflow never share an ``n``); a cycle iteration likewise of the
+cycle name and ``iteration_id``. Start and end of one task meet whatever the order and
+whatever else was sent in between, and sending a record twice adds nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeGuard
+
+import orjson
+
+from provml.errors import ValidationError
+from provml.ids import canonical_json, value_sha256
+from provml.wire import DATA_TYPES, MAX_DEPTH, STAGES, WIRE_VERSION, Batch, validate_batch
+
+#: the task or workflow a record without a workflow belongs to (ProvLake's own names)
+GLOBAL_WORKFLOW = "global_workflow"
+GLOBAL_EXECUTION = "global"
+
+#: ProvLake status → provml status
+STATUSES = {"FINISHED": "finished", "ERRORED": "failed", "RUNNING": "running",
+            "GENERATED": "running"}  # fmt: skip
+TASK_TYPES = ("Generate", "Input", "Output")
+CYCLE_TYPES = ("Input", "Output")
+
+#: ``prov_attr_type`` wrappers whose ``values`` is the value itself
+WRAPPERS = frozenset({"dict", "list", "dataset", "dataset_item", "attribute_value"})
+#: ``prov_attr_type`` of references: data named by where it is, not by its content
+REFERENCES = frozenset({"data_reference", "kg_reference"})
+
+MAX_ERROR = 2000  # characters of stderr kept as a failed execution's error
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_LOW32 = (1 << 32) - 1
+_MAX_PROBLEMS = 50
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def loads(body: bytes | str) -> Any:
+    """JSON as the ProvLake client writes it. Its offline log is written by Python's
+    ``json.dumps``, which writes ``NaN`` and ``Infinity``; those become the strings
+    ``"NaN"``, ``"INF"`` and ``"-INF"`` (JSON has no such numbers)."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        first = exc
+    try:
+        return _finite(json.loads(body))
+    except (ValueError, RecursionError):
+        raise ValidationError(f"body is not valid JSON (UTF-8): {first}") from None
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if value != value else ("INF" if value > 0 else "-INF")
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def parse_bag(body: bytes | str) -> list[Any]:
+    """A request body or log line: a JSON array of ProvLake records."""
+    bag = loads(body)
+    if not isinstance(bag, list):
+        raise ValidationError(
+            "a ProvLake retrospective-provenance body is a JSON array of records",
+            details=[f"got {_tname(bag)}"],
+        )
+    return bag
+
+
+def _tname(v: Any) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(v), "number"
+    )
+
+
+# --------------------------------------------------------------- prospective provenance
+
+
+@dataclass(frozen=True)
+class TransformationSpec:
+    """What a prospective specification declares of one data transformation."""
+
+    parameters: frozenset[str] = frozenset()  # input attributes whose semantics is PARAMETER
+    inputs: frozenset[str] = frozenset()  # the other input attributes: data
+    outputs: frozenset[str] = frozenset()
+    stage: str | None = None  # provml extension: training, validation, evaluation, inference
+
+
+@dataclass(frozen=True)
+class DataflowSpec:
+    """A dataflow's prospective provenance, as the ProvLake client POSTs it."""
+
+    name: str
+    transformations: dict[str, TransformationSpec] = field(default_factory=dict)
+
+
+def parse_prospective(doc: Any) -> DataflowSpec:
+    """Check a prospective-provenance document; raise :class:`ValidationError` listing
+    every problem. The shape is ProvLake's::
+
+        {"dataflow_name": "…", "context_name": "…", "storages": {…},
+         "data_transformations": {"<name>": {
+             "input_datasets": [{"attributes": [{"name": "lr", "dtype": "float",
+                                                 "semantics": "PARAMETER"}, …]}],
+             "output_datasets": [{"attributes": […]}],
+             "stage": "training"}}}
+
+    Members not shown are allowed and kept with the document; ``stage`` is provml's.
+    """
+    problems: list[str] = []
+    if not isinstance(doc, dict):
+        raise ValidationError(
+            "prospective provenance is a JSON object", details=[f"got {_tname(doc)}"]
+        )
+    name = doc.get("dataflow_name")
+    if not _is_name(name):
+        problems.append("dataflow_name: must be a non-empty string of at most 256 characters")
+    dts = doc.get("data_transformations")
+    if dts is None:
+        dts = {}
+    if not isinstance(dts, dict):
+        problems.append("data_transformations: must be an object (name → specification)")
+        dts = {}
+    transformations: dict[str, TransformationSpec] = {}
+    for dt, spec in dts.items():
+        path = f"data_transformations.{dt}"
+        if not _is_name(dt):
+            problems.append(f"{path}: a data transformation's name must be a short string")
+        if not isinstance(spec, dict):
+            problems.append(f"{path}: must be an object")
+            continue
+        stage = spec.get("stage")
+        if stage is not None and not _among(stage, STAGES):
+            problems.append(f"{path}.stage: must be one of {sorted(STAGES)} or null")
+            stage = None
+        params: set[str] = set()
+        inputs: set[str] = set()
+        outputs: set[str] = set()
+        for key in ("input_datasets", "output_datasets"):
+            for attr_name, semantics in _attributes(spec.get(key), f"{path}.{key}", problems):
+                if key == "output_datasets":
+                    outputs.add(attr_name)
+                elif semantics.upper().endswith("PARAMETER"):
+                    params.add(attr_name)
+                else:
+                    inputs.add(attr_name)
+        transformations[dt] = TransformationSpec(
+            frozenset(params), frozenset(inputs - params), frozenset(outputs), stage
+        )
+    if problems:
+        raise ValidationError(
+            f"invalid prospective provenance: {problems[0]}", details=problems[:_MAX_PROBLEMS]
+        )
+    assert isinstance(name, str)
+    return DataflowSpec(name, transformations)
+
+
+def _attributes(datasets: Any, path: str, problems: list[str]) -> list[tuple[str, str]]:
+    """(name, semantics) of every top-level attribute of a list of datasets."""
+    if datasets is None:
+        return []
+    if not isinstance(datasets, list):
+        problems.append(f"{path}: must be an array of datasets")
+        return []
+    out = []
+    for i, dataset in enumerate(datasets):
+        attrs = dataset.get("attributes") if isinstance(dataset, dict) else None
+        if not isinstance(dataset, dict) or not isinstance(attrs, list | type(None)):
+            problems.append(f"{path}[{i}]: a dataset is an object with an array of attributes")
+            continue
+        for j, attr in enumerate(attrs or []):
+            if not isinstance(attr, dict) or not _is_name(attr.get("name")):
+                problems.append(f"{path}[{i}].attributes[{j}]: an attribute has a name")
+                continue
+            semantics = attr.get("semantics")
+            out.append((attr["name"], semantics if isinstance(semantics, str) else ""))
+    return out
+
+
+def _is_name(v: Any) -> TypeGuard[str]:
+    return isinstance(v, str) and 0 < len(v) <= 256
+
+
+def _among(v: Any, options: frozenset[str]) -> bool:
+    return isinstance(v, str) and v in options
+
+
+# --------------------------------------------------------------------------- identifiers
+
+
+def _digest(*parts: Any) -> bytes:
+    return hashlib.sha256(canonical_json(list(parts))).digest()
+
+
+def _uuid7(ms: int, rand42: int) -> str:
+    """A UUIDv7 with this timestamp and 42 random bits, the lowest 32 bits zero (a
+    session id, see :func:`provml.ids.new_session_id`)."""
+    rand = (rand42 & ((1 << 42) - 1)) << 32
+    value = ((ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | (rand >> 62) << 64 | 0b10 << 62
+             | (rand & ((1 << 62) - 1)))  # fmt: skip
+    return str(uuid.UUID(int=value))
+
+
+def _ms(value: Any, digest: bytes) -> int:
+    """ProvLake's default ids are the start time in seconds: keep them as the UUIDv7's
+    timestamp, so executions sort in time; other ids take 48 bits of their digest."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and 1e9 <= value < 3.25e10:
+        return int(value * 1000)
+    return int.from_bytes(digest[:6], "big")
+
+
+def workflow_session(dataflow: str, wf_execution: Any) -> str:
+    """The provml session of a ProvLake workflow execution; the execution is its ``n=1``."""
+    d = _digest("provlake-workflow", dataflow, wf_execution)
+    return _uuid7(_ms(wf_execution, d), int.from_bytes(d[6:12], "big"))
+
+
+def execution_identity(kind: str, dataflow: str, wf_execution: Any, name: str,
+                       ident: Any) -> tuple[str, int]:  # fmt: skip
+    """(session, n) of a task (``kind="task"``, ``ident`` the task id) or cycle iteration
+    (``kind="cycle"``, ``ident`` the iteration id): 74 bits of digest, the timestamp of
+    the task id when it is a time, else the workflow's."""
+    d = _digest(f"provlake-{kind}", dataflow, wf_execution, name, ident)
+    if isinstance(ident, int | float) and not isinstance(ident, bool) and 1e9 <= ident < 3.25e10:
+        ms = int(ident * 1000)
+    else:
+        wd = _digest("provlake-workflow", dataflow, wf_execution)
+        ms = _ms(wf_execution, wd)
+    n = int.from_bytes(d[6:10], "big") % _LOW32 + 1
+    return _uuid7(ms, int.from_bytes(d[:6], "big")), n
+
+
+# --------------------------------------------------------------------------- conversion
+
+
+class _Problems(list[str]):
+    def add(self, path: str, message: str) -> None:
+        self.append(f"{path}: {message}")
+
+
+def to_batches(bag: list[Any], specs: Mapping[str, DataflowSpec] | None = None) -> list[Batch]:
+    """Convert a bag of ProvLake records to validated wire batches, one per workflow
+    execution (the batch's session is the workflow's). Raise :class:`ValidationError`
+    naming every problem, with the index of the ProvLake record it is in."""
+    problems = _Problems()
+    groups: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+    for i, rec in enumerate(bag):
+        for session, wire in _convert(rec, f"[{i}]", specs or {}, problems):
+            groups.setdefault(session, []).append((i, wire))
+        if len(problems) > _MAX_PROBLEMS:
+            break
+    batches: list[Batch] = []
+    for session, items in groups.items():
+        if problems:
+            break
+        records = [wire for _, wire in items]
+        obj = {
+            "provml": WIRE_VERSION,
+            "batch": hashlib.sha256(canonical_json([session, records])).hexdigest()[:32],
+            "session": session,
+            "records": records,
+        }
+        try:
+            batches.append(validate_batch(obj))
+        except ValidationError as exc:
+            for detail in exc.details:
+                problems.append(_origin(detail, items))
+    if problems:
+        raise ValidationError(
+            f"invalid ProvLake records: {problems[0]}", details=problems[:_MAX_PROBLEMS]
+        )
+    return batches
+
+
+def _origin(detail: str, items: list[tuple[int, dict[str, Any]]]) -> str:
+    """A wire validator's problem, said of the ProvLake record it came from."""
+    m = re.match(r"records\[(\d+)\]", detail)
+    if not m:
+        return detail
+    source, wire = items[int(m.group(1))]
+    return f"[{source}] (as provml {wire['kind']}){detail[m.end() :]}"
+
+
+def _convert(rec: Any, path: str, specs: Mapping[str, DataflowSpec],
+             problems: _Problems) -> list[tuple[str, dict[str, Any]]]:  # fmt: skip
+    if not isinstance(rec, dict):
+        problems.add(path, f"a ProvLake record is an object, got {_tname(rec)}")
+        return []
+    prov = rec.get("prov_obj")
+    if not isinstance(prov, dict):
+        problems.add(f"{path}.prov_obj", "must be an object")
+        return []
+    dataflow = rec.get("dataflow_name")
+    if dataflow is None:
+        dataflow = GLOBAL_WORKFLOW
+    elif not _is_name(dataflow):
+        problems.add(f"{path}.dataflow_name", "must be a non-empty string of at most 256 chars")
+        return []
+    custom = rec.get("custom_metadata")
+    if custom is not None and not isinstance(custom, dict):
+        problems.add(f"{path}.custom_metadata", "must be an object")
+        return []
+    act = rec.get("act_type")
+    ctx = _Context(path, dataflow, custom or {}, specs.get(dataflow), problems)
+    if act == "workflow":
+        return ctx.workflow(prov, rec.get("context"))
+    if act == "task":
+        return ctx.execution(prov, "task", "dt", TASK_TYPES)
+    if act == "cycle":
+        return ctx.execution(prov, "cycle", "cycle_name", CYCLE_TYPES)
+    problems.add(f"{path}.act_type", f"must be 'workflow', 'task' or 'cycle', got {act!r}")
+    return []
+
+
+@dataclass
+class _Context:
+    path: str
+    dataflow: str
+    custom: dict[str, Any]
+    spec: DataflowSpec | None
+    problems: _Problems
+
+    def _time(self, obj: dict[str, Any], key: str, where: str) -> float | None:
+        value = obj.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.problems.add(f"{self.path}.prov_obj{where}.{key}", "must be seconds (a number)")
+            return None
+        return value
+
+    def _status(self, obj: dict[str, Any], where: str) -> str | None:
+        value = obj.get("status")
+        if value is None:
+            return None
+        status = STATUSES.get(value.upper()) if isinstance(value, str) else None
+        if status is None:
+            self.problems.add(
+                f"{self.path}.prov_obj{where}.status", f"must be one of {sorted(STATUSES)}"
+            )
+        return status
+
+    def workflow(self, prov: dict[str, Any], context: Any) -> list[tuple[str, dict[str, Any]]]:
+        wf_execution = prov.get("wf_execution")
+        if wf_execution is None:
+            wf_execution = GLOBAL_EXECUTION
+        session = workflow_session(self.dataflow, wf_execution)
+        start = self._time(prov, "startTime", "")
+        generated = self._time(prov, "generatedTime", "")
+        end = self._time(prov, "endTime", "")
+        status = self._status(prov, "")
+        t0 = start if start is not None else generated
+        head: dict[str, Any] = {"kind": "workflow_start", "n": 1, "name": self.dataflow}
+        if end is None:
+            if t0 is None:
+                self.problems.add(f"{self.path}.prov_obj", "a workflow record has startTime")
+                return []
+            rec: dict[str, Any] = {**head, "time": t0}
+            env = _env(self.custom, context)
+            if env:
+                rec["env"] = env
+            params = self._values(prov.get("values"), ".values")
+            if params:
+                rec["params"] = {k: self._plain(v, f".values.{k}") for k, v in params.items()}
+            return [(session, rec)]
+        # the end record repeats the start time: the start again (the same triples) makes
+        # the execution whole even if the begin record was lost
+        out: list[tuple[str, dict[str, Any]]] = []
+        if t0 is not None:
+            out.append((session, {**head, "time": t0}))
+        end_rec: dict[str, Any] = {"kind": "workflow_end", "n": 1, "name": self.dataflow,
+                                   "time": end}  # fmt: skip
+        if status is not None:
+            end_rec["status"] = status
+            if status == "failed" and isinstance(prov.get("stderr"), str):
+                end_rec["error"] = prov["stderr"][:MAX_ERROR]
+        out.append((session, end_rec))
+        return out
+
+    def execution(self, prov: dict[str, Any], kind: str, name_key: str,
+                  types: tuple[str, ...]) -> list[tuple[str, dict[str, Any]]]:  # fmt: skip
+        """A task (``Generate``/``Input``/``Output``) or cycle (``Input``/``Output``)."""
+        inner = prov.get(kind)
+        where = f".{kind}"
+        if not isinstance(inner, dict):
+            self.problems.add(f"{self.path}.prov_obj.{kind}", "must be an object")
+            return []
+        ident_key = "id" if kind == "task" else "iteration_id"
+        ident = inner.get(ident_key)
+        if ident is None or isinstance(ident, dict | list):
+            self.problems.add(
+                f"{self.path}.prov_obj{where}.{ident_key}", "must be a number or a string"
+            )
+            return []
+        name = prov.get(name_key)
+        if not _is_name(name):
+            self.problems.add(
+                f"{self.path}.prov_obj.{name_key}",
+                "must be a non-empty string of at most 256 chars",
+            )
+            return []
+        typ = prov.get("type")
+        if typ not in types:
+            self.problems.add(f"{self.path}.prov_obj.type", f"must be one of {list(types)}")
+            return []
+        wf_execution = inner.get("wf_execution")
+        if wf_execution is None:
+            wf_execution = GLOBAL_EXECUTION
+        w_session = workflow_session(self.dataflow, wf_execution)
+        session, n = execution_identity(kind, self.dataflow, wf_execution, name, ident)
+        generated = self._time(inner, "generatedTime", where)
+        start = self._time(inner, "startTime", where)
+        end = self._time(inner, "endTime", where)
+        status = self._status(inner, where)
+        # a task's inputs are bound when it is made (Generate): it starts then
+        t0 = generated if generated is not None else start
+        plan = [self.dataflow, name]
+        spec = self.spec.transformations.get(name) if self.spec else None
+        stage = self._stage(spec)
+        head: dict[str, Any] = {"kind": "task_start", "n": n, "session": session, "parent": 1,
+                                "plan": plan}  # fmt: skip
+        if stage is not None:
+            head["stage"] = stage
+        values = self._values(prov.get("values"), ".values")
+        if typ in ("Generate", "Input"):
+            if t0 is None:
+                self.problems.add(f"{self.path}.prov_obj{where}", f"{typ} has generatedTime or "
+                                  "startTime")  # fmt: skip
+                return []
+            rec: dict[str, Any] = {**head, "time": t0}
+            params, used = self._inputs(values, spec)
+            if kind == "cycle":
+                params.setdefault("iteration_id", ident)
+            if params:
+                rec["params"] = params
+            if used:
+                rec["used"] = used
+            return [(w_session, rec)]
+        if end is None:
+            self.problems.add(f"{self.path}.prov_obj{where}", "an Output record has endTime")
+            return []
+        out: list[tuple[str, dict[str, Any]]] = []
+        if t0 is not None:  # the same start as the Generate record's: adds nothing new
+            out.append((w_session, {**head, "time": t0}))
+        end_rec: dict[str, Any] = {"kind": "task_end", "n": n, "session": session, "plan": plan,
+                                   "time": end}  # fmt: skip
+        if stage is not None:
+            end_rec["stage"] = stage
+        if status is not None:
+            end_rec["status"] = status
+            if status == "failed" and isinstance(inner.get("stderr"), str):
+                end_rec["error"] = inner["stderr"][:MAX_ERROR]
+        generated_values = {
+            role: self._output(value, f".values.{role}") for role, value in values.items()
+        }
+        if generated_values:
+            end_rec["generated"] = generated_values
+        out.append((w_session, end_rec))
+        return out
+
+    def _stage(self, spec: TransformationSpec | None) -> str | None:
+        stage = self.custom.get("stage")
+        if _among(stage, STAGES):
+            return str(stage)
+        return spec.stage if spec is not None else None
+
+    def _values(self, values: Any, where: str) -> dict[str, Any]:
+        if values is None:
+            return {}
+        if not isinstance(values, dict):
+            self.problems.add(f"{self.path}.prov_obj{where}", "must be an object (name → value)")
+            return {}
+        return values
+
+    def _inputs(
+        self, values: dict[str, Any], spec: TransformationSpec | None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Data references are used data; other values are parameters, unless the
+        prospective specification declares them as inputs that are not parameters."""
+        params: dict[str, Any] = {}
+        used: dict[str, Any] = {}
+        for name, raw in values.items():
+            where = f".values.{name}"
+            ref = self._reference(raw, where)
+            if ref is not None:
+                used[name] = ref
+            elif spec is not None and name in spec.inputs:
+                used[name] = self._plain(raw, where)
+            else:
+                params[name] = self._plain(raw, where)
+        return params, used
+
+    def _output(self, raw: Any, where: str) -> Any:
+        ref = self._reference(raw, where)
+        return ref if ref is not None else self._plain(raw, where)
+
+    def _reference(self, raw: Any, where: str) -> dict[str, Any] | None:
+        """A ProvLake data or KG reference (possibly wrapped with custom metadata) as a
+        provml data reference, or None for any other value."""
+        if not isinstance(raw, dict):
+            return None
+        kind = raw.get("prov_attr_type")
+        meta: dict[str, Any] = {}
+        if kind == "attribute_value" and isinstance(raw.get("custom_metadata"), dict):
+            meta = raw["custom_metadata"]
+            inner = raw.get("values")
+            if isinstance(inner, dict) and _among(inner.get("prov_attr_type"), REFERENCES):
+                raw, kind = inner, inner["prov_attr_type"]
+            elif "@data" in meta:  # a plain value marked as data by its custom metadata
+                raw, kind = {"values": inner}, "data_reference"
+        if not _among(kind, REFERENCES):
+            return None
+        if "values" not in raw:
+            self.problems.add(f"{self.path}.prov_obj{where}", f"a {kind} has values")
+            return None
+        target = self._plain(raw["values"], where)
+        store = raw.get("data_store_id")
+        named = isinstance(target, dict) and isinstance(target.get("sha256"), str)
+        data_type = meta.get("@data") or (named and target.get("@data")) or "file"
+        if not _among(data_type, DATA_TYPES):
+            self.problems.add(
+                f"{self.path}.prov_obj{where}.custom_metadata.@data",
+                f"must be one of {sorted(DATA_TYPES)}",
+            )
+            return None
+        ref: dict[str, Any] = {"@data": data_type}
+        content = meta.get("sha256")
+        if named:
+            content = target["sha256"]  # the reference names its content: keep its members
+            ref.update(target)
+        elif isinstance(target, str):
+            ref["path"] = target
+        else:
+            ref["reference"] = target
+        if isinstance(content, str) and _SHA256.fullmatch(content):
+            ref["sha256"] = content
+        else:  # named by where it is: the same reference is the same node
+            identity = {"reference": target}
+            if store is not None:
+                identity["data_store_id"] = store
+            ref["sha256"] = value_sha256(identity)
+            ref["sha256_of"] = "reference"
+        if store is not None:
+            ref["data_store_id"] = self._plain(store, where)
+        if kind == "kg_reference":
+            ref["reference_type"] = kind
+        for key, value in meta.items():
+            if key not in ("@data", "sha256"):
+                ref[key] = self._plain(value, where)
+        ref["@data"] = data_type
+        return ref
+
+    def _plain(self, value: Any, where: str, depth: int = 0) -> Any:
+        """A value with ProvLake's ``prov_attr_type`` wrappers taken off (references
+        below the top of a value become their plain target)."""
+        if depth > MAX_DEPTH:
+            self.problems.add(f"{self.path}.prov_obj{where}", f"nested deeper than {MAX_DEPTH}")
+            return None
+        if isinstance(value, list):
+            return [self._plain(v, where, depth + 1) for v in value]
+        if not isinstance(value, dict):
+            return value
+        kind = value.get("prov_attr_type")
+        if kind is None:
+            return {k: self._plain(v, where, depth + 1) for k, v in value.items()}
+        if not _among(kind, WRAPPERS | REFERENCES):
+            self.problems.add(
+                f"{self.path}.prov_obj{where}.prov_attr_type",
+                f"unknown {kind!r}; expected one of {sorted(WRAPPERS | REFERENCES)}",
+            )
+            return None
+        return self._plain(value.get("values"), where, depth + 1)
+
+
+def _env(custom: dict[str, Any], context: Any) -> dict[str, Any]:
+    """A workflow's custom metadata (and the client's context) as provml ``env``: scalars
+    as they are, other values as JSON text."""
+    env: dict[str, Any] = {}
+    for key, value in custom.items():
+        env[key] = _scalar(value)
+    if context is not None:
+        env["provlake_context"] = _scalar(context)
+    return env
+
+
+def _scalar(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return canonical_json(value).decode()
