@@ -87,7 +87,10 @@ def test_export_a_captured_model_lineage_in_every_format(server: Server, tmp_pat
         assert run["prediction"] not in text, fmt  # downstream of the model: not lineage
 
     # a run and a workflow: every task, with the prediction
-    for args in (("--workflow", "credit-scoring"),):
+    (run_row,) = server.sparql(
+        "SELECT ?run WHERE { ?run a provml:WorkflowExecution ; provml:name 'credit-scoring' }"
+    )
+    for args in (("--workflow", "credit-scoring"), ("--run", run_row["run"])):
         result = cli("export", "--url", server.url, *args, "--format", "provjson")
         assert result.returncode == 0, result.stderr
         with warnings.catch_warnings():
