@@ -190,7 +190,7 @@ def main() -> None:
     parser.add_argument("--workflows", type=int, default=300, help="generated workflow runs")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--paths", default="embedded,oxigraph-server")
+    parser.add_argument("--paths", default="embedded,oxigraph-server,direct")
     parser.add_argument("--json", default=str(RESULTS / "ingest.json"))
     args = parser.parse_args()
     paths = args.paths.split(",")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 
@@ -98,3 +99,91 @@ def read_lines(path: str, fmt: str = "native") -> Iterator[Line]:
                 yield Line(path, number, body, "not a batch object")
             else:
                 yield Line(path, number, body)
+
+
+# ---- straight into an embedded store -----------------------------------------------------
+
+#: lines per unit of work handed to a mapping process
+CHUNK_LINES = 64
+
+
+Mapped = tuple[bytes, list[str], int, int, list[str]]
+
+
+def _map_chunk(job: tuple[str, list[tuple[str, int, bytes]]]) -> Mapped:
+    """In a worker process: validate, resolve and map some lines. Returns the N-Quads,
+    the executions to derive edges for, the batches and records mapped, and refusals."""
+    import pyoxigraph
+
+    from provml.mapping import batch_to_quads, deriving_executions
+    from provml.provlake import parse_bag, to_batches
+    from provml.resolve import resolve_batch
+    from provml.wire import parse_batch
+
+    fmt, lines = job
+    quads: list[Any] = []
+    executions: list[str] = []
+    records = batches_done = 0
+    refused: list[str] = []
+    for where, number, body in lines:
+        try:
+            batches = to_batches(parse_bag(body)) if fmt == "provlake" else [parse_batch(body)]
+        except ValidationError as exc:
+            refused.append(f"{where}:{number}: {exc.message}")
+            continue
+        for batch in batches:
+            resolved = resolve_batch(batch)
+            quads.extend(batch_to_quads(resolved))
+            executions.extend(deriving_executions(resolved))
+            records += len(batch.records)
+            batches_done += 1
+    data = pyoxigraph.serialize(quads, format=pyoxigraph.RdfFormat.N_QUADS) or b""
+    return data, executions, batches_done, records, refused
+
+
+def load_direct(
+    files: list[str], store: Any, fmt: str = "native", progress: Any = None, workers: int = 1
+) -> Report:
+    """Load segment files straight into an embedded store (no server): the tracker's
+    validation and identifiers, the manager's mapping and derivation edges, and
+    pyoxigraph's bulk loader. Worker processes map while this one loads; memory stays
+    bounded by ``CHUNK_LINES`` lines per worker in flight.
+
+    Not one transaction per batch, as through the manager: a load cut short leaves the
+    batches before the cut, and loading the same files again completes it (the same
+    triples: nothing is added twice)."""
+    import multiprocessing
+
+    from provml.mapping import derivation_update
+
+    report = Report(files=len(files))
+
+    def jobs() -> Iterator[tuple[str, list[tuple[str, int, bytes]]]]:
+        chunk: list[tuple[str, int, bytes]] = []
+        for path in files:
+            for line in read_lines(path, fmt):
+                if progress is not None:
+                    progress(len(line.body) + 1)
+                where = f"{os.path.basename(path)}:{line.number}"
+                if line.error:
+                    report.skipped.append(f"{where}: {line.error}")
+                    continue
+                chunk.append((os.path.basename(path), line.number, line.body))
+                if len(chunk) >= CHUNK_LINES:
+                    yield fmt, chunk
+                    chunk = []
+        if chunk:
+            yield fmt, chunk
+
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(max(1, workers)) as pool:
+        for data, executions, batches, records, refused in pool.imap(_map_chunk, jobs()):
+            report.refused.extend(refused)
+            if data:
+                store.bulk_load(data)
+            update = derivation_update(executions)
+            if update is not None:
+                store.update(update)
+            report.batches += batches
+            report.records += records
+    return report

@@ -54,6 +54,14 @@ class OxigraphStore(Store):
         except OSError as exc:
             raise StoreError(f"query failed: {exc}") from exc
 
+    def bulk_load(self, nquads: bytes) -> None:
+        """Load N-Quads with pyoxigraph's bulk loader: fast, not one transaction (for
+        ``provml ingest --data-dir``, where no one reads meanwhile)."""
+        try:
+            self._store.bulk_load(nquads, format=pyoxigraph.RdfFormat.N_QUADS)
+        except OSError as exc:
+            raise StoreError(f"write failed: {exc}") from exc
+
     def update(self, sparql: str) -> None:
         try:
             self._store.update(sparql, prefixes=PREFIXES)

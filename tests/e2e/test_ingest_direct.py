@@ -1,0 +1,65 @@
+"""`provml ingest --data-dir`: disk-only files straight into an embedded store, with the
+same graph as through the tracker and the manager."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Server, provml_cmd
+from tests.e2e.test_end_to_end import run_workflow
+
+pytestmark = pytest.mark.integration
+
+
+def test_direct_load_gives_the_graph_the_servers_give(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    for i, lr in enumerate((0.1, 0.05, 0.2)):
+        run_workflow(tmp_path / f"w{i}", "disk", str(logs), lr=lr)
+    (logs / "torn.jsonl").write_bytes(b'{"provml": 1, "batch": "ab')  # killed mid-write
+
+    direct = subprocess.run(
+        provml_cmd("ingest", "--quiet", "--data-dir", str(tmp_path / "direct"), "--workers", "2",
+                   str(logs)),
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert direct.returncode == 0, direct.stderr
+    assert "ingested 51 records in 3 batches" in direct.stdout
+    assert "torn last line" in direct.stderr
+    again = subprocess.run(
+        provml_cmd("ingest", "--quiet", "--data-dir", str(tmp_path / "direct"), str(logs)),
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert again.returncode == 0
+
+    via_server = Server(tmp_path / "served")
+    try:
+        subprocess.run(provml_cmd("ingest", "--quiet", "--url", via_server.url, str(logs)),
+                       capture_output=True, timeout=300)  # fmt: skip
+        expected = via_server.sparql("SELECT ?s ?p ?o WHERE { ?s ?p ?o }")
+    finally:
+        via_server.stop()
+    loaded = Server(tmp_path / "direct")
+    try:
+        got = loaded.sparql("SELECT ?s ?p ?o WHERE { ?s ?p ?o }")
+    finally:
+        loaded.stop()
+    key = lambda r: (r["s"], r["p"], r["o"])  # noqa: E731
+    assert sorted(map(key, got)) == sorted(map(key, expected))
+    assert any(r["p"].endswith("wasDerivedFrom") for r in got)  # derivation edges too
+
+
+def test_direct_load_refuses_a_store_in_use(tmp_path: Path) -> None:
+    server = Server(tmp_path / "data")
+    try:
+        logs = tmp_path / "logs"
+        run_workflow(tmp_path / "w", "disk", str(logs))
+        out = subprocess.run(
+            provml_cmd("ingest", "--quiet", "--data-dir", str(tmp_path / "data"), str(logs)),
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert out.returncode == 1 and "another provml process" in out.stderr
+    finally:
+        server.stop()
