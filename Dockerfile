@@ -5,8 +5,9 @@
 #   docker run --rm -p 127.0.0.1:5000:5000 -v provml-data:/data provml:latest
 #
 # Any other provml command replaces CMD, e.g. `docker run ... provml:latest serve
-# --component tracker --host 0.0.0.0 --manager-url http://store:5000` (see
-# docker-compose.yml and docs/deploy.md).
+# --component tracker --host 0.0.0.0 --manager-url http://manager:5000`, or a manager
+# on a shared Oxigraph server: `serve --component manager --host 0.0.0.0 --store
+# oxigraph+http://oxigraph:7878` (see docker-compose.yml and docs/deploy.md).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -118,8 +118,13 @@ def start_oxigraph(workdir: Path) -> SparqlServer:
         stderr=subprocess.STDOUT,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    _wait(url + "/query", proc, log)
-    return SparqlServer("oxigraph", url, proc, log, out)
+    server = SparqlServer("oxigraph", url, proc, log, out)
+    try:
+        _wait(url + "/query", proc, log)
+    except BaseException:
+        server.stop()  # never leave a process behind that nobody can reach
+        raise
+    return server
 
 
 def start_virtuoso(workdir: Path) -> SparqlServer:
