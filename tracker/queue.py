@@ -48,6 +48,7 @@ class DurableQueue:
         self.max_bytes = max_bytes
         self.fsync = fsync
         os.makedirs(path, exist_ok=True)
+        self._owner = self._take_ownership(path)
         self._lock = threading.Condition()
         self._cursor = self._read_cursor()
         self._segments = self._recover()
@@ -61,6 +62,25 @@ class DurableQueue:
         self._times: dict[int, float] = {}
         self._backlog = self._count_backlog()
         self._old = self._backlog  # entries left from before this process opened the queue
+
+    @staticmethod
+    def _take_ownership(path: str) -> int:
+        """One tracker per queue directory: two would deliver the same entries and
+        overwrite each other's cursor. An advisory lock, released when the process ends."""
+        import fcntl
+
+        from provml.errors import ConfigError
+
+        fd = os.open(os.path.join(path, "owner.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ConfigError(
+                f"the queue in {path} is in use by another tracker: give each tracker its "
+                "own --data-dir"
+            ) from None
+        return fd
 
     # ---- files ---------------------------------------------------------------
     def _file(self, segment: int) -> str:
@@ -258,3 +278,6 @@ class DurableQueue:
                 os.close(self._fd)
                 self._fd = None
             self._write_cursor(*self._read)
+            if self._owner >= 0:
+                os.close(self._owner)  # releases the lock
+                self._owner = -1

@@ -221,3 +221,13 @@ def test_a_failed_append_leaves_a_clean_queue(
         got.append(orjson.loads(entry.body))
         q.ack(entry)
     assert got == [{"ok": 1}, {"ok": 2}]
+
+
+def test_one_tracker_per_queue_directory(tmp_path: Path) -> None:
+    from provml.errors import ConfigError
+
+    first = DurableQueue(str(tmp_path / "q"))
+    with pytest.raises(ConfigError, match="in use by another tracker"):
+        DurableQueue(str(tmp_path / "q"))
+    first.close()
+    DurableQueue(str(tmp_path / "q")).close()  # free again once closed
