@@ -32,10 +32,18 @@ import requests
 from pyoxigraph import DefaultGraph, NamedNode, Quad, QueryResultsFormat, RdfFormat
 
 from manager.store.base import Store
-from provml.errors import ConfigError, QueryError, StoreError
+from provml.errors import ConfigError, ProvmlError, QueryError, StoreError
 from provml.vocab import PREFIXES
 
+
 #: flavour → (query path, update path, graph store path, graph store takes N-Quads, graph)
+class StoreRefused(ProvmlError):
+    """The store answered a write with a client error: retrying would not help."""
+
+    status = 422
+    code = "store_refused"
+
+
 PRESETS: dict[str, tuple[str, str, str | None, bool, str | None]] = {
     "oxigraph": ("/query", "/update", "/store", True, None),
     "virtuoso": ("/sparql", "/sparql", "/sparql-graph-crud", False, "https://provml.dev/graph/provml"),
@@ -168,10 +176,15 @@ class SparqlStore(Store):
         except requests.RequestException as exc:
             raise StoreError(f"the SPARQL store at {url} is unreachable: {exc}") from None
         if resp.status_code >= 400:
-            raise StoreError(
+            message = (
                 f"the SPARQL store at {url} refused the write: HTTP {resp.status_code} "
                 f"{resp.text[:500]}"
             )
+            if resp.status_code >= 500 or resp.status_code in (408, 429):
+                raise StoreError(message)  # worth trying again
+            # the same write would be refused again: the tracker sets the batch aside
+            # (refused.jsonl) rather than retrying it at the head of its queue
+            raise StoreRefused(message)
         return resp
 
     # ---- reads -------------------------------------------------------------------------

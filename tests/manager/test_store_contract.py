@@ -181,3 +181,19 @@ def test_an_unreachable_server_is_a_store_error() -> None:
         gone.count()
     with pytest.raises(StoreError, match="unreachable"):
         gone.add([Quad(iri("x"), iri("p"), iri("y"), DefaultGraph())])
+
+
+def test_a_write_the_server_refuses_is_not_retried(tmp_path: Path) -> None:
+    """A 4xx answer to a write is a refusal (set aside by the tracker), not an outage."""
+    from manager.store.sparql import SparqlStore, StoreRefused
+
+    server = start_oxigraph(tmp_path / "ox")
+    try:
+        # a Graph Store endpoint that does not exist: the server answers 404
+        store = SparqlStore(server.url + "/query", server.url + "/update", server.url + "/nowhere",
+                            store_takes_quads=True)  # fmt: skip
+        with pytest.raises(StoreRefused):
+            store.add([Quad(iri("x"), iri("p"), iri("y"), DefaultGraph())])
+        assert store.count() == 0
+    finally:
+        server.stop()
