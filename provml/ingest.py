@@ -16,6 +16,7 @@ sending a file twice adds nothing (identifiers are derived from the records).
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -175,15 +176,25 @@ def load_direct(
         if chunk:
             yield fmt, chunk
 
+    def write(done: Mapped) -> None:
+        data, executions, batches, records, refused = done
+        report.refused.extend(refused)
+        if data:
+            store.bulk_load(data)
+        update = derivation_update(executions)
+        if update is not None:
+            store.update(update)
+        report.batches += batches
+        report.records += records
+
     ctx = multiprocessing.get_context("spawn")
+    # at most two chunks per worker in flight (Pool.imap would read every file ahead)
+    in_flight: deque[Any] = deque()
     with ctx.Pool(max(1, workers)) as pool:
-        for data, executions, batches, records, refused in pool.imap(_map_chunk, jobs()):
-            report.refused.extend(refused)
-            if data:
-                store.bulk_load(data)
-            update = derivation_update(executions)
-            if update is not None:
-                store.update(update)
-            report.batches += batches
-            report.records += records
+        for job in jobs():
+            in_flight.append(pool.apply_async(_map_chunk, (job,)))
+            if len(in_flight) >= 2 * max(1, workers):
+                write(in_flight.popleft().get())
+        while in_flight:
+            write(in_flight.popleft().get())
     return report
