@@ -2,7 +2,12 @@
 # (tracker, manager, query) in one process around the embedded store under /data:
 #
 #   docker build -t provml:latest .
-#   docker run --rm -p 127.0.0.1:5000:5000 -v provml-data:/data provml:latest
+#   docker run --rm -p 127.0.0.1:5000:5000 -v provml-data:/data \
+#       -v "$PWD/tokens:/run/secrets/provml-tokens:ro" \
+#       -e PROVML_TOKENS_FILE=/run/secrets/provml-tokens provml:latest
+#
+# It listens on 0.0.0.0, so `provml serve` wants access tokens (docs/security.md), or
+# `--insecure-no-auth` appended to the command when nothing beyond this host reaches it.
 #
 # Any other provml command replaces CMD, e.g. `docker run ... provml:latest serve
 # --component tracker --host 0.0.0.0 --manager-url http://manager:5000`, or a manager

@@ -69,7 +69,8 @@ def init(
     under ``path``, default ``prov-logs/``) or ``"off"``. Without arguments the
     ``PROVML_*`` environment variables decide (``provml config`` lists them); the default
     is ``http`` when ``PROVML_URL`` is set, else ``disk``. Further options:
-    ``flush_interval``, ``queue_size``, ``batch_size``, ``fsync``, ``user``, ``token``.
+    ``flush_interval``, ``queue_size``, ``batch_size``, ``fsync``, ``user``, ``token``
+    (the access token sent as ``Authorization: Bearer``; default ``PROVML_TOKEN``).
     """
     global _client
     with _lock:

@@ -8,6 +8,7 @@ import logging
 import os
 from typing import Any
 
+from capture_lib.redact import Redactor
 from capture_lib.transport import (
     CompositeTransport,
     FileTransport,
@@ -38,10 +39,12 @@ class Client:
         block_timeout: float | None = None,
         fsync: str | None = None,
         allow_env: tuple[str, ...] | list[str] | None = None,
+        redact_keys: tuple[str, ...] | list[str] | None = None,
         user: str | None = None,
         token: str | None = None,
     ) -> None:
         url = url or config.URL.get()
+        token = token or config.TOKEN.get()
         if config.DISABLED.get():
             mode = "off"
         mode = mode or config.MODE.get() or ("http" if url else "disk")
@@ -54,6 +57,7 @@ class Client:
         self.path = os.path.abspath(path or config.PATH.get())
         self.user = user or config.USER.get() or _login()
         self.allow_env = tuple(allow_env if allow_env is not None else config.ALLOW_ENV.get())
+        self.redact = Redactor(redact_keys if redact_keys is not None else config.REDACT_KEYS.get())
         self.enabled = mode != "off"
         self.session = new_session_id()
         self._counter = itertools.count(1)

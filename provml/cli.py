@@ -34,6 +34,20 @@ def _env(setting: config.Setting, fallback: Any = None) -> Any:
 DEFAULT_URL = "http://127.0.0.1:5000"
 
 
+def _token_option(command: Any) -> Any:
+    """``--token``, default PROVML_TOKEN (never shown in --help)."""
+    return click.option(
+        "--token",
+        default=_env(config.TOKEN),
+        help="Access token to send (default: PROVML_TOKEN, which is better: a flag is "
+        "visible to other users in the process list).",
+    )(command)
+
+
+def _auth_headers(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="provml")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
@@ -101,7 +115,31 @@ def main(verbose: int) -> None:
     "run_demo",
     is_flag=True,
     help="Once listening, run the demo workflow against this server and print "
-    "its lineage; keep serving.",
+    "its lineage; keep serving (with PROVML_TOKEN when the server has tokens).",
+)
+@click.option(
+    "--tokens-file",
+    default=_env(config.TOKENS_FILE),
+    help="File of the access tokens to accept (PROVML_TOKENS_FILE; also PROVML_TOKENS). "
+    "See docs/security.md.",
+)
+@click.option(
+    "--manager-token",
+    default=_env(config.MANAGER_TOKEN),
+    help="Token a tracker sends to --manager-url (capture scope). Prefer "
+    "PROVML_MANAGER_TOKEN: a flag is visible in the process list.",
+)
+@click.option(
+    "--audit-log",
+    default=_env(config.AUDIT_LOG),
+    show_default="<data-dir>/audit.log",
+    help="File to append audit events to; 'off' for none (PROVML_AUDIT_LOG).",
+)
+@click.option(
+    "--insecure-no-auth",
+    is_flag=True,
+    help="Serve on an address other than loopback without access tokens: anyone who "
+    "reaches it may read and write everything.",
 )
 def serve(
     host: str,
@@ -112,12 +150,21 @@ def serve(
     manager_url: str | None,
     threads: int,
     run_demo: bool,
+    tokens_file: str | None,
+    manager_token: str | None,
+    audit_log: str | None,
+    insecure_no_auth: bool,
 ) -> None:
     """Serve the tracker, manager and query service (all in one process by default).
 
     The SPARQL endpoint is /sparql on the serving port; batches go to /api/v1/batches.
     Stops on Ctrl-C or SIGTERM after finishing the requests in flight.
+
+    Without access tokens (--tokens-file, PROVML_TOKENS_FILE, PROVML_TOKENS) it serves
+    only on a loopback address unless given --insecure-no-auth (docs/security.md).
     """
+    from provml import auth
+    from provml.audit import AuditLog
     from provml.errors import ProvmlError
     from provml.server import COMPONENTS, build_app
     from provml.server import serve as run_server
@@ -125,13 +172,37 @@ def serve(
 
     wanted = components or COMPONENTS
     try:
+        tokens = auth.load(tokens_file, config.TOKENS.get())
+    except ProvmlError as exc:
+        raise click.ClickException(exc.message) from None
+    if not tokens and not insecure_no_auth and not auth.is_loopback(host):
+        raise click.ClickException(
+            f"refusing to serve on {host} without access tokens: anyone who can reach it "
+            "could read and write the whole graph. Give tokens (--tokens-file, "
+            "PROVML_TOKENS_FILE or PROVML_TOKENS; docs/security.md), bind to 127.0.0.1, "
+            "or pass --insecure-no-auth if something else guards it."
+        )
+    if audit_log is None:
+        audit_log = os.path.join(data_dir, "audit.log")
+    audit = None
+    if audit_log.lower() not in ("off", "none", "-"):
+        try:
+            audit = AuditLog(audit_log)
+        except OSError as exc:
+            raise click.ClickException(f"cannot open the audit log {audit_log}: {exc}") from None
+    try:
         app = build_app(
             wanted,
             store=(store_url or mk_url(data_dir)) if {"manager", "query"} & set(wanted) else None,
             manager_url=manager_url,
             queue_dir=os.path.join(data_dir, "queue"),
+            tokens=tokens,
+            audit_log=audit,
+            manager_token=manager_token,
         )
     except ProvmlError as exc:
+        if audit is not None:
+            audit.close()
         raise click.ClickException(exc.message) from None
     store = app.extensions.get("provml.store")
 
@@ -143,8 +214,14 @@ def serve(
             click.echo(f"  SPARQL endpoint: {url}/sparql")
         if "tracker" in wanted:
             click.echo(f"  capture with:    PROVML_URL={url}")
+        if tokens:
+            click.echo(f"  access:          {len(tokens)} tokens from {tokens.source}")
+        else:
+            click.echo("  access:          no tokens: every request is allowed")
+        if audit is not None:
+            click.echo(f"  audit log:       {audit.path}")
         if run_demo:
-            _demo_and_report(url, os.path.join(data_dir, "demo"))
+            _demo_and_report(url, os.path.join(data_dir, "demo"), config.TOKEN.get())
             click.echo(f"\nSPARQL endpoint: {url}/sparql   (Ctrl-C to stop)")
         sys.stdout.flush()
 
@@ -164,17 +241,20 @@ def serve(
     show_default=True,
     help="Where the demo writes its dataset, splits and model.",
 )
-def demo(url: str, workdir: str) -> None:
-    """Run the scikit-learn demo workflow against a running server and print its lineage."""
-    _demo_and_report(url, workdir)
+@_token_option
+def demo(url: str, workdir: str, token: str | None) -> None:
+    """Run the scikit-learn demo workflow against a running server and print its lineage.
+
+    With tokens, the token needs the capture and read scopes."""
+    _demo_and_report(url, workdir, token)
 
 
-def _demo_and_report(url: str, workdir: str) -> None:
+def _demo_and_report(url: str, workdir: str, token: str | None) -> None:
     import capture_lib as cl
     from provml import demo as demo_mod
 
     click.echo(f"\nRunning the demo workflow '{demo_mod.WORKFLOW}' (capture over HTTP to {url})")
-    cl.init(url=url, mode="http", path=os.path.join(workdir, "spool"))
+    cl.init(url=url, mode="http", path=os.path.join(workdir, "spool"), token=token)
     run = demo_mod.run(workdir)
     stats = cl.stats()
     click.echo(
@@ -183,7 +263,7 @@ def _demo_and_report(url: str, workdir: str) -> None:
     )
     if stats["lost"] or stats["spilled_to_disk"]:
         click.echo(f"  warning: {stats}", err=True)
-    client = _Client(url)
+    client = _Client(url, token)
     click.echo(
         f"\nWhich data trained the model {run.model_path} (sha256 {run.model_sha256[:12]}…)?"
     )
@@ -198,11 +278,12 @@ def _demo_and_report(url: str, workdir: str) -> None:
 class _Client:
     """The CLI's HTTP client for the query side."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, token: str | None = None) -> None:
         import requests
 
         self.url = url.rstrip("/")
         self.http = requests.Session()
+        self.http.headers.update(_auth_headers(token))
 
     def _get(self, path: str, params: dict[str, str]) -> dict[str, Any]:
         import requests
@@ -280,8 +361,14 @@ class _Client:
     "in use by a running server).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print SPARQL JSON results.")
+@_token_option
 def query(
-    query_text: str | None, query_file: Any, url: str, data_dir: str | None, as_json: bool
+    query_text: str | None,
+    query_file: Any,
+    url: str,
+    data_dir: str | None,
+    as_json: bool,
+    token: str | None,
 ) -> None:
     """Run a SPARQL SELECT or ASK query and print the result as a table.
 
@@ -297,7 +384,9 @@ def query(
         query_text = query_file.read()
     if not query_text:
         raise click.UsageError("give a query as an argument or with --file")
-    results = _local_query(data_dir, query_text) if data_dir else _Client(url).sparql(query_text)
+    results = (
+        _local_query(data_dir, query_text) if data_dir else _Client(url, token).sparql(query_text)
+    )
     click.echo(json.dumps(results, indent=2) if as_json else render(results))
 
 
@@ -335,7 +424,10 @@ def _local_query(data_dir: str, text: str) -> dict[str, Any]:
     help=_URL_HELP,
 )
 @click.option("--json", "as_json", is_flag=True, help="Print SPARQL JSON results.")
-def ask(name: str | None, params: tuple[str, ...], url: str, as_json: bool) -> None:
+@_token_option
+def ask(
+    name: str | None, params: tuple[str, ...], url: str, as_json: bool, token: str | None
+) -> None:
     """Ask a named lineage question: provml ask NAME key=value …
 
     Without NAME, lists the questions and their parameters. A model or data parameter
@@ -354,7 +446,7 @@ def ask(name: str | None, params: tuple[str, ...], url: str, as_json: bool) -> N
         if not sep:
             raise click.UsageError(f"parameters are key=value, got {item!r}")
         values[key] = value
-    client = _Client(url)
+    client = _Client(url, token)
     result = client.ask(name, values)
     if as_json:
         click.echo(json.dumps(result, indent=2))
@@ -395,10 +487,11 @@ def _record_command(kind: str) -> Any:
         "--url", default=_env(config.URL, DEFAULT_URL), show_default=DEFAULT_URL, help=_URL_HELP
     )
     @click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
-    def command(ref: str, url: str, as_json: bool) -> None:
+    @_token_option
+    def command(ref: str, url: str, as_json: bool, token: str | None) -> None:
         from urllib.parse import quote
 
-        client = _Client(url)
+        client = _Client(url, token)
         record = client._get(f"/api/v1/{kind}s/{quote(ref, safe='')}", {})
         if as_json:
             click.echo(json.dumps(record, indent=2))
@@ -450,8 +543,15 @@ main.command(name="dataset")(_record_command("dataset"))
     show_default="the number of CPUs",
     help="With --data-dir: processes that validate and map while the store loads.",
 )
+@_token_option
 def ingest(
-    paths: tuple[str, ...], url: str, quiet: bool, fmt: str, data_dir: str | None, workers: int
+    paths: tuple[str, ...],
+    url: str,
+    quiet: bool,
+    fmt: str,
+    data_dir: str | None,
+    workers: int,
+    token: str | None,
 ) -> None:
     """Send disk-only capture files (or directories of them) to the tracker, or with
     --data-dir load them straight into an embedded store.
@@ -478,6 +578,7 @@ def ingest(
         return
     report = Report(files=len(files))
     http = requests.Session()
+    http.headers.update(_auth_headers(token))
     endpoint = url.rstrip("/") + FORMATS[fmt].route
     with click.progressbar(
         length=total,
@@ -573,7 +674,15 @@ def _ingest_direct(
     help="URL of the manager (or of `provml serve`).",
 )
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def import_(paths: tuple[str, ...], fmt: str, base_iri: str | None, url: str, quiet: bool) -> None:
+@_token_option
+def import_(
+    paths: tuple[str, ...],
+    fmt: str,
+    base_iri: str | None,
+    url: str,
+    quiet: bool,
+    token: str | None,
+) -> None:
     """Import W3C PROV documents: PROV-JSON, PROV-XML, PROV-N, or PROV-O as Turtle, TriG,
     N-Triples or N-Quads.
 
@@ -590,6 +699,7 @@ def import_(paths: tuple[str, ...], fmt: str, base_iri: str | None, url: str, qu
     from provml.interop import guess_format
 
     http = requests.Session()
+    http.headers.update(_auth_headers(token))
     endpoint = url.rstrip("/") + "/api/v1/import"
     failed = 0
     with click.progressbar(
@@ -652,6 +762,7 @@ def _error_text(resp: Any) -> str:
     help="Export from an embedded store directly instead of a server (it must not be in "
     "use by a running server).",
 )
+@_token_option
 def export(
     model: str | None,
     entity: str | None,
@@ -661,6 +772,7 @@ def export(
     output: Any,
     url: str,
     data_dir: str | None,
+    token: str | None,
 ) -> None:
     """Export the graph, or part of it, as a W3C PROV or RDF document.
 
@@ -686,7 +798,12 @@ def export(
 
         params = {"scope": scope, "format": fmt} | ({"id": ident} if ident else {})
         try:
-            resp = requests.get(url.rstrip("/") + "/api/v1/export", params=params, timeout=600)
+            resp = requests.get(
+                url.rstrip("/") + "/api/v1/export",
+                params=params,
+                headers=_auth_headers(token),
+                timeout=600,
+            )
         except requests.RequestException as exc:
             raise click.ClickException(f"cannot reach the query service at {url}: {exc}") from None
         if resp.status_code >= 400:
@@ -718,10 +835,38 @@ def show_config() -> None:
     """List the PROVML_* environment variables, their values and defaults."""
     for s in config.ALL:
         current = os.environ.get(s.name)
-        click.echo(
-            f"{s.name:24} {'(unset)' if current is None else repr(current):12} "
-            f"default {s.default!r}\n    {s.help}"
-        )
+        shown = "(unset)" if current is None else "(set)" if s.secret else repr(current)
+        click.echo(f"{s.name:24} {shown:12} default {s.default!r}\n    {s.help}")
+
+
+@main.command()
+@click.option(
+    "--scopes",
+    default="capture",
+    show_default=True,
+    help="Comma-separated scopes: capture, read, admin.",
+)
+@click.option("--name", default=None, help="The token's name, which the audit log records.")
+def token(scopes: str, name: str | None) -> None:
+    """Make a new random access token.
+
+    Prints the token (give it to the client: PROVML_TOKEN) and two lines for the
+    server's tokens file (PROVML_TOKENS_FILE): one with the token, one with only its
+    SHA-256, so that the file holds no secret. docs/security.md explains the scopes.
+    """
+    from provml import auth
+    from provml.errors import ProvmlError
+
+    secret = auth.new_token()
+    line = f"{secret} {scopes}" + (f" {name}" if name else "")
+    try:
+        auth.parse_lines([line], where="--scopes/--name")
+    except ProvmlError as exc:
+        raise click.UsageError(exc.message) from None
+    hashed = f"sha256:{auth.digest(secret).hex()} {scopes}" + (f" {name}" if name else "")
+    click.echo(f"token:                       {secret}")
+    click.echo(f"tokens file line:            {line}")
+    click.echo(f"tokens file line (hash only): {hashed}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -18,6 +18,8 @@ class Setting:
     default: Any
     parse: Callable[[str], Any]
     help: str
+    #: a secret (a token): ``provml config`` shows whether it is set, never its value
+    secret: bool = False
 
     def get(self, environ: dict[str, str] | None = None) -> Any:
         env = os.environ if environ is None else environ
@@ -29,7 +31,8 @@ class Setting:
         except ValueError:
             from provml.errors import ConfigError
 
-            raise ConfigError(f"{self.name}={raw!r}: {self.help}") from None
+            shown = "<secret>" if self.secret else repr(raw)
+            raise ConfigError(f"{self.name}={shown}: {self.help}") from None
 
 
 def _bool(raw: str) -> bool:
@@ -89,8 +92,23 @@ ALLOW_ENV = Setting(
     "comma-separated names or patterns of environment variables a workflow may record "
     "(none by default: secrets never leave the process)",
 )
+REDACT_KEYS = Setting(
+    "PROVML_REDACT_KEYS",
+    (),
+    lambda raw: tuple(p.strip() for p in raw.split(",") if p.strip()),
+    "comma-separated name patterns of parameters whose values are recorded as *** "
+    "(added to the built-in ones: *password*, *secret*, *_token, *api_key*, ...; "
+    "see capture_lib/redact.py)",
+)
 USER = Setting("PROVML_USER", None, str, "who runs the workflow (default: the login name)")
 TIMEOUT = Setting("PROVML_HTTP_TIMEOUT", 10.0, float, "seconds per HTTP request (a number)")
+TOKEN = Setting(
+    "PROVML_TOKEN",
+    None,
+    str,
+    "access token capture_lib and the provml commands send to the services (Authorization: Bearer)",
+    secret=True,
+)
 
 # services
 HOST = Setting("PROVML_HOST", "127.0.0.1", str, "address the services bind to")
@@ -98,6 +116,33 @@ PORT = Setting("PROVML_PORT", 5000, int, "port the services listen on")
 DATA_DIR = Setting("PROVML_DATA_DIR", "provml-data", str, "directory of the embedded store")
 MANAGER_URL = Setting("PROVML_MANAGER_URL", None, str, "manager URL for a tracker run on its own")
 THREADS = Setting("PROVML_THREADS", 8, int, "WSGI worker threads")
+TOKENS_FILE = Setting(
+    "PROVML_TOKENS_FILE",
+    None,
+    str,
+    "file of the access tokens the services accept (lines TOKEN SCOPES [NAME], or JSON; "
+    "see docs/security.md)",
+)
+TOKENS = Setting(
+    "PROVML_TOKENS",
+    None,
+    str,
+    "access tokens the services accept, as lines of PROVML_TOKENS_FILE separated by ;",
+    secret=True,
+)
+MANAGER_TOKEN = Setting(
+    "PROVML_MANAGER_TOKEN",
+    None,
+    str,
+    "token (capture scope) a tracker run on its own sends to its manager",
+    secret=True,
+)
+AUDIT_LOG = Setting(
+    "PROVML_AUDIT_LOG",
+    None,
+    str,
+    "file the services append audit events to (default <data-dir>/audit.log; off: none)",
+)
 QUEUE_MAX_BYTES = Setting(
     "PROVML_QUEUE_MAX_BYTES",
     1 << 30,
@@ -117,6 +162,32 @@ DRAIN_TIMEOUT = Setting(
     "seconds a stopping tracker spends delivering its queue (the rest waits on disk)",
 )
 
+# query limits (query/limits.py)
+QUERY_TIMEOUT = Setting(
+    "PROVML_QUERY_TIMEOUT",
+    30.0,
+    float,
+    "seconds a query request (SPARQL, question, record, export) may take; past it: 503",
+)
+QUERY_MAX_ROWS = Setting(
+    "PROVML_QUERY_MAX_ROWS",
+    100_000,
+    int,
+    "rows (solutions or triples) one query request may read from the store; more: 422",
+)
+QUERY_MAX_RUNNING = Setting(
+    "PROVML_QUERY_MAX_RUNNING",
+    8,
+    int,
+    "query evaluations at once, timed-out ones still winding down included; more: 503",
+)
+MAX_REQUEST_BYTES = Setting(
+    "PROVML_MAX_REQUEST_BYTES",
+    64 * 1024 * 1024,
+    int,
+    "largest request body the services accept (bytes); larger: 413",
+)
+
 ALL: tuple[Setting, ...] = (
     URL,
     MODE,
@@ -129,14 +200,24 @@ ALL: tuple[Setting, ...] = (
     QUEUE_POLICY,
     BLOCK_TIMEOUT,
     ALLOW_ENV,
+    REDACT_KEYS,
     USER,
     TIMEOUT,
+    TOKEN,
     HOST,
     PORT,
     DATA_DIR,
     MANAGER_URL,
     THREADS,
+    TOKENS_FILE,
+    TOKENS,
+    MANAGER_TOKEN,
+    AUDIT_LOG,
     QUEUE_MAX_BYTES,
     ACK_WAIT,
     DRAIN_TIMEOUT,
+    QUERY_TIMEOUT,
+    QUERY_MAX_ROWS,
+    QUERY_MAX_RUNNING,
+    MAX_REQUEST_BYTES,
 )

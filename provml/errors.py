@@ -79,3 +79,27 @@ class UpstreamError(ProvmlError):
 
 class ConfigError(ProvmlError):
     code = "bad_configuration"
+
+
+class QueryTimeout(ProvmlError):
+    """A query (or a request made of queries) ran past its time limit
+    (``PROVML_QUERY_TIMEOUT``). 503, as Jena Fuseki answers a cancelled query: the
+    request was well formed, the service would not spend more time on it."""
+
+    status = 503
+    code = "query_timeout"
+
+
+class ResultTooLarge(ProvmlError):
+    """A query's result has more rows than the service returns
+    (``PROVML_QUERY_MAX_ROWS``): the same request would fail again, ask for less."""
+
+    status = 422
+    code = "result_too_large"
+
+
+class Busy(ProvmlError):
+    """Every query slot is taken (``PROVML_QUERY_MAX_RUNNING``): retry later."""
+
+    status = 503
+    code = "busy"

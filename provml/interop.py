@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -133,6 +134,7 @@ def read_document(data: bytes, fmt: str, base_iri: str | None = None) -> list[Qu
     if base_iri is not None:
         _check_iri(base_iri, "base IRI")
     rdf_format = spec.rdf
+    doc_sha = hashlib.sha256(data).hexdigest()
     if spec.prov is not None:
         data = _prov_to_trig(data, spec)
         rdf_format = RdfFormat.TRIG
@@ -148,7 +150,7 @@ def read_document(data: bytes, fmt: str, base_iri: str | None = None) -> list[Qu
         raise ValidationError(f"not a valid {spec.label} document: {exc}") from None
     if not quads:
         raise ValidationError(f"the {spec.label} document holds no statements")
-    quads = _skolemize(quads, hashlib.sha256(data).hexdigest())
+    quads = _skolemize(quads, doc_sha)
     return quads + _plain_triples(quads)
 
 
@@ -161,6 +163,9 @@ def _check_iri(value: str, what: str) -> None:
         raise ValidationError(f"invalid {what} {value!r}: not absolute")
 
 
+_DOCTYPE = re.compile(r"<!\s*DOCTYPE|<!\s*ENTITY", re.IGNORECASE)
+
+
 def _prov_to_trig(data: bytes, spec: Format) -> bytes:
     from prov.model import ProvDocument
 
@@ -168,6 +173,14 @@ def _prov_to_trig(data: bytes, spec: Format) -> bytes:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ValidationError(f"not a valid {spec.label} document: not UTF-8 ({exc})") from None
+    if spec.name == "provxml" and _DOCTYPE.search(text):
+        # PROV-XML needs no DTD; one could declare entities that read local files (the
+        # prov package's parser does not resolve them, but the refusal does not rely on it)
+        # or expand without bound
+        raise ValidationError(
+            f"{spec.label} documents with a DTD (<!DOCTYPE …>) are refused: provml reads no "
+            "entity declarations"
+        )
     try:
         doc = ProvDocument.deserialize(content=text, format=spec.prov or "")
     except Exception as exc:  # prov raises anything from its parsers
@@ -187,23 +200,37 @@ def _prov_to_trig(data: bytes, spec: Format) -> bytes:
     return trig.encode("utf-8")
 
 
-def _skolemize(quads: list[Quad], doc_sha: str) -> list[Quad]:
-    """Blank nodes → IRIs named by the document and by what the node says."""
-    described: dict[str, list[str]] = {}
+def _skolemize(quads: list[Quad], doc_sha: str, rounds: int = 3) -> list[Quad]:
+    """Blank nodes → IRIs named by the document and by what the node says, its blank
+    neighbours' descriptions included (``rounds`` steps out). Nodes that still look alike
+    (the cells of a list of equal items) are told apart by order of first appearance."""
+    edges: dict[str, list[tuple[str, str, str | None]]] = {}  # node → (dir+pred, term, bnode)
+    order: dict[str, int] = {}
     for q in quads:
-        if isinstance(q.subject, BlankNode):
-            obj = "_" if isinstance(q.object, BlankNode) else str(q.object)
-            described.setdefault(q.subject.value, []).append(f"{q.predicate} {obj}")
-        if isinstance(q.object, BlankNode):
-            subj = "_" if isinstance(q.subject, BlankNode) else str(q.subject)
-            described.setdefault(q.object.value, []).append(f"^{q.predicate} {subj}")
-    if not described:
+        for node, other, arrow in ((q.subject, q.object, ""), (q.object, q.subject, "^")):
+            if isinstance(node, BlankNode):
+                order.setdefault(node.value, len(order))
+                blank = other.value if isinstance(other, BlankNode) else None
+                edges.setdefault(node.value, []).append(
+                    (f"{arrow}{q.predicate}", "_" if blank else str(other), blank)
+                )
+    if not edges:
         return quads
-    names: dict[str, NamedNode] = {}
+    sig = {n: "" for n in edges}
+    for _ in range(rounds + 1):
+        sig = {
+            n: hashlib.sha256(
+                "\n".join(sorted(f"{p} {t}{sig[b] if b else ''}" for p, t, b in es)).encode()
+            ).hexdigest()
+            for n, es in edges.items()
+        }
     base = f"{ID_BASE}import/{doc_sha}/"
-    for label, lines in described.items():
-        digest = hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest()
-        names[label] = NamedNode(base + digest)
+    names: dict[str, NamedNode] = {}
+    seen: dict[str, int] = {}
+    for n in sorted(edges, key=order.__getitem__):
+        k = seen.get(sig[n], 0)
+        seen[sig[n]] = k + 1
+        names[n] = NamedNode(base + sig[n] + (f"-{k}" if k else ""))
 
     def term(t: Any) -> Any:
         return names[t.value] if isinstance(t, BlankNode) else t

@@ -32,8 +32,17 @@ def build_app(
     store: Any = None,
     manager_url: str | None = None,
     queue_dir: str | None = None,
+    tokens: Any = None,
+    audit_log: Any = None,
+    manager_token: str | None = None,
 ) -> Flask:
-    """One WSGI app with the chosen components. ``store``: a Store or a store URL."""
+    """One WSGI app with the chosen components. ``store``: a Store or a store URL.
+
+    ``tokens`` (:class:`provml.auth.Tokens`): the access tokens every route but the
+    health checks requires (None or empty: no access control); ``audit_log``
+    (:class:`provml.audit.AuditLog`): where the audit events go; ``manager_token``: what
+    a tracker forwarding to ``manager_url`` sends.
+    """
     from manager.app import bp as manager_bp
     from manager.app import import_bp
     from manager.service import Manager
@@ -65,7 +74,7 @@ def build_app(
         if manager is not None:
             forwarder: Any = InProcessForwarder(manager)
         elif manager_url:
-            forwarder = HttpForwarder(manager_url)
+            forwarder = HttpForwarder(manager_url, token=manager_token)
         else:
             raise ConfigError("a tracker without a manager needs --manager-url")
         from provml import config
@@ -78,6 +87,10 @@ def build_app(
         blueprints.append((tracker_bp, ""))
     if "query" in wanted:
         blueprints.append((query_bp, ""))
+    if tokens:
+        extensions["provml.auth"] = tokens
+    if audit_log is not None:
+        extensions["provml.audit"] = audit_log
     return make_app("provml", blueprints, extensions)
 
 
@@ -92,6 +105,9 @@ def close_app(app: Flask, timeout: float | None = None) -> None:
     store = app.extensions.get("provml.store")
     if store is not None:
         store.close()
+    audit_log = app.extensions.get("provml.audit")
+    if audit_log is not None:
+        audit_log.close()
 
 
 def serve(app: Flask, host: str, port: int, *, threads: int = 8, ready: Any = None) -> None:

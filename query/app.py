@@ -3,8 +3,9 @@ the named questions at ``/api/v1/questions``."""
 
 from __future__ import annotations
 
-import re
-from typing import Any
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 from flask import Blueprint, Flask, Response, current_app, request
@@ -12,27 +13,41 @@ from flask.typing import ResponseReturnValue
 from pyoxigraph import NamedNode
 
 from manager.store import Store, open_store
-from provml.errors import ForbiddenOperation, QueryError, ValidationError
+from provml.errors import Busy, ForbiddenOperation, QueryError, ValidationError
 from provml.service import make_app
-from query import questions
+from query import federation, questions
+from query.limits import RETRY_AFTER, GuardedStore, Runner
 from query.results import negotiate
+
+T = TypeVar("T")
 
 bp = Blueprint("query", __name__)
 
 _UPDATE_REFUSED = "this endpoint is read-only: SPARQL updates are refused"
 _POST_TYPES = ("application/x-www-form-urlencoded", "application/sparql-query")
 _UTF8 = ("utf-8", "utf8", "us-ascii", "ascii")
-# SERVICE would make the server fetch other URLs (and echo their answers in errors)
-_SERVICE = re.compile(r"\bSERVICE\b", re.IGNORECASE)
-_STRINGS = re.compile(
-    r'"""(?:[^"\\]|\\.|"(?!""))*"""|\'\'\'(?:[^\'\\]|\\.|\'(?!\'\'))*\'\'\''
-    r'|"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|#[^\n]*|<[^>\s]*>'
-)
+_RUNNER_LOCK = threading.Lock()
 
 
 def store() -> Store:
     s: Store = current_app.extensions["provml.store"]
     return s
+
+
+def run(work: Callable[[GuardedStore], T]) -> T:
+    """``work`` under the app's query limits (:mod:`query.limits`): every query route
+    reads the store only through this."""
+    runner = current_app.extensions.get("provml.query_runner")
+    if runner is None:
+        with _RUNNER_LOCK:
+            runner = current_app.extensions.setdefault("provml.query_runner", Runner())
+    value: T = runner.run(store(), work)
+    return value
+
+
+@bp.errorhandler(Busy)
+def _busy(exc: Busy) -> ResponseReturnValue:
+    return exc.to_json(), exc.status, {"Retry-After": str(RETRY_AFTER)}
 
 
 @bp.route("/sparql", methods=["GET", "POST"])
@@ -72,19 +87,24 @@ def sparql() -> ResponseReturnValue:
             )
     if not text or not text.strip():
         raise QueryError("missing the query parameter")
-    if _SERVICE.search(_STRINGS.sub("", text)):
-        raise ForbiddenOperation("federated queries (SERVICE) are not allowed on this endpoint")
     options: dict[str, Any] = {"base_iri": _base_iri()}
     default = params.get("default-graph-uri", [])
     named = params.get("named-graph-uri", [])
     if default or named:  # the protocol's dataset, whole: a part not given is empty
         options["default_graph"] = [_iri(u) for u in default]
         options["named_graphs"] = [_iri(u) for u in named]
-    result = store().query(text, **options)
-    try:
-        body, media = negotiate(result, request.accept_mimetypes)
-    except (OSError, RuntimeError, ValueError) as exc:  # raised while evaluating lazily
-        raise QueryError(f"the query failed: {type(exc).__name__}") from None
+    accept = request.accept_mimetypes
+
+    def work(st: GuardedStore) -> tuple[bytes, str]:
+        federation.check_nesting(text)
+        federation.check(text)  # in here: a long query takes the parser a while
+        result = st.query(text, **options)
+        try:
+            return negotiate(result, accept)
+        except (OSError, RuntimeError, ValueError) as exc:  # raised while evaluating lazily
+            raise QueryError(f"the query failed: {type(exc).__name__}") from None
+
+    body, media = run(work)
     return Response(body, content_type=media, headers={"Vary": "Accept"})
 
 
@@ -135,9 +155,20 @@ def list_questions() -> ResponseReturnValue:
 @bp.get("/api/v1/questions/<name>")
 def ask(name: str) -> ResponseReturnValue:
     question = questions.get(name, store().dialect)
-    result = store().query(question.text(request.args.to_dict()))
-    body, media = negotiate(result, request.accept_mimetypes)
+    text = question.text(_args())
+    accept = request.accept_mimetypes
+    body, media = run(lambda st: negotiate(st.query(text), accept))
     return Response(body, content_type=media)
+
+
+def _args() -> dict[str, str]:
+    """The query string's parameters, each given once."""
+    out: dict[str, str] = {}
+    for key, values in request.args.lists():
+        if len(values) > 1:
+            raise ValidationError(f"parameter {key!r} given {len(values)} times")
+        out[key] = values[0]
+    return out
 
 
 @bp.get("/api/v1/models/<path:model>")
@@ -145,7 +176,7 @@ def model(model: str) -> ResponseReturnValue:
     """A model's record: ``model`` is the SHA-256 of its file, or its IRI."""
     from query.records import model_record
 
-    return model_record(store(), model)
+    return run(lambda st: model_record(st, model))
 
 
 @bp.get("/api/v1/datasets/<path:dataset>")
@@ -153,7 +184,7 @@ def dataset(dataset: str) -> ResponseReturnValue:
     """A dataset's record: ``dataset`` is the SHA-256 of its content, or its IRI."""
     from query.records import dataset_record
 
-    return dataset_record(store(), dataset)
+    return run(lambda st: dataset_record(st, dataset))
 
 
 @bp.get("/api/v1/export")
@@ -163,10 +194,15 @@ def export() -> ResponseReturnValue:
     ntriples, jsonld, trig; default turtle)."""
     from provml import interop
 
-    scope = request.args.get("scope", "all")
-    fmt = request.args.get("format", "turtle")
+    args = _args()
+    scope = args.get("scope", "all")
+    fmt = args.get("format", "turtle")
+    ident = args.get("id")
+    unknown = set(args) - {"scope", "format", "id"}
+    if unknown:
+        raise ValidationError(f"unknown parameters {sorted(unknown)}: scope, format and id")
     spec = interop.format_named(fmt, interop.EXPORT_FORMATS)
-    body = interop.write(interop.collect(store(), scope, request.args.get("id")), fmt)
+    body = run(lambda st: interop.write(interop.collect(st, scope, ident), fmt))
     name = f"provml-{scope}{spec.extension}"
     return Response(
         body,

@@ -73,10 +73,11 @@ class Question:
         bound = self.bind(values)
         if not bound:
             return self.sparql
-        sparql = self.sparql
-        for var, term in bound.items():  # "$name": the term itself (module docstring)
-            inline = str(term).replace("\\", "\\\\")  # a replacement string, not a pattern
-            sparql = re.sub(rf"\${re.escape(var.value)}\b", inline, sparql)
+        # "$name": the term itself (module docstring), all in one pass, so a term written
+        # in never has another parameter's "$name" replaced inside it
+        inline = {var.value: str(term) for var, term in bound.items()}
+        names_re = "|".join(re.escape(name) for name in inline)
+        sparql = re.sub(rf"\$({names_re})\b", lambda m: inline[m.group(1)], self.sparql)
         names = " ".join(f"?{v.value}" for v in bound)
         terms = " ".join(str(t) for t in bound.values())
         block = f" VALUES ({names}) {{ ({terms}) }}"
@@ -102,13 +103,14 @@ def _term(p: Param, raw: str) -> NamedNode | Literal:
     if p.kind == "datetime":
         try:
             when = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        except ValueError:
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=timezone.utc)
+            # year 1 at +01:00 is before year 1 in UTC: OverflowError
+            text = when.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        except (ValueError, OverflowError):
             raise ValidationError(
-                f"parameter {p.name!r}: not an ISO 8601 date-time: {raw[:100]!r}"
+                f"parameter {p.name!r}: not an ISO 8601 date-time (UTC years 1-9999): {raw[:100]!r}"
             ) from None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        text = when.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
         return Literal(text, datatype=NamedNode(XSD_NS + "dateTime"))
     if p.kind == "data" and _SHA.fullmatch(raw.lower()):
         return NamedNode(content_iri(raw.lower()))

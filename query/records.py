@@ -13,13 +13,14 @@ import pyoxigraph
 from manager.store import Store
 from provml.errors import NotFound
 from query import questions
+from query.limits import Guarded, GuardedStore
 
 
-def rows(store: Store, name: str, **params: str) -> list[dict[str, str]]:
+def rows(store: Store | GuardedStore, name: str, **params: str) -> list[dict[str, str]]:
     """The rows of a named question as plain strings (absent values left out)."""
     question = questions.get(name, store.dialect)
     result = store.query(question.text(params))
-    assert isinstance(result, pyoxigraph.QuerySolutions)
+    assert isinstance(result, (pyoxigraph.QuerySolutions, Guarded))
     variables = result.variables
     return [
         {v.value: term.value for v in variables if (term := row[v]) is not None} for row in result
@@ -30,7 +31,7 @@ def _drop(row: dict[str, str], *keys: str) -> dict[str, str]:
     return {k: v for k, v in row.items() if k not in keys}
 
 
-def model_record(store: Store, model: str) -> dict[str, Any]:
+def model_record(store: Store | GuardedStore, model: str) -> dict[str, Any]:
     """Everything about one model version (``model``: its IRI or its file's SHA-256)."""
     runs = rows(store, "model-record", model=model)
     if not runs:
@@ -78,7 +79,7 @@ def model_record(store: Store, model: str) -> dict[str, Any]:
     }
 
 
-def dataset_record(store: Store, dataset: str) -> dict[str, Any]:
+def dataset_record(store: Store | GuardedStore, dataset: str) -> dict[str, Any]:
     """One dataset version and its siblings (``dataset``: its IRI or content SHA-256)."""
     versions = rows(store, "dataset-record", dataset=dataset)
     if not versions:

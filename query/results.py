@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
+import orjson
 import pyoxigraph
 from pyoxigraph import QueryResultsFormat as QRF
 from pyoxigraph import RdfFormat
 
 from provml.errors import NotAcceptable
 from provml.vocab import PREFIXES
+
+_XSD_STRING = "http://www.w3.org/2001/XMLSchema#string"
 
 #: media type → format, the first one the default
 SOLUTION_FORMATS: dict[str, QRF] = {
@@ -31,19 +35,88 @@ GRAPH_FORMATS: dict[str, RdfFormat] = {
 
 
 def negotiate(result: Any, accept: Any) -> tuple[bytes, str]:
-    """Serialise ``result`` in the best format ``accept`` (werkzeug MIMEAccept) allows."""
-    if isinstance(result, pyoxigraph.QueryTriples):
+    """Serialise ``result`` in the best format ``accept`` (werkzeug MIMEAccept) allows.
+
+    ``result``: a pyoxigraph result, or a :class:`query.limits.Guarded` one, whose rows
+    are read one by one (checked against the request's limits) before anything is
+    written: a request over its limits gets an error, never a truncated answer.
+    """
+    from query.limits import Guarded
+
+    graph = (
+        result.graph if isinstance(result, Guarded) else isinstance(result, pyoxigraph.QueryTriples)
+    )
+    if graph:
         media = _best(accept, GRAPH_FORMATS)
         fmt = GRAPH_FORMATS[media]
-        if fmt in (RdfFormat.TURTLE, RdfFormat.RDF_XML):
-            body = pyoxigraph.serialize(result, format=fmt, prefixes=PREFIXES)
-        else:
-            body = result.serialize(format=fmt)
-    else:
+        prefixes = PREFIXES if fmt in (RdfFormat.TURTLE, RdfFormat.RDF_XML) else None
+        body = pyoxigraph.serialize(list(result), format=fmt, prefixes=prefixes)
+    elif isinstance(result, pyoxigraph.QueryBoolean):
         media = _best(accept, SOLUTION_FORMATS)
         body = result.serialize(format=SOLUTION_FORMATS[media])
+    else:
+        media = _best(accept, SOLUTION_FORMATS)
+        results_format = SOLUTION_FORMATS[media]
+        body = solutions_json(result.variables, result)
+        if results_format is not QRF.JSON:  # the other formats from the JSON, by pyoxigraph
+            parsed = pyoxigraph.parse_query_results(body, format=QRF.JSON)
+            body = parsed.serialize(format=results_format)
     charset = "" if media.endswith("json") else "; charset=utf-8"
     return body or b"", media + charset
+
+
+def solutions_json(variables: list[pyoxigraph.Variable], rows: Iterable[Any]) -> bytes:
+    """SPARQL 1.1 Query Results JSON of ``rows`` (QuerySolution), read one by one."""
+    names = [v.value for v in variables]
+    cache: dict[Any, bytes] = {}  # the same IRIs come back row after row
+    parts: list[bytes] = []
+    for row in rows:
+        fields = []
+        for name, term in zip(names, row, strict=True):
+            if term is None:
+                continue
+            encoded = cache.get(term)
+            if encoded is None:
+                encoded = cache[term] = orjson.dumps(term_json(term))
+                if len(cache) > 100_000:
+                    cache.clear()
+            fields.append(orjson.dumps(name) + b":" + encoded)
+        parts.append(b"{" + b",".join(fields) + b"}")
+    head = orjson.dumps({"vars": names})
+    return b'{"head":' + head + b',"results":{"bindings":[' + b",".join(parts) + b"]}}"
+
+
+def term_json(term: Any) -> dict[str, Any]:
+    """One RDF term as SPARQL 1.1 (and 1.2, for triple terms) results JSON."""
+    if isinstance(term, pyoxigraph.NamedNode):
+        return {"type": "uri", "value": term.value}
+    if isinstance(term, pyoxigraph.BlankNode):
+        return {"type": "bnode", "value": term.value}
+    if isinstance(term, pyoxigraph.Literal):
+        out: dict[str, Any] = {"type": "literal", "value": term.value}
+        if term.language:
+            out["xml:lang"] = term.language
+            direction = getattr(term, "direction", None)
+            if direction is not None:
+                out["its:dir"] = _direction(direction)
+        elif term.datatype.value != _XSD_STRING:
+            out["datatype"] = term.datatype.value
+        return out
+    if isinstance(term, pyoxigraph.Triple):
+        return {
+            "type": "triple",
+            "value": {
+                "subject": term_json(term.subject),
+                "predicate": term_json(term.predicate),
+                "object": term_json(term.object),
+            },
+        }
+    raise ValueError(f"not an RDF term: {type(term).__name__}")
+
+
+def _direction(direction: Any) -> str:
+    text = str(getattr(direction, "name", direction)).lower()
+    return "rtl" if "rtl" in text else "ltr"
 
 
 def _best(accept: Any, formats: dict[str, Any]) -> str:

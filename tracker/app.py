@@ -308,15 +308,16 @@ def stats() -> ResponseReturnValue:
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
-    """The tracker on its own: ``config["manager_url"]`` (or ``"forwarder"``) and
-    ``config["queue_dir"]`` (no queue: batches are forwarded synchronously)."""
+    """The tracker on its own: ``config["manager_url"]`` (and ``"manager_token"``), or
+    ``"forwarder"``, and ``config["queue_dir"]`` (no queue: batches are forwarded
+    synchronously)."""
     config = dict(config or {})
     forwarder = config.pop("forwarder", None)
     if forwarder is None:
         url = config.pop("manager_url", None)
         if not url:
             raise ConfigError("a tracker on its own needs the manager's URL (--manager-url)")
-        forwarder = HttpForwarder(url)
+        forwarder = HttpForwarder(url, token=config.pop("manager_token", None))
     queue_dir = config.pop("queue_dir", None)
     queue = DurableQueue(queue_dir) if queue_dir else None
     return make_app("provml.tracker", [(bp, "")], {"provml.tracker": Tracker(forwarder, queue)},

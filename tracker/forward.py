@@ -47,12 +47,17 @@ class InProcessForwarder(Forwarder):
 
 
 class HttpForwarder(Forwarder):
-    """A tracker run on its own: POST to the manager's ``/api/v1/batches``."""
+    """A tracker run on its own: POST to the manager's ``/api/v1/batches``, with
+    ``token`` (capture scope) when the manager has tokens. A manager that refuses the
+    token (401, or 403 with a ``WWW-Authenticate`` challenge) is a configuration to fix,
+    not a bad batch: the batch stays queued and is retried."""
 
-    def __init__(self, url: str, *, timeout: float = 30.0) -> None:
+    def __init__(self, url: str, *, timeout: float = 30.0, token: str | None = None) -> None:
         self.endpoint = url.rstrip("/") + "/api/v1/batches"
         self.timeout = timeout
         self._session = requests.Session()
+        if token:
+            self._session.headers["Authorization"] = f"Bearer {token}"
 
     def forward(self, batch: Batch) -> dict[str, Any]:
         return self.forward_body(orjson.dumps(batch.to_json()))
@@ -67,6 +72,14 @@ class HttpForwarder(Forwarder):
             )
         except requests.RequestException as exc:
             raise UpstreamError(f"manager unreachable at {self.endpoint}: {exc}") from exc
+        if resp.status_code == 401 or (
+            resp.status_code == 403 and "WWW-Authenticate" in resp.headers
+        ):
+            raise UpstreamError(
+                f"the manager refused the tracker's token ({resp.status_code}): give the "
+                "tracker a token with the capture scope (--manager-token, "
+                "PROVML_MANAGER_TOKEN)"
+            )
         if resp.status_code >= 500 or resp.status_code == 429:
             raise UpstreamError(f"manager failed ({resp.status_code}): {resp.text[:500]}")
         if resp.status_code >= 400:

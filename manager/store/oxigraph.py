@@ -47,6 +47,7 @@ class OxigraphStore(Store):
             raise StoreError(f"write failed: {exc}") from exc
 
     def query(self, sparql: str, **options: Any) -> Any:
+        options.pop("timeout", None)  # pyoxigraph cannot stop a query: see query.limits
         try:
             return self._store.query(sparql, prefixes=PREFIXES, **options)
         except SyntaxError as exc:

@@ -15,6 +15,15 @@ statements). Queries go to the server as they are — lineage questions run ther
 is loaded into Python — with provml's prefixes declared in front; answers come back as
 pyoxigraph result objects, so the query service treats every store alike.
 
+Query time limit: the ``timeout`` option of :meth:`SparqlStore.query` (what is left of
+``PROVML_QUERY_TIMEOUT``) bounds the HTTP request, and is sent to servers that take one:
+Virtuoso's ``timeout`` (milliseconds; its "anytime" partial answer, flagged by
+``X-SQL-State: S1TAT``, is refused as a timeout rather than passed on as the answer),
+or for other servers the parameter named by ``?timeout_param=`` (seconds, e.g. Fuseki,
+GraphDB) or ``?timeout_ms_param=`` (milliseconds, e.g. Blazegraph's
+``maxQueryTimeMillis``). The Oxigraph server has no such parameter: there only the
+HTTP request is bounded.
+
 ``graph=``: keep provml's triples in this named graph and use it as the default graph of
 every query (``default-graph-uri``). Virtuoso needs it: its default graph is the union
 of every graph, its own system graphs included.
@@ -32,7 +41,7 @@ import requests
 from pyoxigraph import DefaultGraph, NamedNode, Quad, QueryResultsFormat, RdfFormat
 
 from manager.store.base import Store
-from provml.errors import ConfigError, ProvmlError, QueryError, StoreError
+from provml.errors import ConfigError, ProvmlError, QueryError, QueryTimeout, StoreError
 from provml.vocab import PREFIXES
 
 
@@ -56,6 +65,10 @@ _NOISE = re.compile(
     r'#[^\n]*|"""(?:[^"\\]|\\.|"(?!""))*"""|\'\'\'(?:[^\'\\]|\\.|\'(?!\'\'))*\'\'\''
     r'|"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|<[^>\s]*>'
 )
+#: flavour → (query parameter that bounds a query's time on the server, units per second)
+TIMEOUT_PARAMS: dict[str, tuple[str, float]] = {"virtuoso": ("timeout", 1000.0)}
+#: seconds to connect to the server at most
+CONNECT_TIMEOUT = 10.0
 _FORM = re.compile(r"\b(SELECT|ASK|CONSTRUCT|DESCRIBE)\b", re.IGNORECASE)
 
 
@@ -78,6 +91,7 @@ class SparqlStore(Store):
         flavour: str = "sparql",
         timeout: float = 60.0,
         chunk: int = 400,
+        timeout_param: tuple[str, float] | None = None,
     ) -> None:
         self.query_url = query_url
         self.update_url = update_url or query_url
@@ -88,6 +102,7 @@ class SparqlStore(Store):
         self.dialect = flavour if flavour == "virtuoso" else None
         self.timeout = timeout
         self.chunk = chunk
+        self.timeout_param = timeout_param or TIMEOUT_PARAMS.get(flavour)
         self.http = requests.Session()
 
     @classmethod
@@ -108,6 +123,11 @@ class SparqlStore(Store):
                 graph=options.get("graph", graph),
                 flavour=flavour,
             )
+        timeout_param = None
+        if options.get("timeout_param"):
+            timeout_param = (options["timeout_param"], 1.0)
+        elif options.get("timeout_ms_param"):
+            timeout_param = (options["timeout_ms_param"], 1000.0)
         if flavour != "sparql":
             raise ConfigError(
                 f"unknown SPARQL store flavour {flavour!r}; known: sparql, {', '.join(PRESETS)}"
@@ -118,6 +138,7 @@ class SparqlStore(Store):
             options.get("store"),
             store_takes_quads=options.get("quads") == "1",
             graph=options.get("graph"),
+            timeout_param=timeout_param,
         )
 
     # ---- writes ------------------------------------------------------------------------
@@ -193,6 +214,8 @@ class SparqlStore(Store):
         default = options.pop("default_graph", None)
         named = options.pop("named_graphs", None)
         base = options.pop("base_iri", None)
+        limit = options.pop("timeout", None)
+        seconds = float(limit) if limit is not None else self.timeout
         if options:
             raise QueryError(f"unsupported query options for a SPARQL store: {sorted(options)}")
         if default is not None or named is not None:
@@ -200,6 +223,9 @@ class SparqlStore(Store):
             params += [("named-graph-uri", g.value) for g in (named or [])]
         elif self.graph is not None:
             params.append(("default-graph-uri", self.graph.value))
+        if limit is not None and self.timeout_param is not None:
+            name, per_second = self.timeout_param
+            params.append((name, str(max(1, int(seconds * per_second)))))
         text = (f"BASE <{base}>\n" if base else "") + PROLOGUE + sparql
         graph_form = query_form(sparql) in ("CONSTRUCT", "DESCRIBE")
         accept = _ACCEPT_GRAPH if graph_form else _ACCEPT_SOLUTIONS
@@ -209,12 +235,22 @@ class SparqlStore(Store):
                 params=params,
                 data={"query": text},
                 headers={"Accept": accept},
-                timeout=self.timeout,
+                # a server that ignores its own limit still answers within ours (+ slack)
+                timeout=(min(CONNECT_TIMEOUT, seconds + 1), seconds + 1),
             )
+        except requests.ReadTimeout:
+            raise QueryTimeout(
+                f"the SPARQL store at {self.query_url} did not answer within {seconds:.3g} s"
+            ) from None
         except requests.RequestException as exc:
             raise StoreError(
                 f"the SPARQL store at {self.query_url} is unreachable: {exc}"
             ) from None
+        if resp.headers.get("X-SQL-State") == "S1TAT":  # Virtuoso's partial "anytime" answer
+            raise QueryTimeout(
+                f"the SPARQL store stopped the query at its time limit ({seconds:.3g} s): "
+                f"{resp.headers.get('X-SQL-Message', '')[:200]}"
+            )
         if 400 <= resp.status_code < 500:
             raise QueryError(f"the SPARQL store refused the query: {resp.text[:500]}")
         if resp.status_code >= 500:

@@ -226,3 +226,13 @@ def test_unknown_format_and_bad_base_iri() -> None:
         interop.read_document(b"<a> <b> <c> .", "turtle", "not an iri")
     with pytest.raises(ValidationError, match="empty"):
         interop.read_document(b"  \n", "provn")
+
+
+def test_blank_nodes_that_look_alike_stay_apart() -> None:
+    """The cells of a list of equal items are distinct nodes: a list nested deep keeps
+    every triple."""
+    items = " ".join(["1"] * 500)
+    quads = interop.read_document(f"<http://e/s> <http://e/p> ({items}) .".encode(), "turtle")
+    assert len(set(quads)) == 1 + 2 * 500
+    again = interop.read_document(f"<http://e/s> <http://e/p> ({items}) .".encode(), "turtle")
+    assert set(again) == set(quads)  # the same document, the same names

@@ -1,0 +1,210 @@
+"""Time and size limits for every query request: SPARQL, questions, records, exports.
+
+A request's work runs in a thread of its own, through a :class:`GuardedStore` that hands
+out results checked row by row; the request thread waits for it at most
+``timeout`` seconds (``PROVML_QUERY_TIMEOUT``) from the moment it arrived. What that
+means, exactly:
+
+* The client always has its answer by the deadline: the result, or 503
+  ``query_timeout``. Waiting for a free slot counts too.
+* pyoxigraph evaluates lazily and releases the GIL while it computes a row, but it
+  cannot be interrupted from Python. The evaluation is checked between rows: at the
+  first row after the deadline it stops, and its thread and slot are freed. An
+  operator that needs every row before giving the first (ORDER BY, GROUP BY and
+  aggregates, DISTINCT over a large input, ASK, a remote store's HTTP answer) runs to
+  the end of that phase in its abandoned thread, on one core, outside the GIL, and only
+  then stops.
+* At most ``max_running`` evaluations at once (``PROVML_QUERY_MAX_RUNNING``), abandoned
+  ones still winding down included: the CPU a runaway query can burn is bounded, and
+  past it requests get 503 ``busy`` with Retry-After rather than piling up.
+* One request reads at most ``max_rows`` rows — solutions or triples, over all the
+  queries it makes (``PROVML_QUERY_MAX_ROWS``); one more is 422 ``result_too_large``.
+  Rows are counted as they are read, so an oversized result is refused without being
+  held whole.
+
+A remote SPARQL store is also told the time left (see :mod:`manager.store.sparql`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections.abc import Callable, Generator, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import pyoxigraph
+
+from manager.store.base import Store
+from provml import config
+from provml.errors import Busy, QueryTimeout, ResultTooLarge
+
+T = TypeVar("T")
+
+#: seconds a client is asked to wait when every slot is taken
+RETRY_AFTER = 2
+#: seconds a request waits for a free slot at most
+SLOT_WAIT = 2.0
+
+
+@dataclass(frozen=True)
+class Limits:
+    timeout: float = 30.0
+    max_rows: int = 100_000
+    max_running: int = 8
+
+    @classmethod
+    def from_env(cls) -> Limits:
+        return cls(
+            timeout=config.QUERY_TIMEOUT.get(),
+            max_rows=config.QUERY_MAX_ROWS.get(),
+            max_running=config.QUERY_MAX_RUNNING.get(),
+        )
+
+
+class Guard:
+    """The deadline and the row budget of one request."""
+
+    def __init__(self, limits: Limits, deadline: float) -> None:
+        self.limits = limits
+        self.deadline = deadline
+        self.rows = 0
+        self.cancelled = threading.Event()
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def check(self) -> None:
+        if self.cancelled.is_set() or time.monotonic() > self.deadline:
+            raise QueryTimeout(timeout_message(self.limits))
+
+    def iterate(self, items: Iterable[T]) -> Generator[T, None, None]:
+        """``items``, checking the deadline before each and counting it."""
+        limit = self.limits.max_rows
+        for item in items:
+            self.check()
+            self.rows += 1
+            if self.rows > limit:
+                raise ResultTooLarge(
+                    f"the result has more than {limit} rows (PROVML_QUERY_MAX_ROWS): "
+                    "ask for less (LIMIT, a narrower pattern)"
+                )
+            yield item
+
+
+class Guarded:
+    """A SELECT or CONSTRUCT result whose rows go through a :class:`Guard`."""
+
+    def __init__(self, result: Any, guard: Guard) -> None:
+        self.result = result
+        self.graph = isinstance(result, pyoxigraph.QueryTriples)
+        self.variables: list[pyoxigraph.Variable] = [] if self.graph else result.variables
+        self._rows = guard.iterate(result)
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._rows
+
+    def release(self) -> None:
+        """Drop the pyoxigraph result: it may only be freed by the thread that made it
+        (pyo3 "unsendable"), and a frame kept alive by some cycle could otherwise free
+        it later on another."""
+        self._rows.close()
+        self.result = None
+
+
+class GuardedStore:
+    """A store seen through a guard: what query code gets to read with."""
+
+    def __init__(self, store: Store, guard: Guard) -> None:
+        self.store = store
+        self.guard = guard
+        self.dialect = store.dialect
+        self._handed_out: list[Guarded] = []
+
+    def query(self, sparql: str, **options: Any) -> Any:
+        self.guard.check()
+        result = self.store.query(sparql, timeout=max(self.guard.remaining(), 0.001), **options)
+        if isinstance(result, pyoxigraph.QueryBoolean):
+            self.guard.check()
+            return result
+        guarded = Guarded(result, self.guard)
+        del result
+        self._handed_out.append(guarded)
+        self.guard.check()
+        return guarded
+
+    def release(self) -> None:
+        """Release every result handed out (in the thread that made them)."""
+        for guarded in self._handed_out:
+            guarded.release()
+        self._handed_out.clear()
+
+
+class Runner:
+    """Runs a request's queries under :class:`Limits` (see the module docstring)."""
+
+    def __init__(self, limits: Limits | None = None) -> None:
+        self.limits = limits or Limits.from_env()
+        self._slots = threading.BoundedSemaphore(self.limits.max_running)
+
+    def run(self, store: Store, work: Callable[[GuardedStore], T]) -> T:
+        """``work(guarded store)`` in a thread of its own; its value, or its error, or
+        :class:`QueryTimeout` at the deadline. ``work`` must return plain data (bytes,
+        dicts), not lazy pyoxigraph results: those belong to the thread that made them."""
+        deadline = time.monotonic() + self.limits.timeout
+        # a short wait: slots are taken for long only by runaway queries winding down
+        if not self._slots.acquire(timeout=min(max(self.limits.timeout, 0.0), SLOT_WAIT)):
+            raise Busy(
+                f"{self.limits.max_running} queries are running (PROVML_QUERY_MAX_RUNNING): "
+                f"retry in {RETRY_AFTER} s"
+            )
+        guard = Guard(self.limits, deadline)
+        box: dict[str, Any] = {}
+        done = threading.Event()
+
+        def target() -> None:
+            guarded = GuardedStore(store, guard)
+            try:
+                box["value"] = work(guarded)
+            except BaseException as exc:  # handed to the request thread, without the
+                _clear_frames(exc)  # locals of its frames (pyoxigraph results among them)
+                box["error"] = exc
+            finally:
+                guarded.release()
+                self._slots.release()
+                done.set()
+
+        thread = threading.Thread(target=target, name="provml-query", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:  # no thread to be had: give the slot back
+            self._slots.release()
+            raise Busy(f"cannot start a query thread: retry in {RETRY_AFTER} s") from None
+        if not done.wait(max(deadline - time.monotonic(), 0.0)):
+            guard.cancelled.set()  # the thread stops at its next row
+            raise QueryTimeout(timeout_message(self.limits))
+        if "error" in box:
+            raise box["error"]
+        value: T = box["value"]
+        return value
+
+
+def _clear_frames(exc: BaseException) -> None:
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if e.__traceback__ is not None:
+            traceback.clear_frames(e.__traceback__)
+        todo += [e.__cause__, e.__context__]
+
+
+def timeout_message(limits: Limits) -> str:
+    return (
+        f"the query took longer than {limits.timeout:g} s (PROVML_QUERY_TIMEOUT): "
+        "narrow it, or ask the operator for a longer limit"
+    )
