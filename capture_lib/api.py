@@ -140,8 +140,7 @@ class Workflow(_Execution):
         client = self._client
         try:
             client.submit(
-                (R.WF_START, self.n, self._own(), self.name, _now(),
-                 client.redact(self.params) if self.params else None,
+                (R.WF_START, self.n, self._own(), self.name, _now(), self.params or None,
                  client.environment(), client.user)
             )  # fmt: skip
             self._token = current.set(self)
@@ -239,8 +238,7 @@ class Task(_Execution):
             client.submit(
                 (R.TASK_START, self.n, None if own is session else own, self.workflow.n,
                  None if parent is session else parent, self.plan, t, self.stage,
-                 self.params and client.redact(self.params),
-                 self.used and client.redact(self.used))
+                 self.params, self.used)
             )  # fmt: skip
         except Exception:
             _failed(client, "task start")
@@ -273,10 +271,9 @@ class Task(_Execution):
             if self.resources is None and (self._cpu0 >= 0) != (t - self._t0 >= RESOURCE_THRESHOLD):
                 # the next run of this name measures resources only if this one was slow
                 self.workflow._slow[self.plan[1]] = not self._cpu0 >= 0
-            generated = self._generated and client.redact(self._generated)
             client.append(
                 (R.TASK_END, self.n, self._own(), self.plan, t, self.stage,
-                 None if status == "finished" else status, error, generated, usage)
+                 None if status == "finished" else status, error, self._generated, usage)
             )  # fmt: skip
         except Exception:
             _failed(client, "task end")

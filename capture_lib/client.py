@@ -75,6 +75,7 @@ class Client:
             block_timeout=config.BLOCK_TIMEOUT.get() if block_timeout is None else block_timeout,
             spill=self.disk,
             next_id=self.next_id,
+            redact=self.redact,
         )
         # submit checks the queue's bound; append does not, and serves only end records:
         # each follows a start that was checked, so the queue stays bounded by its size

@@ -3,8 +3,9 @@
 A capture call builds one tuple, the cheapest Python container to build, and queues
 it. A tuple is a compact record (see :data:`provml.wire.COMPACT_FIELDS`): the kind,
 then the fields in a fixed order, None for an absent optional field. The worker
-serialises the tuples as they are (orjson writes a tuple as a JSON array), so no
-per-record work happens in Python on either thread; the tracker expands them.
+serialises the tuples as they are (orjson writes a tuple as a JSON array), after
+redacting secret-looking parameter values (:data:`SECRET_FIELDS`); the tracker expands
+them.
 ``session``/``parent_session`` are None unless the record's own execution or its parent
 was numbered in another session (made before a ``fork``, used in the child).
 """
@@ -22,4 +23,11 @@ SEC_END = "section_end"
 METRIC = "metric"
 REPORT = "capture_report"
 
-__all__ = ["COMPACT_FIELDS"]
+#: kind → positions of the fields whose values may hold secrets: the worker redacts them
+#: (:mod:`capture_lib.redact`) as it encodes a batch, off the caller's thread
+SECRET_FIELDS: dict[str, tuple[int, ...]] = {
+    kind: tuple(i for i, name in enumerate(fields) if name in ("params", "used", "generated"))
+    for kind, fields in COMPACT_FIELDS.items()
+}
+
+__all__ = ["COMPACT_FIELDS", "SECRET_FIELDS"]

@@ -31,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from capture_lib.records import REPORT
+from capture_lib.records import REPORT, SECRET_FIELDS
 from capture_lib.transport.base import Transport, TransportError
 from provml.wire import WIRE_VERSION
 
@@ -58,6 +58,7 @@ class Worker:
         block_timeout: float = 1.0,
         spill: Transport | None = None,
         next_id: Callable[[], int] | None = None,
+        redact: Callable[[Any], Any] | None = None,
     ) -> None:
         if policy not in POLICIES:
             raise ValueError(f"queue policy must be one of {POLICIES}, not {policy!r}")
@@ -70,6 +71,7 @@ class Worker:
         self.block_timeout = block_timeout
         self.spill_transport = spill
         self._next_id = next_id
+        self._redact = redact
         self._reset()
 
     def _reset(self) -> None:
@@ -285,6 +287,9 @@ class Worker:
         return (REPORT, self._next_id(), time.time(), lost)
 
     def _encode(self, items: list[tuple[Any, ...]]) -> tuple[dict[str, Any], bytes]:
+        redact = self._redact
+        if redact is not None:
+            items = [self._redacted(rec, redact) for rec in items]
         batch = {
             "provml": WIRE_VERSION,
             "batch": uuid.uuid4().hex,
@@ -297,6 +302,17 @@ class Worker:
             log.debug("provml: non-JSON value in a record (%s); using str()", exc)
             body = orjson.dumps(batch, default=str, option=_OPTIONS)
         return batch, body
+
+    @staticmethod
+    def _redacted(rec: tuple[Any, ...], redact: Callable[[Any], Any]) -> tuple[Any, ...]:
+        where = SECRET_FIELDS.get(rec[0], ())
+        if not any(rec[i] for i in where):
+            return rec
+        out = list(rec)
+        for i in where:
+            if out[i]:
+                out[i] = redact(out[i])
+        return tuple(out)
 
     def _deliver_many(self, batches: list[list[tuple[Any, ...]]]) -> None:
         if not batches:
