@@ -31,7 +31,7 @@ import pyoxigraph as ox
 from pyoxigraph import BlankNode, DefaultGraph, Literal, NamedNode, Quad, RdfFormat
 
 from provml.errors import CannotExpress, NotFound, ValidationError
-from provml.vocab import ID_BASE, PREFIXES, PROV, PROV_NS, PROVML
+from provml.vocab import ID_BASE, PREFIXES, PROV, PROVML
 
 
 @dataclass(frozen=True)
@@ -117,10 +117,7 @@ QUALIFIED: dict[str, tuple[str, str]] = {
     "qualifiedEnd": ("entity", "wasEndedBy"),
     "qualifiedInfluence": ("influencer", "wasInfluencedBy"),
 }
-_QUALIFIED = {
-    NamedNode(PROV_NS + q): (NamedNode(PROV_NS + via), NamedNode(PROV_NS + plain))
-    for q, (via, plain) in QUALIFIED.items()
-}
+_QUALIFIED = {PROV[q]: (PROV[via], PROV[plain]) for q, (via, plain) in QUALIFIED.items()}
 
 
 def read_document(data: bytes, fmt: str, base_iri: str | None = None) -> list[Quad]:
@@ -239,19 +236,19 @@ def _skolemize(quads: list[Quad], doc_sha: str, rounds: int = 3) -> list[Quad]:
 
 
 def _plain_triples(quads: Iterable[Quad]) -> list[Quad]:
-    influencer: dict[tuple[Any, Any, Any], Any] = {}  # (node, property, graph) → object
-    qualified: list[tuple[Quad, NamedNode, NamedNode]] = []
+    """The plain triple of every qualified relation (``prov:used E`` for
+    ``prov:qualifiedUsage [prov:entity E]`` …), in the qualified relation's graph."""
+    quads = list(quads)
+    influencer: dict[tuple[Any, ...], Any] = {
+        (q.subject, q.predicate, q.graph_name): q.object for q in quads
+    }
+    out = []
     for q in quads:
         if q.predicate in _QUALIFIED:
             via, plain = _QUALIFIED[q.predicate]
-            qualified.append((q, via, plain))
-        else:
-            influencer[(q.subject, q.predicate, q.graph_name)] = q.object
-    out = []
-    for q, via, plain in qualified:
-        target = influencer.get((q.object, via, q.graph_name))
-        if target is not None:
-            out.append(Quad(q.subject, plain, target, q.graph_name))
+            target = influencer.get((q.object, via, q.graph_name))
+            if target is not None:
+                out.append(Quad(q.subject, plain, target, q.graph_name))
     return out
 
 
@@ -389,17 +386,8 @@ def _to_prov(quads: list[Quad]) -> Any:
     """A ``prov`` document from PROV-O quads, each relation once (see the module docstring)."""
     from prov.model import ProvDocument
 
-    qualified = set()
-    by_node: dict[tuple[Any, Any], Any] = {}
-    for q in quads:
-        by_node[(q.subject, q.predicate)] = q.object
-    for q in quads:
-        if q.predicate in _QUALIFIED:
-            via, plain = _QUALIFIED[q.predicate]
-            target = by_node.get((q.object, via))
-            if target is not None:
-                qualified.add((q.subject, plain, target))
-    kept = [q for q in quads if (q.subject, q.predicate, q.object) not in qualified]
+    repeated = set(_plain_triples(quads))
+    kept = [q for q in quads if q not in repeated]
     # prov names everything by qualified names: declare a prefix for every namespace
     trig = ox.serialize(kept, format=RdfFormat.TRIG, prefixes=_prefixes(kept)) or b""
     return ProvDocument.deserialize(io.StringIO(trig.decode()), format="rdf", rdf_format="trig")

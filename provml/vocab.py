@@ -37,21 +37,19 @@ class _Namespace:
 
     def __init__(self, base: str) -> None:
         self._base = base
-        self._cache: dict[str, NamedNode] = {}
 
     def __getattr__(self, name: str) -> NamedNode:
+        """Called once per term: the term is then kept as an attribute (the mapping looks
+        terms up ~3 times per triple)."""
         if name.startswith("_"):
             raise AttributeError(name)
-        term = self._cache.get(name)
-        if term is None:
-            term = self._cache[name] = NamedNode(self._base + name)
-            # later lookups find the attribute without calling __getattr__ (the mapping
-            # looks terms up ~3 times per triple)
-            object.__setattr__(self, name, term)
+        term = NamedNode(self._base + name)
+        object.__setattr__(self, name, term)
         return term
 
     def __getitem__(self, name: str) -> NamedNode:
-        return self.__getattr__(name)
+        term: NamedNode = getattr(self, name)
+        return term
 
 
 PROV = _Namespace(PROV_NS)

@@ -29,22 +29,12 @@ import re
 from typing import Any
 
 from provml.errors import ForbiddenOperation, QueryError
+from provml.sparql_text import OPAQUE
 
 MESSAGE = "federated queries (SERVICE) are not allowed on this endpoint"
 
 _WORD = re.compile(r"service", re.IGNORECASE)
 _UCHAR = re.compile(r"\\u([0-9A-Fa-f]{4})|\\U([0-9A-Fa-f]{8})")
-# what the scanner skips; the grammar's own terminals (IRIREF without its UCHAR: escapes
-# are expanded first)
-_SKIP = re.compile(
-    r'"""(?:[^"\\]|\\.|"(?!""))*"""'
-    r"|'''(?:[^'\\]|\\.|'(?!''))*'''"
-    r'|"(?:[^"\\\n\r]|\\.)*"'
-    r"|'(?:[^'\\\n\r]|\\.)*'"
-    r"|#[^\n\r]*"
-    r'|<[^<>"{}|^`\\\x00-\x20]*>',
-    re.DOTALL,
-)
 # the characters of a variable or prefixed name run that may precede an occurrence
 _NAME_RUN = re.compile(r"[\w.\-:%\\\u00b7]*\Z")
 
@@ -80,7 +70,7 @@ _OPERATORS = re.compile(
 def check_nesting(text: str, limit: int = MAX_NESTING, operators: int = MAX_OPERATORS) -> None:
     """Raise :class:`QueryError` if brackets outside strings, comments and IRIs nest
     deeper than ``limit``, or the query chains more than ``operators`` operators."""
-    visible = _SKIP.sub(" ", text)
+    visible = OPAQUE.sub(" ", text)
     depth = 0
     for m in _BRACKETS.finditer(visible):
         if m.group(0) in "({[":
@@ -105,7 +95,7 @@ def _expand(text: str) -> str:
 
 
 def _scanner_finds(text: str) -> bool:
-    visible = _SKIP.sub(lambda m: " " * len(m.group(0)), text)
+    visible = OPAQUE.sub(lambda m: " " * len(m.group(0)), text)
     for m in _WORD.finditer(visible):
         window = visible[max(0, m.start() - 512) : m.start()]
         run = _NAME_RUN.search(window)

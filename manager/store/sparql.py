@@ -42,6 +42,7 @@ from pyoxigraph import DefaultGraph, NamedNode, Quad, QueryResultsFormat, RdfFor
 
 from manager.store.base import Store
 from provml.errors import ConfigError, ProvmlError, QueryError, QueryTimeout, StoreError
+from provml.sparql_text import OPAQUE
 from provml.vocab import PREFIXES
 
 
@@ -60,11 +61,6 @@ PRESETS: dict[str, tuple[str, str, str | None, bool, str | None]] = {
 PROLOGUE = "".join(f"PREFIX {p}: <{iri}>\n" for p, iri in PREFIXES.items())
 _ACCEPT_SOLUTIONS = "application/sparql-results+json"
 _ACCEPT_GRAPH = "application/n-triples, text/plain;q=0.9, text/turtle;q=0.8"
-# comments, strings and IRIs, which may hold words such as CONSTRUCT
-_NOISE = re.compile(
-    r'#[^\n]*|"""(?:[^"\\]|\\.|"(?!""))*"""|\'\'\'(?:[^\'\\]|\\.|\'(?!\'\'))*\'\'\''
-    r'|"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|<[^>\s]*>'
-)
 #: flavour → (query parameter that bounds a query's time on the server, units per second)
 TIMEOUT_PARAMS: dict[str, tuple[str, float]] = {"virtuoso": ("timeout", 1000.0)}
 #: seconds to connect to the server at most
@@ -75,7 +71,7 @@ _FORM = re.compile(r"\b(SELECT|ASK|CONSTRUCT|DESCRIBE)\b", re.IGNORECASE)
 def query_form(sparql: str) -> str:
     """SELECT, ASK, CONSTRUCT or DESCRIBE: the first such keyword outside comments,
     strings and IRIs (what to ask the server for)."""
-    match = _FORM.search(_NOISE.sub(" ", sparql))
+    match = _FORM.search(OPAQUE.sub(" ", sparql))
     return match.group(1).upper() if match else "SELECT"
 
 
