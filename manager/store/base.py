@@ -44,5 +44,10 @@ class Store(abc.ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Flush and release the store."""
 
+    def compact(self) -> bool:
+        """Reorganise the store's files for faster reads; False if there is nothing to do
+        here (a SPARQL server compacts its own storage)."""
+        return False
+
     def describe(self) -> str:
         return type(self).__name__

@@ -74,6 +74,19 @@ class OxigraphStore(Store):
     def count(self) -> int:
         return len(self._store)
 
+    def compact(self) -> bool:
+        """Compact the RocksDB files (pyoxigraph's ``optimize``). The bulk loader leaves
+        its data in many unmerged files, and lookups then visit each: on the 8-million-
+        triple benchmark store, compaction halved the named questions' latency
+        (bench/QUERY.md). About a second per million triples on a 2-core machine."""
+        if self.path is None:
+            return False
+        try:
+            self._store.optimize()
+        except OSError as exc:
+            raise StoreError(f"compaction failed: {exc}") from exc
+        return True
+
     def close(self) -> None:
         if self.path is not None:
             self._store.flush()

@@ -3,6 +3,7 @@ same graph as through the tracker and the manager."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -61,5 +62,57 @@ def test_direct_load_refuses_a_store_in_use(tmp_path: Path) -> None:
             capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         assert out.returncode == 1 and "another provml process" in out.stderr
+    finally:
+        server.stop()
+
+
+def _triples(data_dir: Path) -> list[tuple[str, str, str]]:
+    out = subprocess.run(
+        provml_cmd("query", "--json", "--data-dir", str(data_dir),
+                   "SELECT ?s ?p ?o WHERE { ?s ?p ?o }"),
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    rows = json.loads(out.stdout)["results"]["bindings"]
+    return sorted((r["s"]["value"], r["p"]["value"], r["o"]["value"]) for r in rows)
+
+
+def test_the_loaded_store_is_compacted_and_compaction_keeps_the_graph(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    run_workflow(tmp_path / "w", "disk", str(logs))
+    data = tmp_path / "data"
+    loaded = subprocess.run(
+        provml_cmd("ingest", "--data-dir", str(data), str(logs)),
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert loaded.returncode == 0, loaded.stderr
+    assert "compacting embedded pyoxigraph" in loaded.stderr and "compacted in" in loaded.stderr
+    graph = _triples(data)
+    assert len(graph) > 100
+
+    again = subprocess.run(provml_cmd("compact", "--data-dir", str(data)),
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert "compacted in" in again.stderr
+    assert _triples(data) == graph
+
+    skipped = subprocess.run(
+        provml_cmd("ingest", "--quiet", "--no-compact", "--data-dir", str(tmp_path / "d2"),
+                   str(logs)),
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert skipped.returncode == 0 and skipped.stderr == ""
+    assert _triples(tmp_path / "d2") == graph
+
+
+def test_compact_refuses_a_store_in_use_or_missing(tmp_path: Path) -> None:
+    missing = subprocess.run(provml_cmd("compact", "--data-dir", str(tmp_path / "nothing")),
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert missing.returncode == 1 and "no embedded store" in missing.stderr
+    assert not (tmp_path / "nothing").exists()  # nothing created
+    server = Server(tmp_path / "data")
+    try:
+        busy = subprocess.run(provml_cmd("compact", "--data-dir", str(tmp_path / "data")),
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert busy.returncode == 1 and "another provml process" in busy.stderr
     finally:
         server.stop()
