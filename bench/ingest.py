@@ -12,7 +12,7 @@ path starts from those files and ends when the store answers a COUNT with every 
 * ``oxigraph-server``: the same, with `provml serve --store oxigraph+http://…` writing to an
   Oxigraph server (PyPI `oxigraph`) started here;
 * ``direct``: `provml ingest --data-dir` (no server: validate, resolve, map and
-  `bulk_extend` in chunks straight into the embedded store);
+  bulk-load in chunks straight into the embedded store, then compact it);
 * ``raw bulk_load``: pyoxigraph `Store.bulk_load` of an N-Quads dump of the same triples
   into a fresh on-disk store, and, for the server, `oxigraph load` — the floor each path is
   compared with (the ratio column).

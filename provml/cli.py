@@ -688,11 +688,12 @@ def _compact(store: Any, quiet: bool) -> None:
 def compact(data_dir: str, quiet: bool) -> None:
     """Compact the embedded store for faster queries.
 
-    Large loads leave the store's data in many unmerged files that every lookup has to
-    visit; compaction merges them (on the benchmark store it halved the named questions'
-    latency). `provml ingest --data-dir` does it after loading; run this after a large
-    backlog went through a running service, while the service is stopped. About a second
-    per million triples.
+    The bulk loader of `provml ingest --data-dir` leaves the data in many unmerged files
+    that every lookup has to visit; compaction merges them (on the benchmark store it
+    halved the named questions' latency). Ingest does it after loading unless
+    --no-compact; run this after loads made with --no-compact, or to tidy an old store,
+    while no server uses it. A store written through the services is kept compacted by
+    the store itself. About a second per million triples.
 
     \b
     provml compact --data-dir provml-data

@@ -78,7 +78,8 @@ class OxigraphStore(Store):
         """Compact the RocksDB files (pyoxigraph's ``optimize``). The bulk loader leaves
         its data in many unmerged files, and lookups then visit each: on the 8-million-
         triple benchmark store, compaction halved the named questions' latency
-        (bench/QUERY.md). About a second per million triples on a 2-core machine."""
+        (bench/QUERY.md). What ``add`` writes, RocksDB merges as it goes. About a second
+        per million triples on a 2-core machine."""
         if self.path is None:
             return False
         try:
