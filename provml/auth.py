@@ -16,7 +16,8 @@ Tokens come from a file (``PROVML_TOKENS_FILE``) and/or the environment
 
 (or the bare list), or lines ``TOKEN SCOPE[,SCOPE…] [NAME]``, ``#`` starting a comment,
 where TOKEN may be ``sha256:<64 hex>`` so that the file holds no token at all.
-``PROVML_TOKENS`` holds such lines separated by ``;`` or newlines.
+``PROVML_TOKENS`` holds such lines separated by ``;`` or newlines. A running server
+re-reads them on SIGHUP (:func:`reload`), so tokens can be rotated without a restart.
 
 This module does not import Flask: :mod:`provml.service` enforces the scopes.
 """
@@ -82,6 +83,9 @@ class Tokens:
     def __init__(self, entries: Iterable[_Entry] = ()) -> None:
         self._entries: tuple[_Entry, ...] = tuple(entries)
         self.source = ""
+        #: where they were read from, for :func:`reload`
+        self.path: str | None = None
+        self.env_value: str | None = None
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -98,7 +102,7 @@ class Tokens:
         :func:`hmac.compare_digest`, whether or not one already matched."""
         presented = digest(token)
         found: Identity | None = None
-        for entry in self._entries:
+        for entry in self._entries:  # one snapshot: :func:`reload` swaps the whole tuple
             if hmac.compare_digest(presented, entry.sha256):
                 found = entry.identity
         return found
@@ -157,7 +161,52 @@ def load(path: str | None = None, env_value: str | None = None) -> Tokens:
         seen_hashes.add(entry.sha256)
     tokens = Tokens(entries)
     tokens.source = " and ".join(sources)
+    tokens.path, tokens.env_value = path, env_value
     return tokens
+
+
+@dataclass(frozen=True)
+class Reloaded:
+    """What :func:`reload` changed, by token name (never a token)."""
+
+    count: int
+    source: str
+    added: list[str]
+    removed: list[str]
+    changed: list[str]  # the same name with another token or other scopes
+
+    def __str__(self) -> str:
+        parts = [f"{label} {', '.join(names)}" for label, names in
+                 (("added", self.added), ("removed", self.removed), ("changed", self.changed))
+                 if names]  # fmt: skip
+        return f"{self.count} tokens from {self.source}; " + ("; ".join(parts) or "no change")
+
+
+def reload(tokens: Tokens) -> Reloaded:
+    """Read ``tokens``' file again (with PROVML_TOKENS as it was at start) and put the
+    result in place in one step: requests see the old set or the new one, never a mix.
+
+    Raises :class:`ConfigError` and changes nothing if the file cannot be read or is not
+    valid, or if it holds no tokens while some are in force (a running server never
+    opens itself up: restart it to serve without tokens)."""
+    if not tokens.path:
+        raise ConfigError("no tokens file to re-read (the tokens come from PROVML_TOKENS only)")
+    new = load(tokens.path, tokens.env_value)
+    if not new and tokens:
+        raise ConfigError(
+            f"{tokens.path} holds no tokens now: keeping the {len(tokens)} in force "
+            "(restart the server to serve without tokens)"
+        )
+    old = {e.identity.name: e for e in tokens._entries}
+    fresh = {e.identity.name: e for e in new._entries}
+    tokens._entries, tokens.source = new._entries, new.source
+    return Reloaded(
+        count=len(new),
+        source=new.source,
+        added=sorted(fresh.keys() - old.keys()),
+        removed=sorted(old.keys() - fresh.keys()),
+        changed=sorted(n for n in fresh.keys() & old.keys() if fresh[n] != old[n]),
+    )
 
 
 def parse(text: str, where: str) -> list[_Entry]:

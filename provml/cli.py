@@ -120,8 +120,8 @@ def main(verbose: int) -> None:
 @click.option(
     "--tokens-file",
     default=_env(config.TOKENS_FILE),
-    help="File of the access tokens to accept (PROVML_TOKENS_FILE; also PROVML_TOKENS). "
-    "See docs/security.md.",
+    help="File of the access tokens to accept (PROVML_TOKENS_FILE; also PROVML_TOKENS); "
+    "SIGHUP re-reads it. See docs/security.md.",
 )
 @click.option(
     "--manager-token",
@@ -215,7 +215,8 @@ def serve(
         if "tracker" in wanted:
             click.echo(f"  capture with:    PROVML_URL={url}")
         if tokens:
-            click.echo(f"  access:          {len(tokens)} tokens from {tokens.source}")
+            reread = " (SIGHUP re-reads the file)" if tokens.path else ""
+            click.echo(f"  access:          {len(tokens)} tokens from {tokens.source}{reread}")
         else:
             click.echo("  access:          no tokens: every request is allowed")
         if audit is not None:

@@ -87,7 +87,7 @@ def build_app(
         blueprints.append((tracker_bp, ""))
     if "query" in wanted:
         blueprints.append((query_bp, ""))
-    if tokens:
+    if tokens is not None:  # also when empty: SIGHUP may bring some (reload_tokens)
         extensions["provml.auth"] = tokens
     if audit_log is not None:
         extensions["provml.audit"] = audit_log
@@ -110,6 +110,29 @@ def close_app(app: Flask, timeout: float | None = None) -> None:
         audit_log.close()
 
 
+def reload_tokens(app: Flask) -> bool:
+    """Re-read the app's tokens file (on SIGHUP); logged and audited. On an error the
+    tokens in force stay as they were."""
+    from provml import auth
+
+    tokens = app.extensions.get("provml.auth")
+    audit_log = app.extensions.get("provml.audit")
+    if tokens is None:
+        return False
+    try:
+        done = auth.reload(tokens)
+    except ConfigError as exc:
+        log.error("tokens not reloaded: %s", exc.message)
+        if audit_log is not None:
+            audit_log.write("tokens_reload_failed", who="system", reason=exc.message)
+        return False
+    log.warning("tokens reloaded: %s", done)
+    if audit_log is not None:
+        audit_log.write("tokens_reloaded", who="system", count=done.count, added=done.added,
+                        removed=done.removed, changed=done.changed)  # fmt: skip
+    return True
+
+
 def serve(app: Flask, host: str, port: int, *, threads: int = 8, ready: Any = None) -> None:
     """Serve ``app`` with waitress until Ctrl-C or SIGTERM, then close the store.
 
@@ -126,8 +149,14 @@ def serve(app: Flask, host: str, port: int, *, threads: int = 8, ready: Any = No
         log.info("signal %s: shutting down", signum)
         raise KeyboardInterrupt
 
+    def hangup(signum: int, frame: Any) -> None:
+        # off the signal handler: reading files and writing the audit log take locks
+        threading.Thread(target=reload_tokens, args=(app,), name="provml-reload").start()
+
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, stop)
+        if hasattr(signal, "SIGHUP"):
+            signal.signal(signal.SIGHUP, hangup)
     try:
         if ready is not None:
             threading.Thread(target=ready, args=(url,), name="provml-ready", daemon=True).start()

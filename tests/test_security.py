@@ -13,6 +13,7 @@ import base64
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -688,3 +689,78 @@ def test_tls_certificates_are_always_verified() -> None:
         if pattern.search(line)
     ]
     assert not found, found
+
+
+# --- rotating tokens without a restart (SIGHUP) --------------------------------------
+
+
+def _status(url: str, token: str) -> int:
+    return requests.get(
+        url + "/sparql?query=ASK%7B%7D", headers=bearer(token), timeout=10
+    ).status_code
+
+
+def _wait_for(predicate: Any, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_sighup_rereads_the_tokens_file(tmp_path: Path) -> None:
+    path = tmp_path / "tokens"
+    path.write_text(f"{READ_TOKEN} read reader\n{CAPTURE_TOKEN} capture capture-bot\n")
+    path.chmod(0o600)
+    srv = VerboseServer(tmp_path / "data", "--tokens-file", str(path))
+    try:
+        assert _status(srv.url, READ_TOKEN) == 200
+        assert _status(srv.url, BOTH_TOKEN) == 401
+        # rotate: reader gets a new token, capture-bot goes, both comes
+        path.write_text(f"{BOTH_TOKEN} read reader\n{ADMIN_TOKEN} admin ops\n")
+        srv.proc.send_signal(signal.SIGHUP)
+        assert _wait_for(lambda: _status(srv.url, BOTH_TOKEN) == 200)
+        assert _status(srv.url, READ_TOKEN) == 401
+        assert _status(srv.url, CAPTURE_TOKEN) == 401
+        assert _status(srv.url, ADMIN_TOKEN) == 200
+
+        # a broken file, then an empty one: nothing changes, and the server says why
+        path.write_text(f"{READ_TOKEN} reed reader\n")
+        srv.proc.send_signal(signal.SIGHUP)
+        assert _wait_for(lambda: "tokens_reload_failed" in (srv.data_dir / "audit.log").read_text())
+        path.write_text("# nobody\n")
+        srv.proc.send_signal(signal.SIGHUP)
+        assert _wait_for(lambda: "holds no tokens now" in srv.log.read_text())
+        assert _status(srv.url, BOTH_TOKEN) == 200 and _status(srv.url, READ_TOKEN) == 401
+        assert _status(srv.url, "") == 401  # still closed
+    finally:
+        assert srv.stop() == 0
+    events = [e for e in audit_events(srv.data_dir) if e["event"].startswith("tokens_")]
+    assert events[0] | {"time": ""} == {
+        "time": "", "event": "tokens_reloaded", "who": "system", "count": 2,
+        "added": ["ops"], "removed": ["capture-bot"], "changed": ["reader"],
+    }  # fmt: skip
+    assert [e["event"] for e in events[1:]] == ["tokens_reload_failed"] * 2
+    assert "scopes are among" in events[1]["reason"]
+    log = srv.log.read_text()
+    assert "tokens reloaded: 2 tokens from" in log
+    for secret in ALL_TOKENS:
+        assert secret not in log and secret not in (srv.data_dir / "audit.log").read_text()
+
+
+def test_reload_without_a_file_or_into_nothing_changes_nothing(tmp_path: Path) -> None:
+    from_env = auth.load(None, f"{READ_TOKEN} read reader")
+    with pytest.raises(ConfigError, match="no tokens file"):
+        auth.reload(from_env)
+    path = tmp_path / "tokens"
+    path.write_text(f"{READ_TOKEN} read reader\n")
+    tokens = auth.load(str(path), f"{ADMIN_TOKEN} admin ops")
+    path.write_text(f"{BOTH_TOKEN} read reader\n")
+    done = auth.reload(tokens)  # PROVML_TOKENS, as at the start, stays
+    assert (done.count, done.added, done.removed, done.changed) == (2, [], [], ["reader"])
+    assert tokens.check(ADMIN_TOKEN) is not None and tokens.check(READ_TOKEN) is None
+    path.write_text(f"{BOTH_TOKEN} read ops\n")  # a name the environment has already
+    with pytest.raises(ConfigError, match="two tokens are named"):
+        auth.reload(tokens)
+    assert tokens.check(BOTH_TOKEN) is not None and len(tokens) == 2
