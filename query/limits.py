@@ -11,7 +11,7 @@ means, exactly:
   cannot be interrupted from Python. The evaluation is checked between rows: at the
   first row after the deadline it stops, and its thread and slot are freed. An
   operator that needs every row before giving the first (ORDER BY, GROUP BY and
-  aggregates, DISTINCT over a large input, ASK, a remote store's HTTP answer) runs to
+  aggregates, DISTINCT over a large input, ASK, a remote store's CONSTRUCT) runs to
   the end of that phase in its abandoned thread, on one core, outside the GIL, and only
   then stops.
 * At most ``max_running`` evaluations at once (``PROVML_QUERY_MAX_RUNNING``), abandoned
@@ -38,7 +38,7 @@ import pyoxigraph
 
 from manager.store.base import Store
 from provml import config
-from provml.errors import Busy, QueryTimeout, ResultTooLarge
+from provml.errors import Busy, QueryTimeout, ResultTooLarge, StoreError
 
 T = TypeVar("T")
 
@@ -80,9 +80,17 @@ class Guard:
             raise QueryTimeout(timeout_message(self.limits))
 
     def iterate(self, items: Iterable[T]) -> Generator[T, None, None]:
-        """``items``, checking the deadline before each and counting it."""
+        """``items``, checking the deadline before each and counting it. A store failing
+        midway (a remote answer cut off or garbled, a read error) is a StoreError."""
         limit = self.limits.max_rows
-        for item in items:
+        iterator = iter(items)
+        while True:
+            try:
+                item = next(iterator)
+            except StopIteration:
+                return
+            except (SyntaxError, OSError) as exc:
+                raise StoreError(f"the store's answer broke off: {exc}") from None
             self.check()
             self.rows += 1
             if self.rows > limit:

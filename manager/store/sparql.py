@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import IO, Any, cast
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import pyoxigraph
@@ -233,6 +233,9 @@ class SparqlStore(Store):
                 headers={"Accept": accept},
                 # a server that ignores its own limit still answers within ours (+ slack)
                 timeout=(min(CONNECT_TIMEOUT, seconds + 1), seconds + 1),
+                # solutions are parsed as they arrive: the caller's row limit stops reading
+                # a huge answer (query.limits), instead of downloading all of it first
+                stream=not graph_form,
             )
         except requests.ReadTimeout:
             raise QueryTimeout(
@@ -253,7 +256,16 @@ class SparqlStore(Store):
             raise StoreError(f"the SPARQL store failed: HTTP {resp.status_code} {resp.text[:300]}")
         ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
         if not graph_form:
-            result = pyoxigraph.parse_query_results(resp.content, format=QueryResultsFormat.JSON)
+            resp.raw.decode_content = True  # gzip or deflate undone as it is read
+            try:
+                body = cast(IO[bytes], resp.raw)  # urllib3's response is a binary file
+                result = pyoxigraph.parse_query_results(body, format=QueryResultsFormat.JSON)
+            except (SyntaxError, ValueError, OSError) as exc:
+                resp.close()
+                raise StoreError(
+                    f"the SPARQL store's answer is not SPARQL JSON results: {exc}"
+                ) from None
+            # a solution the server sends broken surfaces as the rows are read
             if isinstance(result, pyoxigraph.QuerySolutions) and [
                 v.value for v in result.variables
             ] == ["__ASK_RETVAL"]:  # Virtuoso answers ASK as a one-column table

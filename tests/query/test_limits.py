@@ -337,12 +337,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     seen: ClassVar[list[str]] = []
     delay = 0.0
     headers_out: ClassVar[dict[str, str]] = {}
+    answer = "empty"  # or: endless, cut, garbage
+    rows_sent = 0
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", 0))
         self.rfile.read(length)
         type(self).seen.append(self.path)
         time.sleep(type(self).delay)
+        if type(self).answer != "empty":
+            self._stream()
+            return
         body = b'{"head":{"vars":["n"]},"results":{"bindings":[]}}'
         self.send_response(200)
         self.send_header("Content-Type", "application/sparql-results+json")
@@ -353,6 +358,25 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         with contextlib.suppress(OSError):
             self.wfile.write(body)
 
+    def _stream(self) -> None:
+        """An answer without Content-Length, ended by closing the connection: rows for
+        ever (until the client goes), 50 rows and then a cut, or not JSON at all."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/sparql-results+json")
+        self.end_headers()
+        if type(self).answer == "garbage":
+            self.wfile.write(b"<html>Service Unavailable</html>")
+            return
+        self.wfile.write(b'{"head":{"vars":["s"]},"results":{"bindings":[')
+        with contextlib.suppress(OSError):
+            n = 0
+            while type(self).answer == "endless" or n < 50:
+                row = b'%s{"s":{"type":"uri","value":"http://example.org/s%d"}}'
+                self.wfile.write(row % (b"," if n else b"", n))
+                n += 1
+                type(self).rows_sent = n
+            self.wfile.write(b',{"s":{"type":"uri","val')  # cut off
+
     def log_message(self, *args: Any) -> None:
         pass
 
@@ -360,6 +384,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def fake_server() -> Iterator[str]:
     _Handler.seen, _Handler.delay, _Handler.headers_out = [], 0.0, {}
+    _Handler.answer, _Handler.rows_sent = "empty", 0
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), _Handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -389,3 +414,25 @@ def test_a_slow_or_partial_remote_answer_is_a_timeout(fake_server: str) -> None:
     _Handler.headers_out = {"X-SQL-State": "S1TAT", "X-SQL-Message": "anytime timeout"}
     with pytest.raises(QueryTimeout, match="time limit"):
         store.query("SELECT * {}", timeout=1)
+
+
+def test_a_huge_remote_answer_is_refused_without_reading_it_all(fake_server: str) -> None:
+    """An answer that never ends: provml reads it as it arrives and stops at the row limit
+    (with the whole answer downloaded first, this request would never be answered)."""
+    store = SparqlStore.from_url("sparql+http", f"//{fake_server}/q")
+    app = build_app(["query"], store=store)
+    app.extensions["provml.query_runner"] = Runner(Limits(timeout=20, max_rows=1000))
+    client = app.test_client()
+    _Handler.answer = "endless"
+    r = client.get("/sparql?query=" + quote("SELECT ?s WHERE { ?s ?p ?o }"))
+    assert r.status_code == 422 and r.json["error"] == "result_too_large"
+    _Handler.answer = "cut"
+    r = client.get("/sparql?query=" + quote("SELECT ?s WHERE { ?s ?p ?o }"))
+    assert r.status_code == 503 and r.json["error"] == "store_unavailable"
+    assert "broke off" in r.json["message"]
+    _Handler.answer = "garbage"
+    r = client.get("/api/v1/questions/training-data?model=" + SHA_M)
+    assert r.status_code == 503 and "not SPARQL JSON results" in r.json["message"]
+    _Handler.answer = "empty"
+    r = client.get("/api/v1/questions/training-data?model=" + SHA_M)
+    assert r.status_code == 200 and r.json["results"]["bindings"] == []
