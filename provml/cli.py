@@ -74,7 +74,7 @@ def main(verbose: int) -> None:
 )
 @click.option(
     "--port",
-    type=int,
+    type=click.IntRange(0, 65535),
     default=_env(config.PORT),
     show_default="5000",
     help="Port to listen on; 0 picks a free one (PROVML_PORT).",
@@ -226,7 +226,10 @@ def serve(
             click.echo(f"\nSPARQL endpoint: {url}/sparql   (Ctrl-C to stop)")
         sys.stdout.flush()
 
-    run_server(app, host, port, threads=threads, ready=ready)
+    try:
+        run_server(app, host, port, threads=threads, ready=ready)
+    except ProvmlError as exc:
+        raise click.ClickException(exc.message) from None
 
 
 @main.command()

@@ -32,7 +32,9 @@ class Setting:
             from provml.errors import ConfigError
 
             shown = "<secret>" if self.secret else repr(raw)
-            raise ConfigError(f"{self.name}={shown}: {self.help}") from None
+            wanted = getattr(self.parse, "wanted", None) or _WANTED.get(self.parse)
+            expected = f"expected {wanted} ({self.help})" if wanted else self.help
+            raise ConfigError(f"{self.name}={shown}: {expected}") from None
 
 
 def _bool(raw: str) -> bool:
@@ -50,7 +52,16 @@ def _choice(*options: str) -> Callable[[str], str]:
             raise ValueError(raw)
         return raw
 
+    parse.wanted = "one of " + ", ".join(options)  # type: ignore[attr-defined]
     return parse
+
+
+#: what a setting's parser takes, for the error message
+_WANTED: dict[Any, str] = {
+    int: "an integer",
+    float: "a number",
+    _bool: "true or false (1/0, yes/no, on/off)",
+}
 
 
 # capture_lib

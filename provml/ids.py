@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import time
 import uuid
 from typing import Any
@@ -24,7 +25,7 @@ from urllib.parse import quote
 
 import orjson
 
-from provml.vocab import ID_BASE
+from provml.vocab import ID_BASE, PREFIXES
 
 _LOW32 = (1 << 32) - 1
 
@@ -81,6 +82,35 @@ def run_iri(run_key: str, workflow: str) -> str:
 def content_iri(sha256_hex: str) -> str:
     """The IRI of a data value with this SHA-256 (files, datasets, models, inline values)."""
     return f"{ID_BASE}data/sha256/{sha256_hex}"
+
+
+#: the short forms tables print IRIs in (provml.table), read back by :func:`ref_iri`
+SHORT_FORMS: dict[str, str] = {"id": ID_BASE, **PREFIXES}
+_HEX = re.compile(r"[0-9a-fA-F]+")
+_IRI_BAD = re.compile(r'[\x00-\x20<>"{}|^`\\]')
+
+
+def ref_iri(raw: str, data: bool = True) -> str:
+    """The IRI a user means by ``raw``: an absolute IRI; a short form as tables print it
+    (``id:exec/…``, ``provml:…``); with ``data``, the 64 hexadecimal digits of a SHA-256
+    (or ``sha256:`` and them) for content-addressed data. ValueError says what is wrong."""
+    text = raw.strip()
+    prefix, colon, rest = text.partition(":")
+    if data and (_HEX.fullmatch(text) or (prefix.lower() == "sha256" and colon)):
+        digits = (rest if colon else text).lower()
+        if len(digits) != 64 or not _HEX.fullmatch(digits):
+            shown = digits[:80] + ("…" if len(digits) > 80 else "")
+            raise ValueError(
+                f"{shown!r} is not a SHA-256: give all 64 hexadecimal digits (a shortened "
+                "hash is not enough), or the IRI"
+            )
+        return content_iri(digits)
+    if colon and prefix in SHORT_FORMS and not rest.startswith("//"):
+        text = SHORT_FORMS[prefix] + rest
+    if not text or _IRI_BAD.search(text) or not colon:
+        what = "an IRI or the SHA-256 of a file" if data else "an absolute IRI"
+        raise ValueError(f"{raw.strip()[:200]!r} is not {what}")
+    return text
 
 
 def canonical_json(value: Any) -> bytes:

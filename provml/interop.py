@@ -309,12 +309,14 @@ def raise_not_found(scope: str, ident: str) -> None:
 
 
 def _node(ident: str) -> NamedNode:
-    from provml.ids import content_iri
+    from provml.ids import ref_iri
 
-    if len(ident) == 64 and all(c in "0123456789abcdef" for c in ident.lower()):
-        return NamedNode(content_iri(ident.lower()))
-    _check_iri(ident, "IRI")
-    return NamedNode(ident)
+    try:
+        iri = ref_iri(ident)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
+    _check_iri(iri, "IRI")
+    return NamedNode(iri)
 
 
 def _values(store: Any, sparql: str, bound: dict[str, Any]) -> list[NamedNode]:

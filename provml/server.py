@@ -9,6 +9,7 @@ process when the store is embedded, since only one process may open it.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
@@ -140,7 +141,15 @@ def serve(app: Flask, host: str, port: int, *, threads: int = 8, ready: Any = No
     """
     from waitress.server import create_server
 
-    server = create_server(app, host=host, port=port, threads=threads, ident="provml")
+    try:
+        server = create_server(app, host=host, port=port, threads=threads, ident="provml")
+    except (OSError, ValueError) as exc:  # the port taken, the address not ours …
+        close_app(app, timeout=0)
+        why = getattr(exc, "strerror", None) or str(exc)
+        hint = ""
+        if getattr(exc, "errno", None) == errno.EADDRINUSE:
+            hint = ": another process listens there; choose another --port (0: any free one)"
+        raise ConfigError(f"cannot listen on {host}:{port}: {why}{hint}") from None
     bound_port = server.effective_port  # type: ignore[union-attr]
     url = f"http://{display_host(host)}:{bound_port}"
 

@@ -682,6 +682,18 @@ def test_deploy_doc_tables_every_variable() -> None:
     assert rows == {s.name for s in config.ALL}
 
 
+def test_deploy_doc_defaults_are_the_real_ones() -> None:
+    """A default written as a literal in the table is the setting's default (settings
+    without one describe what happens instead, e.g. `<data-dir>/audit.log`)."""
+    text = DEPLOY_DOC.read_text(encoding="utf-8")
+    rows = dict(re.findall(r"^\| `(PROVML_[A-Z0-9_]+)` \| `([^`]*)` \|", text, flags=re.MULTILINE))
+    assert len(rows) >= 15
+    for setting in config.ALL:
+        if setting.name in rows and setting.default is not None:
+            written = rows[setting.name]
+            assert setting.parse(written) == setting.default, (setting.name, written)
+
+
 def doc_commands(program: str, subcommand: str = "serve") -> list[list[str]]:
     """Every `PROGRAM SUBCOMMAND …` line of the shell blocks of docs/deploy.md, as argv
     (without the program)."""

@@ -273,6 +273,24 @@ def test_questions_and_records_over_rest(world: tuple[Scenario, OxigraphStore]) 
     assert resp.status_code == 400 and "ISO 8601" in resp.json["message"]
 
 
+def test_references_as_tables_print_them(world: tuple[Scenario, OxigraphStore]) -> None:
+    """What a table shows (``id:exec/…``, ``id:data/sha256/…``), ``sha256:<hex>`` and the
+    bare hash name the same node as the full IRI; a shortened hash is refused, saying so."""
+    s, store = world
+    full = ask(store, "stage-resources", run=s.iri["m2-run"])
+    short = "id:" + s.iri["m2-run"].removeprefix("https://provml.dev/id/")
+    assert full and ask(store, "stage-resources", run=short) == full
+    model = ask(store, "training-data", model=s.iri["m2"])
+    for ref in (s.sha["m2"], "sha256:" + s.sha["m2"].upper(), "id:data/sha256/" + s.sha["m2"]):
+        assert ask(store, "training-data", model=ref) == model
+    from provml.server import build_app
+
+    client = build_app(["query"], store=store).test_client()
+    resp = client.get("/api/v1/questions/training-data", query_string={"model": s.sha["m2"][:12]})
+    assert resp.status_code == 400 and "all 64 hexadecimal digits" in resp.json["message"]
+    assert client.get("/api/v1/models/sha256:" + s.sha["m4"]).status_code == 200
+
+
 def test_every_question_binds_its_parameters(world: tuple[Scenario, OxigraphStore]) -> None:
     _, store = world
     for q in questions.questions().values():
