@@ -13,6 +13,23 @@ import click
 from provml import __version__, config
 
 _URL_HELP = "URL of the provml service (tracker and query)."
+#: seconds to connect (and, for https, to finish the TLS handshake) before giving up
+CONNECT_TIMEOUT = 10
+
+
+def _http_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A --url must be http:// or https:// with a host (requests would say "No
+    connection adapters were found")."""
+    from urllib.parse import urlsplit
+
+    if value is None:
+        return None
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise click.BadParameter(
+            f"{value!r} is not an http:// or https:// URL (e.g. http://127.0.0.1:5000)"
+        )
+    return value.strip()
 
 
 def _env(setting: config.Setting, fallback: Any = None) -> Any:
@@ -236,20 +253,30 @@ def serve(
 @click.option(
     "--url",
     default=_env(config.URL, DEFAULT_URL),
+    callback=_http_url,
     show_default=DEFAULT_URL,
     help=_URL_HELP,
 )
 @click.option(
     "--workdir",
-    default="provml-data/demo",
-    show_default=True,
-    help="Where the demo writes its dataset, splits and model.",
+    default=lambda: os.path.join(_env(config.DATA_DIR)(), "demo"),
+    show_default="provml-data/demo",
+    help="Where the demo writes its dataset, splits and model (under PROVML_DATA_DIR).",
 )
 @_token_option
 def demo(url: str, workdir: str, token: str | None) -> None:
     """Run the scikit-learn demo workflow against a running server and print its lineage.
 
     With tokens, the token needs the capture and read scopes."""
+    import requests
+
+    try:  # before running anything: the workflow would spool its records to disk
+        requests.get(url.rstrip("/") + "/healthz", timeout=(CONNECT_TIMEOUT, 10))
+    except requests.RequestException as exc:
+        raise click.ClickException(
+            f"no provml service answers at {url} ({type(exc).__name__}): start one with "
+            "`provml serve`, or give its --url"
+        ) from None
     _demo_and_report(url, workdir, token)
 
 
@@ -297,24 +324,27 @@ class _Client:
                 self.url + path,
                 params=params,
                 headers={"Accept": "application/sparql-results+json"},
-                timeout=120,
+                timeout=(CONNECT_TIMEOUT, 120),
             )
         except requests.RequestException as exc:
             raise click.ClickException(f"cannot reach {self.url}: {exc}") from None
         return self._check(resp)
 
-    def sparql(self, text: str) -> dict[str, Any]:
+    def sparql(self, text: str) -> dict[str, Any] | str:
+        """A table as SPARQL JSON results, or a graph (CONSTRUCT, DESCRIBE) as Turtle."""
         import requests
 
         try:
             resp = self.http.post(
                 self.url + "/sparql",
                 data={"query": text},
-                headers={"Accept": "application/sparql-results+json"},
-                timeout=120,
+                headers={"Accept": "application/sparql-results+json, text/turtle;q=0.9"},
+                timeout=(CONNECT_TIMEOUT, 120),
             )
         except requests.RequestException as exc:
             raise click.ClickException(f"cannot reach {self.url}: {exc}") from None
+        if resp.ok and resp.headers.get("Content-Type", "").startswith("text/turtle"):
+            return str(resp.text)
         return self._check(resp)
 
     @staticmethod
@@ -329,8 +359,7 @@ class _Client:
             result: dict[str, Any] = resp.json()
         except ValueError:
             raise click.ClickException(
-                "the query did not return a table (CONSTRUCT/DESCRIBE give graphs: use "
-                "curl or a SPARQL client for those)"
+                f"{resp.url} did not answer with SPARQL JSON results (is it a provml service?)"
             ) from None
         return result
 
@@ -355,6 +384,7 @@ class _Client:
 @click.option(
     "--url",
     default=_env(config.URL, DEFAULT_URL),
+    callback=_http_url,
     show_default=DEFAULT_URL,
     help=_URL_HELP,
 )
@@ -374,7 +404,8 @@ def query(
     as_json: bool,
     token: str | None,
 ) -> None:
-    """Run a SPARQL SELECT or ASK query and print the result as a table.
+    """Run a SPARQL query: SELECT and ASK print a table (or --json), CONSTRUCT and
+    DESCRIBE a graph as Turtle.
 
     The prefixes prov:, provml:, mls:, rdf:, rdfs:, xsd: and dcterms: are predeclared.
 
@@ -391,10 +422,13 @@ def query(
     results = (
         _local_query(data_dir, query_text) if data_dir else _Client(url, token).sparql(query_text)
     )
-    click.echo(json.dumps(results, indent=2) if as_json else render(results))
+    if isinstance(results, str):  # a graph, as Turtle
+        click.echo(results, nl=False)
+    else:
+        click.echo(json.dumps(results, indent=2) if as_json else render(results))
 
 
-def _local_query(data_dir: str, text: str) -> dict[str, Any]:
+def _local_query(data_dir: str, text: str) -> dict[str, Any] | str:
     import pyoxigraph
 
     from manager.store import open_store
@@ -408,7 +442,12 @@ def _local_query(data_dir: str, text: str) -> dict[str, Any]:
     try:
         result = store.query(text)
         if isinstance(result, pyoxigraph.QueryTriples):
-            raise click.ClickException("CONSTRUCT/DESCRIBE give graphs, not tables")
+            from provml.vocab import PREFIXES
+
+            turtle = pyoxigraph.serialize(
+                result, format=pyoxigraph.RdfFormat.TURTLE, prefixes=PREFIXES
+            )
+            return (turtle or b"").decode("utf-8")
         serialized = result.serialize(format=pyoxigraph.QueryResultsFormat.JSON)
     except ProvmlError as exc:
         raise click.ClickException(exc.message) from None
@@ -424,6 +463,7 @@ def _local_query(data_dir: str, text: str) -> dict[str, Any]:
 @click.option(
     "--url",
     default=_env(config.URL, DEFAULT_URL),
+    callback=_http_url,
     show_default=DEFAULT_URL,
     help=_URL_HELP,
 )
@@ -488,7 +528,11 @@ def _print_record(record: dict[str, Any], indent: str = "") -> None:
 def _record_command(kind: str) -> Any:
     @click.argument("ref")
     @click.option(
-        "--url", default=_env(config.URL, DEFAULT_URL), show_default=DEFAULT_URL, help=_URL_HELP
+        "--url",
+        default=_env(config.URL, DEFAULT_URL),
+        callback=_http_url,
+        show_default=DEFAULT_URL,
+        help=_URL_HELP,
     )
     @click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
     @_token_option
@@ -521,6 +565,7 @@ main.command(name="dataset")(_record_command("dataset"))
 @click.option(
     "--url",
     default=_env(config.URL, DEFAULT_URL),
+    callback=_http_url,
     show_default=DEFAULT_URL,
     help="URL of the tracker.",
 )
@@ -610,7 +655,7 @@ def ingest(
                     resp = http.post(
                         endpoint,
                         data=line.body,
-                        timeout=120,
+                        timeout=(CONNECT_TIMEOUT, 120),
                         headers={"Content-Type": "application/json"},
                     )
                 except requests.RequestException as exc:
@@ -740,6 +785,7 @@ def compact(data_dir: str, quiet: bool) -> None:
 @click.option(
     "--url",
     default=_env(config.URL, DEFAULT_URL),
+    callback=_http_url,
     show_default=DEFAULT_URL,
     help="URL of the manager (or of `provml serve`).",
 )
@@ -784,7 +830,9 @@ def import_(
             params = {"format": name} | ({"base": base_iri} if base_iri else {})
             with open(path, "rb") as f:
                 try:
-                    resp = http.post(endpoint, params=params, data=f, timeout=600)
+                    resp = http.post(
+                        endpoint, params=params, data=f, timeout=(CONNECT_TIMEOUT, 600)
+                    )
                 except requests.RequestException as exc:
                     raise click.ClickException(
                         f"cannot reach the manager at {url}: {exc}"
@@ -823,6 +871,7 @@ def _error_text(resp: Any) -> str:
 @click.option(
     "--url",
     default=_env(config.URL, DEFAULT_URL),
+    callback=_http_url,
     show_default=DEFAULT_URL,
     help="URL of the query service (or of `provml serve`).",
 )
@@ -872,7 +921,7 @@ def export(
                 url.rstrip("/") + "/api/v1/export",
                 params=params,
                 headers=_auth_headers(token),
-                timeout=600,
+                timeout=(CONNECT_TIMEOUT, 600),
             )
         except requests.RequestException as exc:
             raise click.ClickException(f"cannot reach the query service at {url}: {exc}") from None

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from provml.ids import content_iri
-from tests.conftest import Server, provml_cmd
+from tests.conftest import Server, free_port, provml_cmd
 
 pytestmark = pytest.mark.integration
 SCRIPT = Path(__file__).with_name("workflow_script.py")
@@ -170,6 +170,42 @@ def test_cli_query_and_ask_print_tables(server: Server, tmp_path: Path) -> None:
         timeout=60,
     )
     assert bad.returncode == 1 and "400" in bad.stderr
+    graph = subprocess.run(
+        provml_cmd("query", "--url", server.url, "CONSTRUCT WHERE { ?m a provml:Model }"),
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    assert "@prefix provml:" in graph and "a provml:Model" in graph
+    schemeless = subprocess.run(
+        provml_cmd("ask", "--url", server.url.removeprefix("http://"), "training-data"),
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert schemeless.returncode == 2 and "not an http:// or https:// URL" in schemeless.stderr
+    # a reference copied from a table: id:data/sha256/…
+    short = subprocess.run(
+        provml_cmd("ask", "--url", server.url, "training-data",
+                   f"model=id:data/sha256/{run['model']}"),
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    assert run["clean"] in short and "(1 row)" in short
+
+
+def test_demo_refuses_without_a_server(tmp_path: Path) -> None:
+    out = subprocess.run(
+        provml_cmd("demo", "--url", f"http://127.0.0.1:{free_port()}",
+                   "--workdir", str(tmp_path / "demo")),
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 1 and "no provml service answers" in out.stderr
+    assert not (tmp_path / "demo").exists()  # nothing ran, nothing spooled
+
+
+def test_serve_says_when_its_port_is_taken(server: Server, tmp_path: Path) -> None:
+    out = subprocess.run(
+        provml_cmd("serve", "--port", str(server.port), "--data-dir", str(tmp_path / "d2")),
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 1 and "Address already in use" in out.stderr
+    assert "Traceback" not in out.stderr
 
 
 def test_sparql_endpoint_over_http(server: Server, tmp_path: Path) -> None:
