@@ -21,7 +21,6 @@ that duplicate a qualified relation, so that ``prov`` reads each relation once).
 from __future__ import annotations
 
 import hashlib
-import io
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -385,19 +384,58 @@ def write(quads: list[Quad], fmt: str) -> bytes:
 
 
 def _to_prov(quads: list[Quad]) -> Any:
-    """A ``prov`` document from PROV-O quads, each relation once (see the module docstring)."""
+    """A ``prov`` document from PROV-O quads, each relation once (see the module docstring).
+
+    PROV-DM has no element for a PROV-O ``prov:Role`` (provml's plan parameters, inputs and
+    outputs are such nodes): they go out as entities that keep their ``prov:type``s, which
+    ``prov`` would otherwise drop with a warning. Anything else ``prov`` would drop makes
+    the export refused (422) rather than silently incomplete."""
+    import warnings
+
     from prov.model import ProvDocument
+    from prov.serializers.provrdf import ProvRDFSerializer
+    from rdflib import Dataset, URIRef
 
     repeated = set(_plain_triples(quads))
     kept = [q for q in quads if q not in repeated]
+    typed = {(q.subject, q.graph_name) for q in kept if q.predicate == _RDF_TYPE}
+    elements = {
+        (q.subject, q.graph_name) for q in kept if q.predicate == _RDF_TYPE and q.object == _ENTITY
+    }
+    kept += [
+        Quad(q.subject, _RDF_TYPE, _ENTITY, q.graph_name)
+        for q in kept
+        if q.predicate == _RDF_TYPE and q.object == _ROLE and (q.subject, q.graph_name) in typed
+        and (q.subject, q.graph_name) not in elements
+    ]  # fmt: skip
     # prov names everything by qualified names: declare a prefix for every namespace
-    trig = ox.serialize(kept, format=RdfFormat.TRIG, prefixes=_prefixes(kept)) or b""
-    return ProvDocument.deserialize(io.StringIO(trig.decode()), format="rdf", rdf_format="trig")
+    prefixes = _prefixes(kept)
+    trig = ox.serialize(kept, format=RdfFormat.TRIG, prefixes=prefixes) or b""
+
+    class Container(Dataset):
+        def namespaces(self) -> Any:  # the document's own (rdflib binds two dozen more)
+            return iter((name, URIRef(iri)) for name, iri in prefixes.items())
+
+    container = Container(default_union=True)
+    container.parse(data=trig.decode(), format="trig")
+    document = ProvDocument()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ProvRDFSerializer(document).decode_document(container, document)
+    dropped = [str(w.message) for w in caught if "were not converted" in str(w.message)]
+    if dropped:
+        raise CannotExpress(f"the prov package would leave out: {dropped[0][:400]}")
+    return document
+
+
+_RDF_TYPE = NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
+_ENTITY, _ROLE = PROV["Entity"], PROV["Role"]
 
 
 def _prefixes(quads: list[Quad]) -> dict[str, str]:
-    known = dict(PREFIXES)
-    taken = set(known.values())
+    """A prefix for every namespace the quads use: provml's own names, else ns1, ns2 …"""
+    ours = {iri: name for name, iri in PREFIXES.items()}
+    known: dict[str, str] = {}
     n = 0
     for q in quads:
         for t in (q.subject, q.predicate, q.object, q.graph_name):
@@ -405,10 +443,12 @@ def _prefixes(quads: list[Quad]) -> dict[str, str]:
                 continue
             cut = max(t.value.rfind("#"), t.value.rfind("/"))
             ns = t.value[: cut + 1]
-            if cut > 0 and ns not in taken and t.value[cut + 1 :]:
-                n += 1
-                known[f"ns{n}"] = ns
-                taken.add(ns)
+            if cut > 0 and ns not in known.values() and t.value[cut + 1 :]:
+                if ns in ours:
+                    known[ours[ns]] = ns
+                else:
+                    n += 1
+                    known[f"ns{n}"] = ns
     return known
 
 

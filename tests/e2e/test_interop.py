@@ -85,6 +85,21 @@ def test_export_a_captured_model_lineage_in_every_format(server: Server, tmp_pat
         assert content_iri(run["clean"]) in text or content_iri(run["clean"]) in ids, fmt
         assert "lr" in text and "drop_na" in text, fmt  # hyperparameters, curation params
         assert run["prediction"] not in text, fmt  # downstream of the model: not lineage
+        if fmt not in rdf_formats:
+            # the plan's roles (parameters, inputs, outputs) are kept, as entities with
+            # their types; only the document's own prefixes; nothing dropped on the way
+            roles = [
+                r for r in doc.get_records()
+                if r.identifier is not None and "/plan/" in r.identifier.uri
+                and any(f"/{kind}/" in r.identifier.uri for kind in ("param", "in", "out"))
+            ]  # fmt: skip
+            assert any(r.identifier.uri.endswith("/param/lr") for r in roles), fmt
+            assert all(
+                "Role" in str(r.get_asserted_types()) and r.get_attribute("provml:name")
+                for r in roles
+            ), fmt
+            assert "brickschema" not in text and "csvw" not in text, fmt
+            assert "not converted" not in result.stderr, fmt
 
     # a run and a workflow: every task, with the prediction
     (run_row,) = server.sparql(
