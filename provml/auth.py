@@ -47,6 +47,11 @@ SCOPES = (CAPTURE, READ, ADMIN)
 #: a token given in clear must be at least this long (``provml token`` makes 43)
 MIN_TOKEN_LENGTH = 16
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:+-]{0,63}$")
+NAME_RULE = "a name is 1 to 64 letters, digits and _.@:+- (starting with a letter or digit)"
+
+
+def valid_name(name: str) -> bool:
+    return bool(_NAME.match(name))
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -287,10 +292,7 @@ def _entry(
     if name is None:
         name = "token-" + hashed.hex()[:8]
     elif not _NAME.match(name):
-        raise ConfigError(
-            f"{here}: a name is 1 to 64 letters, digits and _.@:+- (starting with a "
-            "letter or digit)"
-        )
+        raise ConfigError(f"{here}: {NAME_RULE}")
     return _Entry(hashed, Identity(name, wanted))
 
 

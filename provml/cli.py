@@ -976,12 +976,16 @@ def token(scopes: str, name: str | None) -> None:
     from provml import auth
     from provml.errors import ProvmlError
 
+    if name is not None and not auth.valid_name(name):
+        raise click.UsageError(f"--name: {auth.NAME_RULE}")
+    scopes = ",".join(s.strip() for s in scopes.split(",") if s.strip())  # "read, capture"
     secret = auth.new_token()
     line = f"{secret} {scopes}" + (f" {name}" if name else "")
     try:
         auth.parse_lines([line], where="--scopes/--name")
     except ProvmlError as exc:
-        raise click.UsageError(exc.message) from None
+        # the parser names a line of a tokens file; here there is only the command line
+        raise click.UsageError(exc.message.replace("--scopes/--name: line 1: ", "")) from None
     hashed = f"sha256:{auth.digest(secret).hex()} {scopes}" + (f" {name}" if name else "")
     click.echo(f"token:                       {secret}")
     click.echo(f"tokens file line:            {line}")

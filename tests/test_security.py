@@ -550,7 +550,7 @@ def test_provml_config_never_shows_tokens() -> None:
 
 
 def test_provml_token_makes_a_usable_line() -> None:
-    result = cli("token", "--scopes", "capture,read", "--name", "ci")
+    result = cli("token", "--scopes", "capture, read", "--name", "ci")  # a space, as people type
     assert result.returncode == 0, result.stderr
     lines = dict(line.split(":", 1) for line in result.stdout.splitlines())
     secret = lines["token"].strip()
@@ -560,6 +560,10 @@ def test_provml_token_makes_a_usable_line() -> None:
     assert identity is not None and identity.name == "ci"
     assert identity.scopes == {"capture", "read"}
     assert secret not in hashed
+    bad = cli("token", "--name", "two words")
+    assert bad.returncode == 2 and "a name is 1 to 64" in bad.stderr
+    bad = cli("token", "--scopes", "write")
+    assert bad.returncode == 2 and "line 1" not in bad.stderr and "scopes are among" in bad.stderr
 
 
 # --- the audit log, and tokens in no log ---------------------------------------------
