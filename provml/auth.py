@@ -52,6 +52,8 @@ NAME_RULE = "a name is 1 to 64 letters, digits and _.@:+- (starting with a lette
 
 def valid_name(name: str) -> bool:
     return bool(_NAME.match(name))
+
+
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
