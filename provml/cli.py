@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -428,9 +430,10 @@ def query(
         click.echo(json.dumps(results, indent=2) if as_json else render(results))
 
 
-def _local_query(data_dir: str, text: str) -> dict[str, Any] | str:
-    import pyoxigraph
-
+@contextlib.contextmanager
+def _local_store(data_dir: str) -> Iterator[Any]:
+    """The embedded store of ``data_dir``, closed after use; its errors (another process
+    using it, a failed read or write) as CLI messages."""
     from manager.store import open_store
     from provml.errors import ProvmlError
     from provml.server import store_url
@@ -440,6 +443,17 @@ def _local_query(data_dir: str, text: str) -> dict[str, Any] | str:
     except ProvmlError as exc:
         raise click.ClickException(exc.message) from None
     try:
+        yield store
+    except ProvmlError as exc:
+        raise click.ClickException(exc.message) from None
+    finally:
+        store.close()
+
+
+def _local_query(data_dir: str, text: str) -> dict[str, Any] | str:
+    import pyoxigraph
+
+    with _local_store(data_dir) as store:
         result = store.query(text)
         if isinstance(result, pyoxigraph.QueryTriples):
             from provml.vocab import PREFIXES
@@ -449,10 +463,6 @@ def _local_query(data_dir: str, text: str) -> dict[str, Any] | str:
             )
             return (turtle or b"").decode("utf-8")
         serialized = result.serialize(format=pyoxigraph.QueryResultsFormat.JSON)
-    except ProvmlError as exc:
-        raise click.ClickException(exc.message) from None
-    finally:
-        store.close()
     data: dict[str, Any] = json.loads(serialized or b"{}")
     return data
 
@@ -691,16 +701,9 @@ def _ingest_direct(
     workers: int,
     compact: bool,
 ) -> Any:
-    from manager.store import open_store
-    from provml.errors import ProvmlError
     from provml.ingest import load_direct
-    from provml.server import store_url
 
-    try:
-        store = open_store(store_url(data_dir))
-    except ProvmlError as exc:
-        raise click.ClickException(exc.message) from None
-    try:
+    with _local_store(data_dir) as store:
         bar = click.progressbar(
             length=total, label="loading", show_percent=True, file=sys.stderr, hidden=quiet
         )
@@ -709,10 +712,6 @@ def _ingest_direct(
         if compact:
             _compact(store, quiet)
         return report
-    except ProvmlError as exc:
-        raise click.ClickException(exc.message) from None
-    finally:
-        store.close()
 
 
 def _compact(store: Any, quiet: bool) -> None:
@@ -747,22 +746,10 @@ def compact(data_dir: str, quiet: bool) -> None:
     \b
     provml compact --data-dir provml-data
     """
-    from manager.store import open_store
-    from provml.errors import ProvmlError
-    from provml.server import store_url
-
     if not os.path.isdir(os.path.join(data_dir, "store")):
         raise click.ClickException(f"no embedded store in {data_dir} (expected {data_dir}/store)")
-    try:
-        store = open_store(store_url(data_dir))
-    except ProvmlError as exc:
-        raise click.ClickException(exc.message) from None
-    try:
+    with _local_store(data_dir) as store:
         _compact(store, quiet)
-    except ProvmlError as exc:
-        raise click.ClickException(exc.message) from None
-    finally:
-        store.close()
 
 
 @main.command(name="import")
@@ -932,21 +919,10 @@ def export(
 
 
 def _local_export(data_dir: str, scope: str, ident: str | None, fmt: str) -> bytes:
-    from manager.store import open_store
     from provml import interop
-    from provml.errors import ProvmlError
-    from provml.server import store_url
 
-    try:
-        store = open_store(store_url(data_dir))
-    except ProvmlError as exc:
-        raise click.ClickException(exc.message) from None
-    try:
+    with _local_store(data_dir) as store:
         return interop.write(interop.collect(store, scope, ident), fmt)
-    except ProvmlError as exc:
-        raise click.ClickException(exc.message) from None
-    finally:
-        store.close()
 
 
 @main.command(name="config")
