@@ -78,7 +78,7 @@ def _triples(data_dir: Path) -> list[tuple[str, str, str]]:
 
 def test_the_loaded_store_is_compacted_and_compaction_keeps_the_graph(tmp_path: Path) -> None:
     logs = tmp_path / "logs"
-    run_workflow(tmp_path / "w", "disk", str(logs))
+    run = run_workflow(tmp_path / "w", "disk", str(logs))
     data = tmp_path / "data"
     loaded = subprocess.run(
         provml_cmd("ingest", "--data-dir", str(data), str(logs)),
@@ -94,6 +94,13 @@ def test_the_loaded_store_is_compacted_and_compaction_keeps_the_graph(tmp_path: 
     assert again.returncode == 0, again.stderr
     assert "compacted in" in again.stderr
     assert _triples(data) == graph
+    exported = subprocess.run(
+        provml_cmd("export", "--data-dir", str(data), "--model", run["model"], "--format",
+                   "ntriples"),
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert exported.returncode == 0, exported.stderr
+    assert f"/data/sha256/{run['model']}>" in exported.stdout
 
     skipped = subprocess.run(
         provml_cmd("ingest", "--quiet", "--no-compact", "--data-dir", str(tmp_path / "d2"),
@@ -111,8 +118,12 @@ def test_compact_refuses_a_store_in_use_or_missing(tmp_path: Path) -> None:
     assert not (tmp_path / "nothing").exists()  # nothing created
     server = Server(tmp_path / "data")
     try:
-        busy = subprocess.run(provml_cmd("compact", "--data-dir", str(tmp_path / "data")),
-                              capture_output=True, text=True, timeout=60)  # fmt: skip
-        assert busy.returncode == 1 and "another provml process" in busy.stderr
+        for command in (("compact",), ("export", "--format", "turtle"), ("query", "ASK {}")):
+            busy = subprocess.run(
+                provml_cmd(command[0], "--data-dir", str(tmp_path / "data"), *command[1:]),
+                capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            assert busy.returncode == 1 and "another provml process" in busy.stderr, command
+            assert "Traceback" not in busy.stderr
     finally:
         server.stop()
