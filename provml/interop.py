@@ -30,7 +30,7 @@ import pyoxigraph as ox
 from pyoxigraph import BlankNode, DefaultGraph, Literal, NamedNode, Quad, RdfFormat
 
 from provml.errors import CannotExpress, NotFound, ValidationError
-from provml.vocab import ID_BASE, PREFIXES, PROV, PROVML
+from provml.vocab import ID_BASE, PREFIXES, PROV, PROV_NS, PROVML
 
 
 @dataclass(frozen=True)
@@ -387,27 +387,30 @@ def _to_prov(quads: list[Quad]) -> Any:
     """A ``prov`` document from PROV-O quads, each relation once (see the module docstring).
 
     PROV-DM has no element for a PROV-O ``prov:Role`` (provml's plan parameters, inputs and
-    outputs are such nodes): they go out as entities that keep their ``prov:type``s, which
-    ``prov`` would otherwise drop with a warning. Anything else ``prov`` would drop makes
-    the export refused (422) rather than silently incomplete."""
-    import warnings
-
+    outputs are such nodes): they go out as entities that keep their ``prov:type``s. Any
+    other triple ``prov`` would leave out (:func:`_unexpressed`) makes the export refused
+    (422) rather than silently incomplete."""
     from prov.model import ProvDocument
     from prov.serializers.provrdf import ProvRDFSerializer
     from rdflib import Dataset, URIRef
 
     repeated = set(_plain_triples(quads))
     kept = [q for q in quads if q not in repeated]
-    typed = {(q.subject, q.graph_name) for q in kept if q.predicate == _RDF_TYPE}
-    elements = {
-        (q.subject, q.graph_name) for q in kept if q.predicate == _RDF_TYPE and q.object == _ENTITY
-    }
+    elements = {(q.subject, q.graph_name) for q in kept if q.predicate == _RDF_TYPE
+                and q.object == _ENTITY}  # fmt: skip
     kept += [
         Quad(q.subject, _RDF_TYPE, _ENTITY, q.graph_name)
         for q in kept
-        if q.predicate == _RDF_TYPE and q.object == _ROLE and (q.subject, q.graph_name) in typed
+        if q.predicate == _RDF_TYPE and q.object == _ROLE
         and (q.subject, q.graph_name) not in elements
     ]  # fmt: skip
+    left_out = _unexpressed(kept)
+    if left_out:
+        shown = ", ".join(sorted({str(q.subject) for q in left_out})[:3])
+        raise CannotExpress(
+            f"the prov package would leave out {len(left_out)} triples about nodes that are "
+            f"no PROV entity, activity, agent or relation (e.g. {shown})"
+        )
     # prov names everything by qualified names: declare a prefix for every namespace
     prefixes = _prefixes(kept)
     trig = ox.serialize(kept, format=RdfFormat.TRIG, prefixes=prefixes) or b""
@@ -419,13 +422,30 @@ def _to_prov(quads: list[Quad]) -> Any:
     container = Container(default_union=True)
     container.parse(data=trig.decode(), format="trig")
     document = ProvDocument()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        ProvRDFSerializer(document).decode_document(container, document)
-    dropped = [str(w.message) for w in caught if "were not converted" in str(w.message)]
-    if dropped:
-        raise CannotExpress(f"the prov package would leave out: {dropped[0][:400]}")
+    ProvRDFSerializer(document).decode_document(container, document)
     return document
+
+
+def _unexpressed(quads: list[Quad]) -> list[Quad]:
+    """The quads ``prov``'s PROV-O reader would drop: about a node without a PROV class
+    (PROV_BASE_CLS: entity, activity, agent, the relations …), other than a relation
+    triple (RELATION_MAP) — it ignores them, or warns about their types."""
+    from prov.constants import PROV_BASE_CLS
+    from prov.serializers.provrdf import RELATION_MAP
+
+    classes = {NamedNode(c.uri) for c in PROV_BASE_CLS}
+    # (prov:asInBundle is read with the prov:mentionOf of the same subject)
+    relations = {NamedNode(str(p)) for p in RELATION_MAP} | {PROV["asInBundle"]}
+    records = {(q.subject, q.graph_name) for q in quads
+               if q.predicate == _RDF_TYPE and q.object in classes}  # fmt: skip
+    return [
+        q for q in quads
+        if (q.subject, q.graph_name) not in records
+        and (q.predicate == _RDF_TYPE or q.predicate not in relations)
+        # the influencer of a qualified relation, which names the relation node
+        and not (q.predicate.value.startswith(PROV_NS + "qualified")
+                 and (q.object, q.graph_name) in records)
+    ]  # fmt: skip
 
 
 _RDF_TYPE = NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")

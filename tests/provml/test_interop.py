@@ -236,3 +236,40 @@ def test_blank_nodes_that_look_alike_stay_apart() -> None:
     assert len(set(quads)) == 1 + 2 * 500
     again = interop.read_document(f"<http://e/s> <http://e/p> ({items}) .".encode(), "turtle")
     assert set(again) == set(quads)  # the same document, the same names
+
+
+def test_a_prov_export_that_would_lose_triples_is_refused() -> None:
+    """A node that is no PROV entity, activity, agent or relation: prov would drop what is
+    said of it (its types with a warning, the rest silently), so the PROV formats refuse,
+    naming it, and the RDF formats hold it. Exporting touches no process-wide state."""
+    import threading
+    import warnings
+
+    from provml.errors import CannotExpress
+
+    ttl = b"""@prefix prov: <http://www.w3.org/ns/prov#> . @prefix ex: <http://example.org/> .
+    ex:e a prov:Entity ; ex:about ex:thing . ex:thing a ex:Gadget ; ex:colour "red" .
+    ex:r a prov:Role ; ex:label "input" ."""
+    quads = interop.read_document(ttl, "turtle")
+    filters = list(warnings.filters)
+    with pytest.raises(CannotExpress, match="example.org/thing"):
+        interop.write(quads, "provn")
+    assert b"red" in interop.write(quads, "turtle")
+    kept = [q for q in quads if "thing" not in str(q.subject)]
+    errors: list[BaseException] = []
+
+    def export() -> None:
+        try:
+            for _ in range(5):
+                text = interop.write(kept, "provjson").decode()
+                assert "prov:Role" in text and "input" in text  # a role: kept, as an entity
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=export) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert warnings.filters == filters
