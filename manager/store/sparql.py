@@ -31,6 +31,7 @@ of every graph, its own system graphs included.
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Sequence
 from typing import IO, Any, cast
@@ -38,6 +39,7 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import pyoxigraph
 import requests
+import urllib3
 from pyoxigraph import DefaultGraph, NamedNode, Quad, QueryResultsFormat, RdfFormat
 
 from manager.store.base import Store
@@ -73,6 +75,33 @@ def query_form(sparql: str) -> str:
     strings and IRIs (what to ask the server for)."""
     match = _FORM.search(OPAQUE.sub(" ", sparql))
     return match.group(1).upper() if match else "SELECT"
+
+
+class _Body(io.RawIOBase):
+    """A streamed HTTP answer as a binary file whose failures are OSErrors: a body cut
+    short (chunked or Content-Length), a reset, a read timeout (urllib3 raises its own
+    exceptions for those). Gzip or deflate is undone as it is read."""
+
+    def __init__(self, resp: requests.Response) -> None:
+        super().__init__()
+        self._resp = resp
+        self._raw = resp.raw
+        self._raw.decode_content = True
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            data = self._raw.read(len(buffer))
+        except (urllib3.exceptions.HTTPError, requests.RequestException) as exc:
+            raise OSError(f"reading the answer from {self._resp.url} failed: {exc}") from None
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._resp.close()
+        super().close()
 
 
 class SparqlStore(Store):
@@ -256,9 +285,8 @@ class SparqlStore(Store):
             raise StoreError(f"the SPARQL store failed: HTTP {resp.status_code} {resp.text[:300]}")
         ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
         if not graph_form:
-            resp.raw.decode_content = True  # gzip or deflate undone as it is read
             try:
-                body = cast(IO[bytes], resp.raw)  # urllib3's response is a binary file
+                body = cast(IO[bytes], _Body(resp))
                 result = pyoxigraph.parse_query_results(body, format=QueryResultsFormat.JSON)
             except (SyntaxError, ValueError, OSError) as exc:
                 resp.close()

@@ -22,7 +22,7 @@ from pyoxigraph import BlankNode, Literal, NamedNode, Quad, Triple
 
 from manager.service import Manager
 from manager.store.sparql import SparqlStore
-from provml.errors import ForbiddenOperation, QueryTimeout
+from provml.errors import ForbiddenOperation, QueryTimeout, StoreError
 from provml.resolve import resolve_batch
 from provml.server import build_app
 from provml.wire import validate_batch
@@ -360,9 +360,25 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _stream(self) -> None:
         """An answer without Content-Length, ended by closing the connection: rows for
-        ever (until the client goes), 50 rows and then a cut, or not JSON at all."""
+        ever (until the client goes), 50 rows and then a cut, or not JSON at all; or
+        chunked and cut off midway; or the head and then nothing for 3 s."""
+        answer = type(self).answer
         self.send_response(200)
         self.send_header("Content-Type", "application/sparql-results+json")
+        if answer in ("chunked", "stall"):
+            # HTTP/1.1 framing: the client knows the answer is incomplete when it ends
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            head = b'{"head":{"vars":["s"]},"results":{"bindings":['
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(head), head))
+            self.wfile.flush()
+            if answer == "stall":
+                time.sleep(3)
+            with contextlib.suppress(OSError):
+                self.wfile.write(b"400\r\n" + b" " * 100)  # a chunk cut short
+                self.wfile.flush()
+            self.close_connection = True
+            return
         self.end_headers()
         if type(self).answer == "garbage":
             self.wfile.write(b"<html>Service Unavailable</html>")
@@ -430,9 +446,20 @@ def test_a_huge_remote_answer_is_refused_without_reading_it_all(fake_server: str
     r = client.get("/sparql?query=" + quote("SELECT ?s WHERE { ?s ?p ?o }"))
     assert r.status_code == 503 and r.json["error"] == "store_unavailable"
     assert "broke off" in r.json["message"]
+    _Handler.answer = "chunked"
+    r = client.get("/sparql?query=" + quote("SELECT ?s WHERE { ?s ?p ?o }"))
+    assert r.status_code == 503 and r.json["error"] == "store_unavailable"
     _Handler.answer = "garbage"
     r = client.get("/api/v1/questions/training-data?model=" + SHA_M)
     assert r.status_code == 503 and "not SPARQL JSON results" in r.json["message"]
     _Handler.answer = "empty"
     r = client.get("/api/v1/questions/training-data?model=" + SHA_M)
     assert r.status_code == 200 and r.json["results"]["bindings"] == []
+
+
+def test_a_remote_answer_that_stalls_is_a_store_error(fake_server: str) -> None:
+    """The head arrives, then nothing: the read timeout is a provml error, not urllib3's."""
+    store = SparqlStore.from_url("sparql+http", f"//{fake_server}/q")
+    _Handler.answer = "stall"
+    with pytest.raises((StoreError, QueryTimeout)):
+        list(store.query("SELECT ?s WHERE { ?s ?p ?o }", timeout=0.5))
