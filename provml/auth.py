@@ -35,6 +35,7 @@ import os
 import re
 import secrets
 import socket
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -198,6 +199,15 @@ def reload(tokens: Tokens) -> Reloaded:
     opens itself up: restart it to serve without tokens)."""
     if not tokens.path:
         raise ConfigError("no tokens file to re-read (the tokens come from PROVML_TOKENS only)")
+    with _RELOADING:  # two reloads close together: the last one to run reads the file last
+        return _reload(tokens)
+
+
+_RELOADING = threading.Lock()
+
+
+def _reload(tokens: Tokens) -> Reloaded:
+    assert tokens.path is not None
     new = load(tokens.path, tokens.env_value)
     if not new and tokens:
         raise ConfigError(
@@ -224,6 +234,8 @@ def parse(text: str, where: str) -> list[_Entry]:
             doc = json.loads(text)
         except ValueError as exc:
             raise ConfigError(f"{where}: not valid JSON: {exc.args[0]}") from None
+        except RecursionError:
+            raise ConfigError(f"{where}: nested too deeply to be a tokens file") from None
         items = doc.get("tokens") if isinstance(doc, dict) else doc
         if not isinstance(items, list):
             raise ConfigError(f'{where}: give a list of tokens, or {{"tokens": [...]}}')

@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -24,9 +25,12 @@ def _http_url(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     connection adapters were found")."""
     from urllib.parse import urlsplit
 
-    if value is None:
-        return None
-    parts = urlsplit(value.strip())
+    if value is None or ctx.params.get("data_dir"):  # with --data-dir no URL is used
+        return value
+    try:
+        parts = urlsplit(value.strip())
+    except ValueError as exc:  # an unclosed [ of an IPv6 address …
+        raise click.BadParameter(f"{value!r} is not a URL: {exc}") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise click.BadParameter(
             f"{value!r} is not an http:// or https:// URL (e.g. http://127.0.0.1:5000)"
@@ -954,7 +958,7 @@ def token(scopes: str, name: str | None) -> None:
 
     if name is not None and not auth.valid_name(name):
         raise click.UsageError(f"--name: {auth.NAME_RULE}")
-    scopes = ",".join(s.strip() for s in scopes.split(",") if s.strip())  # "read, capture"
+    scopes = ",".join(re.split(r"[\s,]+", scopes.strip()))  # "read, capture", "read capture"
     secret = auth.new_token()
     line = f"{secret} {scopes}" + (f" {name}" if name else "")
     try:

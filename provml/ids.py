@@ -105,6 +105,8 @@ def ref_iri(raw: str, data: bool = True) -> str:
                 "hash is not enough), or the IRI"
             )
         return content_iri(digits)
+    if not data and prefix.lower() == "sha256":
+        raise ValueError(f"{text[:80]!r}: a SHA-256 names data; give the IRI here")
     if colon and prefix in SHORT_FORMS and not rest.startswith("//"):
         text = SHORT_FORMS[prefix] + rest
     if not text or _IRI_BAD.search(text) or not colon:

@@ -122,10 +122,11 @@ def reload_tokens(app: Flask) -> bool:
         return False
     try:
         done = auth.reload(tokens)
-    except ConfigError as exc:
-        log.error("tokens not reloaded: %s", exc.message)
+    except Exception as exc:  # whatever it is, the tokens in force stay
+        reason = exc.message if isinstance(exc, ConfigError) else type(exc).__name__
+        log.error("tokens not reloaded: %s", reason)
         if audit_log is not None:
-            audit_log.write("tokens_reload_failed", who="system", reason=exc.message)
+            audit_log.write("tokens_reload_failed", who="system", reason=reason)
         return False
     log.warning("tokens reloaded: %s", done)
     if audit_log is not None:
@@ -162,9 +163,11 @@ def serve(app: Flask, host: str, port: int, *, threads: int = 8, ready: Any = No
         # off the signal handler: reading files and writing the audit log take locks
         threading.Thread(target=reload_tokens, args=(app,), name="provml-reload").start()
 
+    tokens = app.extensions.get("provml.auth")
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, stop)
-        if hasattr(signal, "SIGHUP"):
+        # only with a tokens file to re-read; otherwise SIGHUP stops the server, as usual
+        if hasattr(signal, "SIGHUP") and tokens is not None and tokens.path:
             signal.signal(signal.SIGHUP, hangup)
     try:
         if ready is not None:

@@ -550,7 +550,7 @@ def test_provml_config_never_shows_tokens() -> None:
 
 
 def test_provml_token_makes_a_usable_line() -> None:
-    result = cli("token", "--scopes", "capture, read", "--name", "ci")  # a space, as people type
+    result = cli("token", "--scopes", "capture read", "--name", "ci")  # a space, as people type
     assert result.returncode == 0, result.stderr
     lines = dict(line.split(":", 1) for line in result.stdout.splitlines())
     secret = lines["token"].strip()
@@ -768,3 +768,35 @@ def test_reload_without_a_file_or_into_nothing_changes_nothing(tmp_path: Path) -
     with pytest.raises(ConfigError, match="two tokens are named"):
         auth.reload(tokens)
     assert tokens.check(BOTH_TOKEN) is not None and len(tokens) == 2
+
+
+def test_reloads_run_one_at_a_time_and_odd_files_fail_cleanly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "tokens"
+    path.write_text(f"{READ_TOKEN} read reader\n")
+    tokens = auth.load(str(path), None)
+    seen: list[bool] = []
+    real_load = auth.load
+
+    def load(*args: Any) -> auth.Tokens:
+        seen.append(auth._RELOADING.locked())
+        return real_load(*args)
+
+    monkeypatch.setattr(auth, "load", load)
+    auth.reload(tokens)
+    assert seen == [True]  # read and swapped under the lock
+    monkeypatch.undo()
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        auth.reload(tokens)
+    assert tokens.check(READ_TOKEN) is not None
+
+
+def test_sighup_stops_a_server_without_a_tokens_file(tmp_path: Path) -> None:
+    srv = VerboseServer(tmp_path / "data")
+    try:
+        srv.proc.send_signal(signal.SIGHUP)  # a closed terminal: the server goes, as usual
+        assert srv.proc.wait(10) == -signal.SIGHUP
+    finally:
+        srv.stop()

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -317,3 +318,17 @@ def test_serve_with_the_demo_prints_lineage_and_keeps_serving(tmp_path: Path) ->
         finally:
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(30) == 0
+
+
+def test_url_errors_are_messages(tmp_path: Path) -> None:
+    broken = subprocess.run(provml_cmd("query", "--url", "http://[::1", "ASK {}"),
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert broken.returncode == 2 and "is not a URL" in broken.stderr
+    assert "Traceback" not in broken.stderr
+    # with --data-dir no URL is used: a wrong PROVML_URL does not matter
+    env = {**os.environ, "PROVML_URL": "127.0.0.1:5000"}
+    local = subprocess.run(
+        provml_cmd("query", "--data-dir", str(tmp_path / "d"), "ASK {}"),
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert local.returncode == 0, local.stderr

@@ -289,6 +289,8 @@ def test_references_as_tables_print_them(world: tuple[Scenario, OxigraphStore]) 
     resp = client.get("/api/v1/questions/training-data", query_string={"model": s.sha["m2"][:12]})
     assert resp.status_code == 400 and "all 64 hexadecimal digits" in resp.json["message"]
     assert client.get("/api/v1/models/sha256:" + s.sha["m4"]).status_code == 200
+    resp = client.get("/api/v1/questions/stage-resources", query_string={"run": "sha256:ab"})
+    assert resp.status_code == 400 and "give the IRI here" in resp.json["message"]
 
 
 def test_every_question_binds_its_parameters(world: tuple[Scenario, OxigraphStore]) -> None:
