@@ -435,13 +435,16 @@ def query(
 
 
 @contextlib.contextmanager
-def _local_store(data_dir: str) -> Iterator[Any]:
-    """The embedded store of ``data_dir``, closed after use; its errors (another process
-    using it, a failed read or write) as CLI messages."""
+def _local_store(data_dir: str, create: bool = False) -> Iterator[Any]:
+    """The embedded store of ``data_dir`` (made if ``create``), closed after use; its
+    errors (none there, another process using it, a failed read or write) as CLI
+    messages."""
     from manager.store import open_store
     from provml.errors import ProvmlError
     from provml.server import store_url
 
+    if not create and not os.path.isdir(os.path.join(data_dir, "store")):
+        raise click.ClickException(f"no embedded store in {data_dir} (expected {data_dir}/store)")
     try:
         store = open_store(store_url(data_dir))
     except ProvmlError as exc:
@@ -707,7 +710,7 @@ def _ingest_direct(
 ) -> Any:
     from provml.ingest import load_direct
 
-    with _local_store(data_dir) as store:
+    with _local_store(data_dir, create=True) as store:
         bar = click.progressbar(
             length=total, label="loading", show_percent=True, file=sys.stderr, hidden=quiet
         )
@@ -750,8 +753,6 @@ def compact(data_dir: str, quiet: bool) -> None:
     \b
     provml compact --data-dir provml-data
     """
-    if not os.path.isdir(os.path.join(data_dir, "store")):
-        raise click.ClickException(f"no embedded store in {data_dir} (expected {data_dir}/store)")
     with _local_store(data_dir) as store:
         _compact(store, quiet)
 

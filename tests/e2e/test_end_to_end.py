@@ -331,4 +331,6 @@ def test_url_errors_are_messages(tmp_path: Path) -> None:
         provml_cmd("query", "--data-dir", str(tmp_path / "d"), "ASK {}"),
         capture_output=True, text=True, timeout=60, env=env,
     )  # fmt: skip
-    assert local.returncode == 0, local.stderr
+    # … and a data directory without a store is not made one by a query
+    assert local.returncode == 1 and "no embedded store" in local.stderr, local.stderr
+    assert not (tmp_path / "d").exists()
