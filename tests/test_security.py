@@ -373,6 +373,37 @@ def test_a_tracker_with_a_wrong_manager_token_keeps_its_batches(
         assert secret not in text
 
 
+def test_a_refused_tracker_token_fixed_on_the_manager_by_sighup(tmp_path: Path) -> None:
+    """The manager does not know the tracker's token: the batch waits in the tracker's
+    queue; the token added to the manager's file and SIGHUP, the next retry delivers."""
+    manager_file = tmp_path / "manager-tokens"
+    manager_file.write_text(f"{READ_TOKEN} read reader\n")
+    manager_file.chmod(0o600)
+    store = VerboseServer(tmp_path / "store" / "data", "--component", "manager",
+                          "--component", "query", "--tokens-file", str(manager_file))  # fmt: skip
+    try:
+        tracker = VerboseServer(
+            tmp_path / "tracker" / "data",
+            "--component", "tracker", "--manager-url", store.url,
+            env={"PROVML_TOKENS": f"{CAPTURE_TOKEN} capture capture-bot",
+                 "PROVML_MANAGER_TOKEN": FORWARD_TOKEN, "PROVML_ACK_WAIT": "0.5"},
+        )  # fmt: skip
+        try:
+            resp = requests.post(tracker.url + "/api/v1/batches", json=make_batch(full_records()),
+                                 headers=bearer(CAPTURE_TOKEN), timeout=30)  # fmt: skip
+            assert resp.status_code == 202, resp.text  # queued: the manager said 401
+            ask = "SELECT ?s WHERE { ?s a <http://www.w3.org/ns/prov#Activity> } LIMIT 1"
+            assert select(store.url, ask) == []  # nothing stored
+            manager_file.write_text(f"{READ_TOKEN} read reader\n{FORWARD_TOKEN} capture tracker\n")
+            store.proc.send_signal(signal.SIGHUP)
+            assert _wait_for(lambda: bool(select(store.url, ask)), timeout=20)
+        finally:
+            tracker.stop()
+    finally:
+        store.stop()
+    assert "tokens reloaded: 2 tokens" in store.log.read_text()
+
+
 # --- serving beyond loopback ---------------------------------------------------------
 
 
