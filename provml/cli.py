@@ -38,6 +38,18 @@ def _http_url(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     return value.strip()
 
 
+def _url_option(help: str = _URL_HELP) -> Any:
+    """``--url``: the service to talk to, from PROVML_URL by default, checked as an
+    http(s) URL."""
+    return click.option(
+        "--url",
+        default=_env(config.URL, DEFAULT_URL),
+        callback=_http_url,
+        show_default=DEFAULT_URL,
+        help=help,
+    )
+
+
 def _env(setting: config.Setting, fallback: Any = None) -> Any:
     """An option default read from the environment when the command runs; a bad value
     is a usage error naming the variable, not a traceback."""
@@ -256,13 +268,7 @@ def serve(
 
 
 @main.command()
-@click.option(
-    "--url",
-    default=_env(config.URL, DEFAULT_URL),
-    callback=_http_url,
-    show_default=DEFAULT_URL,
-    help=_URL_HELP,
-)
+@_url_option()
 @click.option(
     "--workdir",
     default=lambda: os.path.join(_env(config.DATA_DIR)(), "demo"),
@@ -387,13 +393,7 @@ class _Client:
     type=click.File("r"),
     help="Read the query from a file ('-' for stdin).",
 )
-@click.option(
-    "--url",
-    default=_env(config.URL, DEFAULT_URL),
-    callback=_http_url,
-    show_default=DEFAULT_URL,
-    help=_URL_HELP,
-)
+@_url_option()
 @click.option(
     "--data-dir",
     default=None,
@@ -477,13 +477,7 @@ def _local_query(data_dir: str, text: str) -> dict[str, Any] | str:
 @main.command()
 @click.argument("name", required=False)
 @click.argument("params", nargs=-1)
-@click.option(
-    "--url",
-    default=_env(config.URL, DEFAULT_URL),
-    callback=_http_url,
-    show_default=DEFAULT_URL,
-    help=_URL_HELP,
-)
+@_url_option()
 @click.option("--json", "as_json", is_flag=True, help="Print SPARQL JSON results.")
 @_token_option
 def ask(
@@ -544,13 +538,7 @@ def _print_record(record: dict[str, Any], indent: str = "") -> None:
 
 def _record_command(kind: str) -> Any:
     @click.argument("ref")
-    @click.option(
-        "--url",
-        default=_env(config.URL, DEFAULT_URL),
-        callback=_http_url,
-        show_default=DEFAULT_URL,
-        help=_URL_HELP,
-    )
+    @_url_option()
     @click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
     @_token_option
     def command(ref: str, url: str, as_json: bool, token: str | None) -> None:
@@ -579,13 +567,7 @@ main.command(name="dataset")(_record_command("dataset"))
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
-@click.option(
-    "--url",
-    default=_env(config.URL, DEFAULT_URL),
-    callback=_http_url,
-    show_default=DEFAULT_URL,
-    help="URL of the tracker.",
-)
+@_url_option("URL of the tracker.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option(
     "--format",
@@ -774,13 +756,7 @@ def compact(data_dir: str, quiet: bool) -> None:
     default=None,
     help="Base IRI to resolve relative IRIs against (e.g. Taverna runs' Turtle).",
 )
-@click.option(
-    "--url",
-    default=_env(config.URL, DEFAULT_URL),
-    callback=_http_url,
-    show_default=DEFAULT_URL,
-    help="URL of the manager (or of `provml serve`).",
-)
+@_url_option("URL of the manager (or of `provml serve`).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_token_option
 def import_(
@@ -860,13 +836,7 @@ def _error_text(resp: Any) -> str:
     help="provn, provjson and provxml are written by the prov package.",
 )
 @click.option("-o", "--output", type=click.File("wb"), default="-", help="File (default stdout).")
-@click.option(
-    "--url",
-    default=_env(config.URL, DEFAULT_URL),
-    callback=_http_url,
-    show_default=DEFAULT_URL,
-    help="URL of the query service (or of `provml serve`).",
-)
+@_url_option("URL of the query service (or of `provml serve`).")
 @click.option(
     "--data-dir",
     default=None,

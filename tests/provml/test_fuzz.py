@@ -137,15 +137,21 @@ def mutate(obj: Any, path: tuple[Any, ...], how: str, value: Any, key: str) -> A
     return obj
 
 
-@FUZZ
-@given(st.lists(mutation, min_size=1, max_size=3))
-def test_mutated_valid_batches(mutations: list[Any]) -> None:
-    obj = BASE
+def mutated(obj: Any, mutations: list[Any]) -> Any:
+    """``obj`` with each mutation applied in turn; one whose path an earlier mutation
+    removed is skipped."""
     for path, how, value, key in mutations:
         try:
             obj = mutate(obj, path, how, value, key)
         except (KeyError, IndexError, TypeError):
-            continue  # an earlier mutation removed the path
+            continue
+    return obj
+
+
+@FUZZ
+@given(st.lists(mutation, min_size=1, max_size=3))
+def test_mutated_valid_batches(mutations: list[Any]) -> None:
+    obj = mutated(BASE, mutations)
     accept(obj)
     try:
         body = orjson.dumps(obj)
@@ -173,12 +179,7 @@ RESOLVED_PATHS = _paths(RESOLVED)[1:]
 )
 def test_mutated_resolved_batches_at_the_manager(mutations: list[Any]) -> None:
     """The manager's own route takes resolved batches (from a tracker)."""
-    obj: Any = RESOLVED
-    for path, how, value, key in mutations:
-        try:
-            obj = mutate(obj, path, how, value, key)
-        except (KeyError, IndexError, TypeError):
-            continue
+    obj = mutated(RESOLVED, mutations)
     with contextlib.suppress(ValidationError):
         Manager(OxigraphStore(None)).apply_json(obj)
 
@@ -257,12 +258,7 @@ PL_PATHS = _paths(PROVLAKE_BAG)[1:]
     ["replace", "delete", "add", "wrap", "stringify"]), json_values, st.text(min_size=1,
     max_size=12)), min_size=1, max_size=3))  # fmt: skip
 def test_provlake_mutated_bags(mutations: list[Any]) -> None:
-    obj: Any = PROVLAKE_BAG
-    for path, how, value, key in mutations:
-        try:
-            obj = mutate(obj, path, how, value, key)
-        except (KeyError, IndexError, TypeError):
-            continue
+    obj = mutated(PROVLAKE_BAG, mutations)
     try:
         body = orjson.dumps(obj)
     except TypeError:
