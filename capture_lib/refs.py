@@ -4,6 +4,11 @@
 remembers the digest under (real path, size, mtime, inode): the same unchanged file
 costs a ``stat`` the second time. A directory's digest is the SHA-256 of the sorted
 ``relative-path NUL file-digest LF`` lines of its files.
+
+A reference carries where the file was (``path``, ``host``): the mapping puts those on the
+task's use or generation of it, not on the content, which many runs may share. A path
+that cannot be read is never named by content: it becomes ``{"@data": "missing", …}``,
+an entity of that one use (see docs/capture.md).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import socket
 import threading
 from typing import Any
 
@@ -22,6 +28,10 @@ _BLOCK = 1 << 20
 _cache: dict[tuple[str, int, int, int], str] = {}
 _cache_lock = threading.Lock()
 CACHE_SIZE = 100_000
+#: the host files are read on (a reference says where the file was, not only its bytes)
+HOST = socket.gethostname()
+#: ``stats()["lost"]`` reason for a named input or output that could not be read
+UNREADABLE = "unreadable_input"
 
 
 def sha256_file(path: str) -> tuple[str, int]:
@@ -60,8 +70,10 @@ def sha256_directory(path: str) -> tuple[str, int]:
 def reference(kind: str, path: str | os.PathLike[str], meta: dict[str, Any]) -> dict[str, Any]:
     """A typed data reference for the wire (``{"@data": kind, "sha256": …}``).
 
-    A path that cannot be read gives a plain value naming the path and the error, so
-    the workflow goes on and the graph still says what was attempted.
+    A path that cannot be read gives ``{"@data": "missing", "path", "host", "error"}``
+    and counts ``stats()["lost"]["unreadable_input"]``: the workflow goes on, the graph
+    says what was attempted, and two runs that both lacked ``raw.csv`` never share a node
+    (an error message is not content).
     """
     try:
         p = os.fspath(path)
@@ -71,11 +83,21 @@ def reference(kind: str, path: str | os.PathLike[str], meta: dict[str, Any]) -> 
         else:
             digest, size = sha256_file(p)
     except (OSError, TypeError) as exc:
-        log.warning("provml: cannot hash %r: %s", path, exc)
-        return {"path": str(path), "error": getattr(exc, "strerror", None) or str(exc)}
-    ref: dict[str, Any] = {"@data": kind, "sha256": digest, "path": p, "size": size}
+        return _missing(path, exc)
+    ref: dict[str, Any] = {"@data": kind, "sha256": digest, "path": p, "host": HOST, "size": size}
     for key, value in meta.items():
         if value is not None:
             # fields with a property of their own are strings on the wire: version=2 is "2"
             ref[key] = str(value) if key in DATA_STRING_FIELDS else value
     return ref
+
+
+def _missing(path: Any, exc: Exception) -> dict[str, Any]:
+    log.warning("provml: cannot read %r: %s (recorded as missing data)", path, exc)
+    import capture_lib  # the running client, if any (refs work without one too)
+
+    client = capture_lib._client
+    if client is not None:
+        client.count_lost(UNREADABLE)
+    error = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return {"@data": "missing", "path": str(path), "host": HOST, "error": error}

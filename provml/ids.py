@@ -128,6 +128,12 @@ def generated_value_iri(execution: str, role: str) -> str:
     return f"{execution}/generated/{quote(role, safe='')}"
 
 
+def missing_data_iri(execution: str, direction: str, role: str) -> str:
+    """Data an execution named but could not read (``direction``: used, generated): an
+    entity of that one use or generation, never shared (it has no content to join on)."""
+    return f"{execution}/missing/{direction}/{quote(role, safe='')}"
+
+
 def plan_iri(*names: str) -> str:
     """``plan_iri("credit-scoring", "train")`` → ``…/plan/credit-scoring/train``."""
     return ID_BASE + "plan/" + "/".join(quote(n, safe="") for n in names)

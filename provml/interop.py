@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -288,8 +288,11 @@ def collect(store: Any, scope: str, ident: str | None = None) -> list[Quad]:
     if scope == "lineage":
         seeds = [_node(ident)]
         links |= set(LINEAGE_LINKS)
-    elif scope == "run":
-        seeds = _run_nodes(store, [_node(ident)])
+        if not _exists(store, seeds[0]):
+            raise_not_found(scope, ident)
+        return _closure(store, seeds, links)
+    if scope == "run":
+        runs = [_node(ident)]
     else:
         runs = _values(
             store,
@@ -297,10 +300,11 @@ def collect(store: Any, scope: str, ident: str | None = None) -> list[Quad]:
             "FILTER EXISTS { ?run a provml:WorkflowExecution } }",
             {"name": Literal(ident)},
         )
-        seeds = _run_nodes(store, runs)
-    if not seeds or not _exists(store, seeds[0]):
+    if not runs or not _exists(store, runs[0]):
         raise_not_found(scope, ident)
-    return _closure(store, seeds, links)
+    executions = _run_executions(store, runs)
+    seeds = executions + _linked(store, executions, "?x prov:wasGeneratedBy ?a")
+    return _closure(store, seeds, links, _own_run(store, executions))
 
 
 def raise_not_found(scope: str, ident: str) -> None:
@@ -328,21 +332,56 @@ def _exists(store: Any, node: NamedNode) -> bool:
     return bool(store.query(f"ASK {{ {{ {node} ?p ?o }} UNION {{ ?s ?p {node} }} }}"))
 
 
-def _run_nodes(store: Any, runs: list[NamedNode]) -> list[NamedNode]:
-    """The runs, every execution part of them, and what those generated."""
+def _run_executions(store: Any, runs: list[NamedNode]) -> list[NamedNode]:
+    """The runs and every execution part of them."""
     nodes: list[NamedNode] = []
     for run in runs:
         nodes.append(run)
         nodes += _values(store, "SELECT ?x WHERE { ?x provml:partOf+ ?run }", {"run": run})
-    generated = []
+    return nodes
+
+
+def _linked(store: Any, nodes: list[NamedNode], pattern: str) -> list[NamedNode]:
+    """Every ``?x`` of ``pattern`` for ``?a`` among ``nodes``."""
+    found = []
     for i in range(0, len(nodes), _BATCH):
         terms = " ".join(str(n) for n in nodes[i : i + _BATCH])
-        text = f"SELECT ?x WHERE {{ VALUES ?a {{ {terms} }} ?x prov:wasGeneratedBy ?a }}"
-        generated += [row[0] for row in store.query(text) if isinstance(row[0], NamedNode)]
-    return nodes + generated
+        text = f"SELECT DISTINCT ?x WHERE {{ VALUES ?a {{ {terms} }} {pattern} }}"
+        found += [row[0] for row in store.query(text) if isinstance(row[0], NamedNode)]
+    return found
 
 
-def _closure(store: Any, seeds: list[NamedNode], links: set[NamedNode]) -> list[Quad]:
+Keep = Callable[[Any, Any, Any], bool]
+
+
+def _own_run(store: Any, executions: list[NamedNode]) -> Keep:
+    """A filter keeping a run's export to what that run touched.
+
+    Data are named by content, so one data node may also have been generated, or derived
+    from other data, by other runs: its triples linking it to those (``wasGeneratedBy``,
+    ``qualifiedGeneration``, derivations) would pull other runs' executions into this
+    run's export. Kept: generations by this run, derivations from what this run used.
+    """
+    mine = set(executions)
+    generations = set(_linked(store, executions, "?x prov:activity ?a"))
+    used = set(_linked(store, executions, "?a prov:used ?x"))
+    allowed = {
+        PROV.wasGeneratedBy: mine,
+        PROV.qualifiedGeneration: generations,
+        PROV.wasDerivedFrom: used,
+        PROV.wasInfluencedBy: used,
+    }
+
+    def keep(s: Any, p: Any, o: Any) -> bool:
+        own = allowed.get(p)
+        return own is None or s in mine or o in own
+
+    return keep
+
+
+def _closure(
+    store: Any, seeds: list[NamedNode], links: set[NamedNode], keep: Keep | None = None
+) -> list[Quad]:
     seen: set[NamedNode] = set()
     frontier = list(dict.fromkeys(seeds))
     out: list[Quad] = []
@@ -353,6 +392,8 @@ def _closure(store: Any, seeds: list[NamedNode], links: set[NamedNode]) -> list[
             terms = " ".join(str(n) for n in frontier[i : i + _BATCH])
             text = f"SELECT ?s ?p ?o WHERE {{ VALUES ?s {{ {terms} }} ?s ?p ?o }}"
             for s, p, o in store.query(text):
+                if keep is not None and not keep(s, p, o):
+                    continue
                 out.append(Quad(s, p, o, DefaultGraph()))
                 if p in links and isinstance(o, NamedNode) and o not in seen:
                     found.append(o)

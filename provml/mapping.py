@@ -17,7 +17,7 @@ from pyoxigraph import DefaultGraph, Literal, NamedNode, Quad
 
 from provml import ids
 from provml.vocab import PROV, PROVML, RDF_NS, RDF_TYPE, XSD
-from provml.wire import Batch, is_data_ref, is_entity_ref
+from provml.wire import MISSING, Batch, is_data_ref, is_entity_ref
 
 Term = NamedNode | Literal
 
@@ -46,10 +46,18 @@ DATA_CLASSES: dict[str, NamedNode] = {
 #: stages whose non-model inputs are learning data
 LEARNING_STAGES = frozenset({"training", "validation", "evaluation"})
 
-#: field of a data reference → property (other fields go to provml:metadata as JSON)
+#: field of a data reference that says where the data was, not what it is → property of
+#: the qualified usage or generation: the same bytes at two paths in two runs are one
+#: content node, and each run's path stays with that run's use of it (docs/mapping.md)
+PLACE_FIELDS: dict[str, NamedNode] = {
+    "path": PROVML.path,
+    "host": PROVML.hostname,
+}
+
+#: field of a data reference → property of the data node (fields in neither table go to
+#: provml:metadata as JSON)
 DATA_FIELDS: dict[str, NamedNode] = {
     "sha256": PROVML.sha256,
-    "path": PROVML.path,
     "size": PROVML.sizeBytes,
     "framework": PROVML.framework,
     "framework_version": PROVML.frameworkVersion,
@@ -235,6 +243,13 @@ def _data(node: NamedNode, value: Any, stage: str | None, generated: bool) -> It
         return
     yield node, RDF_TYPE, PROV.Entity
     yield node, RDF_TYPE, PROVML.Data
+    if is_data_ref(value) and value["@data"] == MISSING:
+        # named by this use alone (provml.resolve): where it was and why it was not read
+        yield node, RDF_TYPE, PROVML.MissingData
+        for key, field in (*PLACE_FIELDS.items(), ("error", PROVML.error)):
+            if isinstance(value.get(key), str):
+                yield node, field, Literal(value[key])
+        return
     if is_data_ref(value):
         kind = value["@data"]
         if kind in DATA_CLASSES:
@@ -243,12 +258,12 @@ def _data(node: NamedNode, value: Any, stage: str | None, generated: bool) -> It
             yield node, RDF_TYPE, PROVML.LearningData
         if generated and stage == "inference" and kind == "value":
             yield node, RDF_TYPE, PROVML.Prediction
-        extra = {}
+        extra: dict[str, Any] = {}
         for key, item in value.items():
             prop = DATA_FIELDS.get(key)
             if prop is not None:
                 yield node, prop, literal(item)
-            elif key != "@data":
+            elif key != "@data" and key not in PLACE_FIELDS:
                 extra[key] = item
         if extra:
             yield node, PROVML.metadata, literal(extra)
@@ -257,6 +272,14 @@ def _data(node: NamedNode, value: Any, stage: str | None, generated: bool) -> It
             yield node, RDF_TYPE, PROVML.Prediction
         yield node, PROVML.sha256, Literal(ids.value_sha256(value))
         yield node, PROV.value, literal(value)
+
+
+def _place(event: NamedNode, value: Any) -> Iterable[Triple]:
+    """Where a used or generated file was, on the usage or generation (PLACE_FIELDS)."""
+    if is_data_ref(value):
+        for key, prop in PLACE_FIELDS.items():
+            if isinstance(value.get(key), str):
+                yield event, prop, Literal(value[key])
 
 
 def _workflow_start(rec: dict[str, Any], session: str) -> Iterable[Triple]:
@@ -343,6 +366,7 @@ def _task_start(rec: dict[str, Any], session: str) -> Iterable[Triple]:
         yield usage, PROV.entity, node
         yield usage, PROV.hadRole, attr
         yield usage, PROV.atTime, timestamp(rec["time"])
+        yield from _place(usage, value)
         yield from _data(node, value, stage, generated=False)
 
 
@@ -363,6 +387,7 @@ def _task_end(rec: dict[str, Any], session: str) -> Iterable[Triple]:
         yield gen, PROV.activity, act
         yield gen, PROV.hadRole, attr
         yield gen, PROV.atTime, timestamp(rec["time"])
+        yield from _place(gen, value)
         yield from _data(node, value, rec.get("stage"), generated=True)
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 from provml import ids
-from provml.wire import Batch, is_data_ref, is_entity_ref
+from provml.wire import Batch, is_data_ref, is_entity_ref, is_missing_ref
 
 #: kinds whose records are not executions
 ID_MAKERS = {"metric": ids.metric_iri, "capture_report": ids.report_iri}
@@ -57,7 +57,7 @@ def resolve_record(session: str, rec: dict[str, Any]) -> dict[str, Any]:
             name: f"{this}/param/{quote(name, safe='')}" for name in rec["params"]
         }
     if rec.get("used"):
-        value_ids["used"] = {role: used_value_iri(v) for role, v in rec["used"].items()}
+        value_ids["used"] = {role: used_value_iri(this, role, v) for role, v in rec["used"].items()}
     if rec.get("generated"):
         value_ids["generated"] = {
             role: generated_iri(this, role, v) for role, v in rec["generated"].items()
@@ -67,8 +67,11 @@ def resolve_record(session: str, rec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def used_value_iri(value: Any) -> str:
-    """A used value is named by its content, typed reference or inline JSON alike."""
+def used_value_iri(execution: str, role: str, value: Any) -> str:
+    """A used value is named by its content, typed reference or inline JSON alike; data
+    that could not be read has no content and is named by this use alone."""
+    if is_missing_ref(value):
+        return ids.missing_data_iri(execution, "used", role)
     if is_data_ref(value):
         return ids.content_iri(value["sha256"])
     if is_entity_ref(value):
@@ -78,7 +81,10 @@ def used_value_iri(value: Any) -> str:
 
 def generated_iri(execution: str, role: str, value: Any) -> str:
     """Generated files and models are named by content; generated inline values
-    (predictions, scores) by the execution that generated them."""
+    (predictions, scores) by the execution that generated them, as is data that could not
+    be read."""
+    if is_missing_ref(value):
+        return ids.missing_data_iri(execution, "generated", role)
     if is_data_ref(value):
         return ids.content_iri(value["sha256"])
     if is_entity_ref(value):

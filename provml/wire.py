@@ -37,10 +37,13 @@ MAX_ITEMS = 1_000  # params, used or generated entries of one record
 
 STAGES = frozenset({"training", "validation", "evaluation", "inference"})
 STATUSES = frozenset({"finished", "failed", "running"})
-DATA_TYPES = frozenset({"file", "directory", "dataset", "model", "code", "value"})
+DATA_TYPES = frozenset({"file", "directory", "dataset", "model", "code", "value", "missing"})
+#: ``@data`` of a reference to data that could not be read: no content, so no sha256
+MISSING = "missing"
 #: string fields of a data reference with a property of their own (see provml.mapping)
 DATA_STRING_FIELDS = ("path", "framework", "framework_version", "version", "split", "source",
-                      "license", "name", "description", "algorithm")  # fmt: skip
+                      "license", "name", "description", "algorithm", "host",
+                      "error")  # fmt: skip
 
 #: record kind → number of names in its plan
 PLAN_LENGTH = {"task_start": 2, "task_end": 2, "section_start": 3, "section_end": 3}
@@ -299,7 +302,13 @@ def _data_ref(v: dict[str, Any]) -> str | None:
     if not (isinstance(v["@data"], str) and v["@data"] in DATA_TYPES):
         return f"@data must be one of {sorted(DATA_TYPES)}"
     sha = v.get("sha256")
-    if not (isinstance(sha, str) and _SHA256.fullmatch(sha)):
+    if v["@data"] == MISSING:
+        # nothing was read, so nothing may name it by content (docs/wire-format.md)
+        if sha is not None:
+            return "a missing data reference has no sha256: its content was never read"
+        if not (isinstance(v.get("path"), str) and v["path"]):
+            return "a missing data reference needs the path that could not be read"
+    elif not (isinstance(sha, str) and _SHA256.fullmatch(sha)):
         return "a data reference needs sha256: 64 lowercase hex characters"
     if "size" in v and not (_is_int(v["size"]) and v["size"] >= 0):
         return "size must be a non-negative integer"
@@ -410,6 +419,11 @@ _FIELD_CHECKS: dict[str, Any] = {
 def is_entity_ref(value: Any) -> bool:
     """True for a reference to an entity already in the graph (``{"@entity": IRI}``)."""
     return isinstance(value, dict) and "@entity" in value
+
+
+def is_missing_ref(value: Any) -> bool:
+    """True for a reference to data that could not be read (``{"@data": "missing", …}``)."""
+    return isinstance(value, dict) and value.get("@data") == MISSING
 
 
 def is_data_ref(value: Any) -> bool:

@@ -27,6 +27,11 @@ def rows(store: Store | GuardedStore, name: str, **params: str) -> list[dict[str
     ]
 
 
+def _paths(rows: list[dict[str, str]]) -> list[str]:
+    """Every place in the rows' ``paths`` (one per line: a path may hold spaces)."""
+    return sorted({p for r in rows for p in r.get("paths", "").split("\n") if p})
+
+
 def _drop(row: dict[str, str], *keys: str) -> dict[str, str]:
     return {k: v for k, v in row.items() if k not in keys}
 
@@ -51,7 +56,7 @@ def model_record(store: Store | GuardedStore, model: str) -> dict[str, Any]:
         )
         if k in first
     }
-    identity["paths"] = sorted({p for r in runs for p in r.get("paths", "").split() if p})
+    identity["paths"] = _paths(runs)
     hyper: dict[str, dict[str, str]] = {}
     for r in rows(store, "hyperparameters", model=model):
         hyper.setdefault(r["training"], {})[r["name"]] = r["value"]
@@ -86,11 +91,12 @@ def dataset_record(store: Store | GuardedStore, dataset: str) -> dict[str, Any]:
         raise NotFound(f"no dataset {dataset!r} in the graph")
     this = versions[0]["dataset"]
     current = next((v for v in versions if v["version"] == this), versions[0])
-    keep = ("sha256", "label", "split", "source", "license", "path")
+    keep = ("sha256", "label", "split", "source", "license")
     return {
         "dataset": this,
         **{k: current[k] for k in keep if k in current},
-        "versions": [_drop(v, "dataset") for v in versions],
+        "paths": _paths([current]),
+        "versions": [{**_drop(v, "dataset"), "paths": _paths([v])} for v in versions],
         "derivedFrom": [
             _drop(r, "dataset") for r in rows(store, "dataset-sources", dataset=dataset)
         ],

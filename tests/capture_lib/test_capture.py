@@ -108,10 +108,11 @@ def test_capture_errors_never_reach_the_workflow(tmp_path: Path) -> None:
     cl.flush()
     records = read_records(tmp_path / "logs")
     used = next(r for r in records if r["kind"] == "task_start")["used"]["f"]
+    assert used["@data"] == "missing" and "sha256" not in used  # never named by content
     assert used["error"] and used["path"].endswith("missing")
     metrics = {r["name"]: r["value"] for r in records if r["kind"] == "metric"}
     assert metrics == {"nan": "NaN"}
-    assert cl.stats()["lost"] == {"internal_error": 1}
+    assert cl.stats()["lost"] == {"internal_error": 1, "unreadable_input": 1}
 
 
 def test_off_and_disabled_capture_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,194 @@
+"""Lineage never connects what did not touch (issue [8], items 1 and 2).
+
+Two teams capture on their own: both name a ``raw.csv`` that does not exist, and both
+train on the same bytes kept at different paths, saving the same model bytes at
+different paths. Every answer about one team's run must name only that run's places
+and executions; only the content itself (the same bytes) may be shared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyoxigraph
+import pytest
+
+import capture_lib as cl
+from manager.service import Manager
+from manager.store.oxigraph import OxigraphStore
+from provml import interop
+from provml.ids import content_iri
+from provml.ingest import expand, read_lines
+from provml.resolve import resolve_batch
+from provml.wire import parse_batch
+from query import questions
+from query.records import dataset_record, model_record
+
+
+class World:
+    def __init__(self, store: OxigraphStore, tmp: Path) -> None:
+        self.store, self.tmp = store, tmp
+        self.runs: dict[str, str] = {}
+        self.lost: dict[str, int] = {}
+        self.data_sha = ""
+        self.model_sha = ""
+
+
+def _team(tmp: Path, team: str, world: World) -> None:
+    home = tmp / team
+    home.mkdir()
+    data, model = home / f"{team}-data.csv", home / f"{team}-model.pkl"
+    data.write_text("x,y\n1,2\n3,4\n")  # the same bytes for both teams
+    clean = home / "clean.csv"
+    clean.write_text(f"cleaned by team {team}\n")
+    with cl.workflow(f"team-{team}") as wf:
+        world.runs[team] = wf.iri
+        with wf.task("clean", used={"raw": cl.file(home / "raw.csv")}) as t:
+            t.generated(clean=cl.file(clean))
+        with wf.task("train", stage="training", used={"data": cl.dataset(data)}) as t:
+            model.write_bytes(b"the same model bytes")
+            t.generated(model=cl.model(model, framework="sklearn"))
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    tmp = tmp_path_factory.mktemp("teams")
+    store = OxigraphStore(None)
+    w = World(store, tmp)
+    logs = tmp / "logs"
+    cl.init(mode="disk", path=str(logs))
+    try:
+        for team in ("a", "b"):
+            _team(tmp, team, w)
+        assert cl.flush()
+        w.lost = dict(cl.stats()["lost"])
+    finally:
+        cl.shutdown()
+    manager = Manager(store)
+    for f in expand([str(logs)]):
+        for line in read_lines(f):
+            assert line.error is None
+            manager.apply(resolve_batch(parse_batch(line.body)))
+    w.data_sha = cl.refs.sha256_file(str(tmp / "a" / "a-data.csv"))[0]
+    w.model_sha = cl.refs.sha256_file(str(tmp / "a" / "a-model.pkl"))[0]
+    yield w
+
+
+def ask(store: OxigraphStore, name: str, **params: str) -> list[dict[str, str]]:
+    result = store.query(questions.get(name).text(params))
+    assert isinstance(result, pyoxigraph.QuerySolutions)
+    names = result.variables
+    return [{v.value: row[v].value for v in names if row[v] is not None} for row in result]
+
+
+def _sparql(store: OxigraphStore, text: str) -> list[tuple[str, ...]]:
+    result = store.query("PREFIX prov: <http://www.w3.org/ns/prov#> "
+                         "PREFIX provml: <https://provml.dev/ns#> " + text)  # fmt: skip
+    assert isinstance(result, pyoxigraph.QuerySolutions)
+    return sorted(tuple(t.value for t in row) for row in result)
+
+
+def test_a_missing_input_is_an_entity_of_its_use_alone(world: World) -> None:
+    missing = _sparql(
+        world.store,
+        "SELECT ?node ?path ?error ?task WHERE { ?node a provml:MissingData ; "
+        "provml:path ?path ; provml:error ?error . ?task prov:used ?node }",
+    )
+    assert len(missing) == 2, missing  # one per team, not one shared node
+    (node_a, path_a, error_a, task_a), (node_b, path_b, _, task_b) = missing
+    assert node_a != node_b and task_a != task_b
+    assert {Path(path_a).parent.name, Path(path_b).parent.name} == {"a", "b"}
+    assert "No such file" in error_a
+    # never content-addressed: no sha256, not under the content namespace
+    assert not _sparql(
+        world.store, "SELECT ?n WHERE { ?n a provml:MissingData ; provml:sha256 ?s }"
+    )
+    assert not any(n.startswith(content_iri("")) for n, *_ in missing)
+    assert world.lost.get("unreadable_input") == 2
+
+
+def test_a_missing_input_joins_nothing(world: World) -> None:
+    for team in ("a", "b"):
+        ((node,),) = _sparql(
+            world.store,
+            "SELECT ?n WHERE { ?n a provml:MissingData ; ^prov:used/provml:partOf "
+            f"<{world.runs[team]}> }}",
+        )
+        # downstream of a team's missing raw.csv: that team's clean output, nothing else
+        downstream = ask(world.store, "downstream", source=node)
+        assert [(r["kind"], r["generatedBy"]) for r in downstream] == [
+            ("data", _task(world, team, "clean"))
+        ]
+        assert ask(world.store, "was-used", source=node) == []  # no model came of it
+
+
+def _task(world: World, team: str, name: str) -> str:
+    ((task,),) = _sparql(
+        world.store,
+        f"SELECT ?t WHERE {{ ?t provml:partOf <{world.runs[team]}> ; provml:name {name!r} }}",
+    )
+    return task
+
+
+def test_the_path_is_on_the_use_not_on_the_content(world: World) -> None:
+    data = content_iri(world.data_sha)
+    assert not _sparql(world.store, f"SELECT ?p WHERE {{ <{data}> provml:path ?p }}")
+    usages = _sparql(
+        world.store,
+        f"SELECT ?run ?path ?host WHERE {{ ?t prov:qualifiedUsage ?u ; provml:partOf ?run . "
+        f"?u prov:entity <{data}> ; provml:path ?path ; provml:hostname ?host }}",
+    )
+    assert [(r, Path(p).name) for r, p, _ in usages] == sorted(
+        [(world.runs["a"], "a-data.csv"), (world.runs["b"], "b-data.csv")]
+    )
+
+
+def test_training_data_names_each_runs_own_path(world: World) -> None:
+    rows = ask(world.store, "training-data", model=world.model_sha)
+    assert len(rows) == 2, rows  # one training per team, one data input each
+    for row in rows:
+        team = "a" if row["run"] == world.runs["a"] else "b"
+        assert Path(row["path"]).name == f"{team}-data.csv", row
+
+
+def test_models_lists_one_row_per_training_with_its_own_path(world: World) -> None:
+    rows = [r for r in ask(world.store, "models") if r["sha256"] == world.model_sha]
+    assert len(rows) == 2, rows  # was four: two paths on the content times two trainings
+    for row in rows:
+        team = "a" if row["run"] == world.runs["a"] else "b"
+        assert Path(row["path"]).name == f"{team}-model.pkl", row
+
+
+def test_records_list_every_place_once(world: World) -> None:
+    model = model_record(world.store, world.model_sha)
+    assert sorted(Path(p).name for p in model["paths"]) == ["a-model.pkl", "b-model.pkl"]
+    for training in model["trainings"]:
+        team = "a" if training["run"] == world.runs["a"] else "b"
+        assert [Path(d["path"]).name for d in training["data"]] == [f"{team}-data.csv"]
+    dataset = dataset_record(world.store, world.data_sha)
+    (version,) = dataset["versions"]  # one content, seen at two places
+    assert sorted(Path(p).name for p in version["paths"]) == ["a-data.csv", "b-data.csv"]
+
+
+def test_a_run_export_names_only_that_run(world: World) -> None:
+    quads = interop.collect(world.store, "run", world.runs["a"])
+    text = interop.write(quads, "ntriples").decode()
+    assert world.runs["b"] not in text
+    assert "b-data.csv" not in text and "b-model.pkl" not in text
+    assert "a-data.csv" in text and "a-model.pkl" in text
+    # the content nodes are there (both teams share them), without team b's generations
+    assert content_iri(world.model_sha) in text
+    # the generation of the shared model by team b's run is not part of team a's run
+    mine = {
+        iri
+        for (iri,) in _sparql(
+            world.store, f"SELECT ?x WHERE {{ ?x provml:partOf* <{world.runs['a']}> }}"
+        )
+    }
+    generations = [q for q in quads if q.predicate.value.endswith("#qualifiedGeneration")]
+    generators = [q.object.value for q in quads if q.predicate.value.endswith("#wasGeneratedBy")]
+    assert generations and all(
+        q.object.value.rsplit("/generation/")[0] in mine for q in generations
+    )
+    assert generators and set(generators) <= mine
