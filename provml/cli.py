@@ -329,10 +329,13 @@ class _Client:
         self.http.headers.update(_auth_headers(token))
 
     def _get(self, path: str, params: dict[str, str]) -> dict[str, Any]:
+        return self._check(self._response(path, params))
+
+    def _response(self, path: str, params: dict[str, str]) -> Any:
         import requests
 
         try:
-            resp = self.http.get(
+            return self.http.get(
                 self.url + path,
                 params=params,
                 headers={"Accept": "application/sparql-results+json"},
@@ -340,7 +343,6 @@ class _Client:
             )
         except requests.RequestException as exc:
             raise click.ClickException(f"cannot reach {self.url}: {exc}") from None
-        return self._check(resp)
 
     def sparql(self, text: str) -> dict[str, Any] | str:
         """A table as SPARQL JSON results, or a graph (CONSTRUCT, DESCRIBE) as Turtle."""
@@ -376,7 +378,12 @@ class _Client:
         return result
 
     def ask(self, name: str, params: dict[str, str]) -> dict[str, Any]:
-        return self._get(f"/api/v1/questions/{name}", params)
+        return self.ask_page(name, params)[0]
+
+    def ask_page(self, name: str, params: dict[str, str]) -> tuple[dict[str, Any], bool]:
+        """One page of a question's rows, and whether the service has more."""
+        resp = self._response(f"/api/v1/questions/{name}", params)
+        return self._check(resp), "next" in resp.links
 
     def ask_table(self, name: str, params: dict[str, str]) -> str:
         from provml.table import render
@@ -474,19 +481,56 @@ def _local_query(data_dir: str, text: str) -> dict[str, Any] | str:
     return data
 
 
+_DATA_DIR_HELP = (
+    "Read the embedded store in this data directory instead of asking a server (no server "
+    "may be using it)."
+)
+
+
+def _data_ref(value: str) -> str:
+    """A data reference as typed: a path to an existing local file means its content's
+    SHA-256 (a directory: its hash of hashes, as capture_lib names it); anything else
+    (a hash, a unique prefix of one, an IRI) as given."""
+    if not os.path.exists(value):
+        return value
+    from capture_lib.refs import sha256_directory, sha256_file
+
+    try:
+        return (sha256_directory if os.path.isdir(value) else sha256_file)(value)[0]
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {value}: {exc.strerror or exc}") from None
+
+
 @main.command()
 @click.argument("name", required=False)
 @click.argument("params", nargs=-1)
 @_url_option()
+@click.option("--data-dir", default=None, help=_DATA_DIR_HELP)
+@click.option("--limit", type=click.IntRange(1, 100_000), help="Rows per page (default 1,000).")
+@click.option("--offset", type=click.IntRange(0), default=0, help="Rows to skip.")
 @click.option("--json", "as_json", is_flag=True, help="Print SPARQL JSON results.")
 @_token_option
 def ask(
-    name: str | None, params: tuple[str, ...], url: str, as_json: bool, token: str | None
+    name: str | None,
+    params: tuple[str, ...],
+    url: str,
+    data_dir: str | None,
+    limit: int | None,
+    offset: int,
+    as_json: bool,
+    token: str | None,
 ) -> None:
     """Ask a named lineage question: provml ask NAME key=value …
 
     Without NAME, lists the questions and their parameters. A model or data parameter
-    takes an IRI or the SHA-256 of the file.
+    takes an IRI, the SHA-256 of the file, a unique prefix of it (8 digits or more), or
+    the path of a local file (its content is hashed). `provml ask runs` lists the recent
+    workflow runs with their ids. Answers come a page at a time (--limit, --offset).
+
+    \b
+    provml ask runs --limit 20
+    provml ask training-data model=./model.pkl
+    provml ask was-used source=3fa4c2d1
     """
     from query import questions
 
@@ -495,20 +539,44 @@ def ask(
             args = " ".join(f"{p.name}=<{p.kind}>" for p in q.params)
             click.echo(f"{q.name} {args}\n    {q.title}")
         return
+    question = questions.get(name) if name in questions.questions() else None
+    kinds = {p.name: p.kind for p in question.params} if question else {}
     values = {}
     for item in params:
         key, sep, value = item.partition("=")
         if not sep:
             raise click.UsageError(f"parameters are key=value, got {item!r}")
-        values[key] = value
-    client = _Client(url, token)
-    result = client.ask(name, values)
+        values[key] = _data_ref(value) if kinds.get(key) == "data" else value
+    paging = {"offset": str(offset)} | ({"limit": str(limit)} if limit else {})
+    if data_dir:
+        result, more = _local_ask(data_dir, name, values | paging)
+    else:
+        result, more = _Client(url, token).ask_page(name, values | paging)
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
         from provml.table import render
 
         click.echo(render(result, hide=frozenset(values)))
+    if more:
+        shown = len(result["results"]["bindings"])
+        click.echo(
+            f"(rows {offset + 1}-{offset + shown}; more with --offset {offset + shown})", err=True
+        )
+
+
+def _local_ask(data_dir: str, name: str, values: dict[str, str]) -> tuple[dict[str, Any], bool]:
+    from provml.errors import ProvmlError
+    from query import pages, questions
+    from query.results import solutions_json
+
+    with _local_store(data_dir) as store:
+        try:
+            page = pages.ask(store, questions.get(name, store.dialect), values)
+            body = solutions_json(page.variables, page)
+        except ProvmlError as exc:
+            raise click.ClickException(exc.message) from None
+    return json.loads(body), page.more
 
 
 def _print_record(record: dict[str, Any], indent: str = "") -> None:
@@ -539,19 +607,26 @@ def _print_record(record: dict[str, Any], indent: str = "") -> None:
 def _record_command(kind: str) -> Any:
     @click.argument("ref")
     @_url_option()
+    @click.option("--data-dir", default=None, help=_DATA_DIR_HELP)
     @click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
     @_token_option
-    def command(ref: str, url: str, as_json: bool, token: str | None) -> None:
+    def command(ref: str, url: str, data_dir: str | None, as_json: bool, token: str | None) -> None:
         from urllib.parse import quote
 
-        client = _Client(url, token)
-        record = client._get(f"/api/v1/{kind}s/{quote(ref, safe='')}", {})
+        ref = _data_ref(ref)
+        if data_dir:
+            record = _local_record(data_dir, kind, ref)
+        else:
+            record = _Client(url, token)._get(f"/api/v1/{kind}s/{quote(ref, safe='')}", {})
         if as_json:
             click.echo(json.dumps(record, indent=2))
         else:
             _print_record(record)
 
-    command.__doc__ = f"Show a {kind}'s record. REF is the SHA-256 of its file or its IRI.\n\n" + (
+    command.__doc__ = (
+        f"Show a {kind}'s record. REF is the SHA-256 of its file, a unique prefix of it (8 "
+        "digits or more), the path of a local copy of the file, or its IRI.\n\n"
+    ) + (
         "Identity, framework, asset paths, each training run (hyperparameters, data, code "
         "version, who and when), evaluation metrics and the models it was derived from."
         if kind == "model"
@@ -559,6 +634,17 @@ def _record_command(kind: str) -> Any:
         "or under the same name; what it was derived from and which models used it."
     )
     return command
+
+
+def _local_record(data_dir: str, kind: str, ref: str) -> dict[str, Any]:
+    from provml.errors import ProvmlError
+    from query.records import dataset_record, model_record
+
+    with _local_store(data_dir) as store:
+        try:
+            return (model_record if kind == "model" else dataset_record)(store, ref)
+        except ProvmlError as exc:
+            raise click.ClickException(exc.message) from None
 
 
 main.command(name="model")(_record_command("model"))

@@ -101,8 +101,8 @@ def ref_iri(raw: str, data: bool = True) -> str:
         if len(digits) != 64 or not _HEX.fullmatch(digits):
             shown = digits[:80] + ("…" if len(digits) > 80 else "")
             raise ValueError(
-                f"{shown!r} is not a SHA-256: give all 64 hexadecimal digits (a shortened "
-                "hash is not enough), or the IRI"
+                f"{shown!r} is not a SHA-256: give all 64 hexadecimal digits, a unique "
+                "prefix of at least 8, or the IRI"
             )
         return content_iri(digits)
     if not data and prefix.lower() == "sha256":

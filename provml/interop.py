@@ -30,6 +30,7 @@ import pyoxigraph as ox
 from pyoxigraph import BlankNode, DefaultGraph, Literal, NamedNode, Quad, RdfFormat
 
 from provml.errors import CannotExpress, NotFound, ValidationError
+from provml.hashprefix import expand
 from provml.vocab import ID_BASE, PREFIXES, PROV, PROV_NS, PROVML
 
 
@@ -286,7 +287,7 @@ def collect(store: Any, scope: str, ident: str | None = None) -> list[Quad]:
         raise ValidationError(f"the {scope} scope needs an identifier")
     links = set(PART_LINKS)
     if scope == "lineage":
-        seeds = [_node(ident)]
+        seeds = [_node(expand(store, ident))]  # a unique hash prefix names its data
         links |= set(LINEAGE_LINKS)
         if not _exists(store, seeds[0]):
             raise_not_found(scope, ident)

@@ -15,7 +15,7 @@ from pyoxigraph import NamedNode
 from manager.store import Store, open_store
 from provml.errors import Busy, ForbiddenOperation, QueryError, ValidationError
 from provml.service import make_app
-from query import federation, questions
+from query import federation, pages, questions
 from query.limits import RETRY_AFTER, GuardedStore, Runner
 from query.results import negotiate
 
@@ -154,11 +154,21 @@ def list_questions() -> ResponseReturnValue:
 
 @bp.get("/api/v1/questions/<name>")
 def ask(name: str) -> ResponseReturnValue:
+    """One page of a named question's rows (``limit``, ``offset``: see query.pages); a
+    next page is announced in a ``Link: <…>; rel="next"`` header."""
     question = questions.get(name, store().dialect)
-    text = question.text(_args())
+    args = _args()
     accept = request.accept_mimetypes
-    body, media = run(lambda st: negotiate(st.query(text), accept))
-    return Response(body, content_type=media)
+
+    def answer(st: GuardedStore) -> tuple[bytes, str, pages.Page]:
+        page = pages.ask(st, question, args)
+        return (*negotiate(page, accept), page)
+
+    body, media, page = run(answer)
+    response = Response(body, content_type=media)
+    if page.more:
+        response.headers["Link"] = pages.next_link(request.base_url, args, page)
+    return response
 
 
 def _args() -> dict[str, str]:

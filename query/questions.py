@@ -13,6 +13,9 @@ refused, a literal is escaped by pyoxigraph): a parameter can never change the q
 structure. A ``VALUES`` block rather than pyoxigraph's ``substitutions``: the query
 planner starts from it, measured 10–2000× faster on lineage paths (bench/query.py).
 
+Every question also takes ``limit`` and ``offset`` (:data:`PAGING`): a page of its rows,
+in the question's own order (``LIMIT``/``OFFSET`` after the query's solution modifiers).
+
 A query may also write a parameter as ``$name`` (in SPARQL the same variable as
 ``?name``, so the file stays valid as it is): there the term itself is written, from the
 same N-Triples form. pyoxigraph cuts rows early with a constant in a FILTER but not with a
@@ -41,6 +44,12 @@ _WHERE = re.compile(r"\bWHERE\s*\{", re.IGNORECASE)
 BIND_MARKER = "# @bind"
 
 
+#: parameters every question takes, besides its own: a page of the rows
+PAGING = ("limit", "offset")
+#: the most rows one page may ask for
+MAX_LIMIT = 100_000
+
+
 @dataclass
 class Param:
     name: str
@@ -56,9 +65,12 @@ class Question:
     params: list[Param] = field(default_factory=list)
 
     def bind(self, values: dict[str, str]) -> dict[Variable, Any]:
-        unknown = set(values) - {p.name for p in self.params}
+        unknown = set(values) - {p.name for p in self.params} - set(PAGING)
         if unknown:
-            raise ValidationError(f"{self.name}: unknown parameters {sorted(unknown)}")
+            known = [p.name for p in self.params] + list(PAGING)
+            raise ValidationError(
+                f"{self.name}: unknown parameters {sorted(unknown)}; it takes {', '.join(known)}"
+            )
         bound: dict[Variable, Any] = {}
         for p in self.params:
             if p.name not in values:
@@ -67,7 +79,14 @@ class Question:
         return bound
 
     def text(self, values: dict[str, str]) -> str:
-        """The query with its parameters bound (see the module docstring)."""
+        """The query with its parameters bound and its page cut (module docstring)."""
+        limit, offset = page(values)
+        paged = ("" if limit is None else f"\nLIMIT {limit}") + (
+            f"\nOFFSET {offset}" if offset else ""
+        )
+        return self._bound(values) + paged
+
+    def _bound(self, values: dict[str, str]) -> str:
         bound = self.bind(values)
         if not bound:
             return self.sparql
@@ -91,7 +110,23 @@ class Question:
             "name": self.name,
             "title": self.title,
             "params": [{"name": p.name, "kind": p.kind, "help": p.help} for p in self.params],
+            "paging": list(PAGING),
         }
+
+
+def page(values: dict[str, str]) -> tuple[int | None, int]:
+    """``limit`` (None: every row) and ``offset`` of ``values``, checked."""
+    limit = _count(values, "limit", 1, MAX_LIMIT) if "limit" in values else None
+    offset = _count(values, "offset", 0, None) if "offset" in values else 0
+    return limit, offset
+
+
+def _count(values: dict[str, str], name: str, low: int, high: int | None) -> int:
+    raw = values[name].strip()
+    if not raw.isdigit() or int(raw) < low or (high is not None and int(raw) > high):
+        upto = f" up to {high:,}" if high is not None else ""
+        raise ValidationError(f"{name} must be a whole number from {low}{upto}, got {raw[:40]!r}")
+    return int(raw)
 
 
 def _term(p: Param, raw: str) -> NamedNode | Literal:

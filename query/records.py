@@ -12,6 +12,7 @@ import pyoxigraph
 
 from manager.store import Store
 from provml.errors import NotFound
+from provml.hashprefix import expand
 from query import questions
 from query.limits import Guarded, GuardedStore
 
@@ -37,7 +38,9 @@ def _drop(row: dict[str, str], *keys: str) -> dict[str, str]:
 
 
 def model_record(store: Store | GuardedStore, model: str) -> dict[str, Any]:
-    """Everything about one model version (``model``: its IRI or its file's SHA-256)."""
+    """Everything about one model version (``model``: its IRI, its file's SHA-256 or a
+    unique prefix of it)."""
+    model = expand(store, model)
     runs = rows(store, "model-record", model=model)
     if not runs:
         raise NotFound(f"no model {model!r} in the graph")
@@ -85,7 +88,9 @@ def model_record(store: Store | GuardedStore, model: str) -> dict[str, Any]:
 
 
 def dataset_record(store: Store | GuardedStore, dataset: str) -> dict[str, Any]:
-    """One dataset version and its siblings (``dataset``: its IRI or content SHA-256)."""
+    """One dataset version and its siblings (``dataset``: its IRI, its content's SHA-256
+    or a unique prefix of it)."""
+    dataset = expand(store, dataset)
     versions = rows(store, "dataset-record", dataset=dataset)
     if not versions:
         raise NotFound(f"no dataset {dataset!r} in the graph")

@@ -135,7 +135,7 @@ def answers(store: Store, s: Scenario) -> dict[str, list[dict[str, str]]]:
         "downstream": {"source": s.sha["raw-b"]},
         "dataset-models": {"dataset": s.sha["v2"]},
         "prediction-trace": {"prediction": s.iri["p3"]},
-        "best-epoch": {"run": s.iri["m2-train"]},
+        "best-epoch": {"training": s.iri["m2-train"]},
         "models-in-window": {"from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"},
         "commercial-use": {"model": s.sha["m4"]},
         "experiment-runs": {"workflow": "credit-model"},

@@ -152,10 +152,10 @@ def test_8_models_in_window(world: tuple[Scenario, OxigraphStore]) -> None:
 
 def test_9_metrics_per_epoch_and_best_epoch(world: tuple[Scenario, OxigraphStore]) -> None:
     s, store = world
-    rows = ask(store, "run-metrics", run=s.iri["m2-train"])
+    rows = ask(store, "run-metrics", training=s.iri["m2-train"])
     loss = [(int(r["index"]), float(r["value"])) for r in rows if r["metric"] == "loss"]
     assert loss == [(0, 0.9), (1, 0.7), (2, 0.5)]
-    best = {r["metric"]: r for r in ask(store, "best-epoch", run=s.iri["m2-train"])}
+    best = {r["metric"]: r for r in ask(store, "best-epoch", training=s.iri["m2-train"])}
     assert (best["loss"]["lowestAt"], float(best["loss"]["lowest"])) == ("2", 0.5)
     assert (best["accuracy"]["highestAt"], float(best["accuracy"]["highest"])) == ("2", 0.7)
 
@@ -286,8 +286,8 @@ def test_references_as_tables_print_them(world: tuple[Scenario, OxigraphStore]) 
     from provml.server import build_app
 
     client = build_app(["query"], store=store).test_client()
-    resp = client.get("/api/v1/questions/training-data", query_string={"model": s.sha["m2"][:12]})
-    assert resp.status_code == 400 and "all 64 hexadecimal digits" in resp.json["message"]
+    resp = client.get("/api/v1/questions/training-data", query_string={"model": s.sha["m2"][:6]})
+    assert resp.status_code == 400 and "a unique prefix of at least 8" in resp.json["message"]
     assert client.get("/api/v1/models/sha256:" + s.sha["m4"]).status_code == 200
     resp = client.get("/api/v1/questions/stage-resources", query_string={"run": "sha256:ab"})
     assert resp.status_code == 400 and "give the IRI here" in resp.json["message"]

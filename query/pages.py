@@ -1,0 +1,52 @@
+"""A named question answered one page at a time, with the link to the next page.
+
+REST answers are paged: ``limit`` rows (default :data:`DEFAULT_LIMIT`) from ``offset``.
+One row more than the page is read, so the answer knows whether a next page exists, and
+says so in an HTTP ``Link: <…>; rel="next"`` header (RFC 8288) in every result format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlencode
+
+from provml.hashprefix import expand_params
+from query.questions import PAGING, Question, page
+
+#: rows of a REST answer when the request gives no ``limit``
+DEFAULT_LIMIT = 1_000
+
+
+class Page:
+    """At most ``limit`` rows of ``result``; ``more`` once a further row was seen."""
+
+    def __init__(self, result: Any, limit: int, offset: int) -> None:
+        self.variables = result.variables
+        self.limit, self.offset = limit, offset
+        self.more = False
+        self._rows = iter(result)
+
+    def __iter__(self) -> Iterator[Any]:
+        for i, row in enumerate(self._rows):
+            if i == self.limit:
+                self.more = True
+                return
+            yield row
+
+
+def ask(store: Any, question: Question, values: dict[str, str]) -> Page:
+    """One page of ``question``'s answer (``values``: its parameters, ``limit``,
+    ``offset``; data parameters may be hash prefixes, see :mod:`provml.hashprefix`)."""
+    limit, offset = page(values)
+    limit = DEFAULT_LIMIT if limit is None else limit
+    own = {k: v for k, v in values.items() if k not in PAGING}
+    text = question.text(expand_params(store, question, own))
+    text += f"\nLIMIT {limit + 1}" + (f"\nOFFSET {offset}" if offset else "")
+    return Page(store.query(text), limit, offset)
+
+
+def next_link(url: str, values: dict[str, str], done: Page) -> str:
+    """The ``Link`` header value of the page after ``done``."""
+    query = urlencode({**values, "limit": done.limit, "offset": done.offset + done.limit})
+    return f'<{url}?{query}>; rel="next"'
