@@ -150,7 +150,8 @@ def main(verbose: int) -> None:
     "run_demo",
     is_flag=True,
     help="Once listening, run the demo workflow against this server and print "
-    "its lineage; keep serving (with PROVML_TOKEN when the server has tokens).",
+    "its lineage; keep serving (with PROVML_TOKEN when the server has tokens). A demo "
+    "that already ran into this data directory is not run again: its lineage is shown.",
 )
 @click.option(
     "--tokens-file",
@@ -257,7 +258,7 @@ def serve(
         if audit is not None:
             click.echo(f"  audit log:       {audit.path}")
         if run_demo:
-            _demo_and_report(url, os.path.join(data_dir, "demo"), config.TOKEN.get())
+            _demo_and_report(url, os.path.join(data_dir, "demo"), config.TOKEN.get(), again=False)
             click.echo(f"\nSPARQL endpoint: {url}/sparql   (Ctrl-C to stop)")
         sys.stdout.flush()
 
@@ -292,10 +293,28 @@ def demo(url: str, workdir: str, token: str | None) -> None:
     _demo_and_report(url, workdir, token)
 
 
-def _demo_and_report(url: str, workdir: str, token: str | None) -> None:
+def _demo_and_report(url: str, workdir: str, token: str | None, again: bool = True) -> None:
+    """Run the demo and print its lineage; unless ``again``, a demo that already ran into
+    this store (``workdir/demo-run.json`` and its run in the graph) is not run twice:
+    its lineage is printed instead (a second ``make run`` adds nothing to the store)."""
+    import dataclasses
+
     import capture_lib as cl
     from provml import demo as demo_mod
 
+    client = _Client(url, token)
+    marker = os.path.join(workdir, "demo-run.json")
+    if not again and os.path.exists(marker):
+        earlier = client.ask("runs-history", {"workflow": demo_mod.WORKFLOW})
+        if earlier["results"]["bindings"]:
+            with open(marker, encoding="utf-8") as f:
+                run = demo_mod.DemoRun(**json.load(f))
+            click.echo(
+                f"\nThe demo workflow '{demo_mod.WORKFLOW}' already ran into this store: not "
+                "running it again (`provml demo` would add another run)"
+            )
+            _demo_report(client, run)
+            return
     click.echo(f"\nRunning the demo workflow '{demo_mod.WORKFLOW}' (capture over HTTP to {url})")
     cl.init(url=url, mode="http", path=os.path.join(workdir, "spool"), token=token)
     run = demo_mod.run(workdir)
@@ -306,7 +325,13 @@ def _demo_and_report(url: str, workdir: str, token: str | None) -> None:
     )
     if stats["lost"] or stats["spilled_to_disk"]:
         click.echo(f"  warning: {stats}", err=True)
-    client = _Client(url, token)
+    else:
+        with open(marker, "w", encoding="utf-8") as f:
+            json.dump(dataclasses.asdict(run), f)
+    _demo_report(client, run)
+
+
+def _demo_report(client: _Client, run: Any) -> None:
     click.echo(
         f"\nWhich data trained the model {run.model_path} (sha256 {run.model_sha256[:12]}…)?"
     )

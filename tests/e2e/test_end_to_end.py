@@ -287,15 +287,15 @@ def test_split_tracker_forwards_to_a_manager_over_http(tmp_path: Path) -> None:
         assert store.stop() == 0
 
 
-def test_serve_with_the_demo_prints_lineage_and_keeps_serving(tmp_path: Path) -> None:
-    pytest.importorskip("sklearn")
+def _serve_demo(tmp_path: Path, log: Path) -> int:
+    """Start ``provml serve --demo`` on tmp_path/data, wait for its report, check it
+    still serves, stop it; the number of triples it held."""
     import signal
     import time
 
     from tests.conftest import free_port
 
     port = free_port()
-    log = tmp_path / "serve.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
             provml_cmd(
@@ -314,10 +314,27 @@ def test_serve_with_the_demo_prints_lineage_and_keeps_serving(tmp_path: Path) ->
             assert "Which data trained the model" in text and "train.csv" in text
             assert "Which model made the prediction" in text
             # still serving after the demo
-            assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).ok
+            resp = requests.post(
+                f"http://127.0.0.1:{port}/sparql",
+                data={"query": "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }"},
+                headers={"Accept": "application/sparql-results+json"},
+                timeout=30,
+            )
+            return int(resp.json()["results"]["bindings"][0]["n"]["value"])
         finally:
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(30) == 0
+
+
+def test_serve_with_the_demo_prints_lineage_and_keeps_serving(tmp_path: Path) -> None:
+    pytest.importorskip("sklearn")
+    first = _serve_demo(tmp_path, tmp_path / "serve.log")
+    assert "Running the demo workflow" in (tmp_path / "serve.log").read_text()
+    # a second start on the same data directory shows the lineage without a second run
+    again = _serve_demo(tmp_path, tmp_path / "again.log")
+    text = (tmp_path / "again.log").read_text()
+    assert "already ran into this store" in text and "Running the demo" not in text
+    assert again == first > 0
 
 
 def test_url_errors_are_messages(tmp_path: Path) -> None:
