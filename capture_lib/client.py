@@ -114,6 +114,17 @@ class Client:
     def count_lost(self, reason: str, n: int = 1) -> None:
         self.worker.count_lost(reason, n)
 
+    def invalid_value(self, cause: str, message: str) -> None:
+        """A value the caller passed that cannot be recorded (a metric that is not a
+        number): counted under ``invalid_value`` in ``stats()["lost"]``, and one warning
+        per ``cause`` (further ones are only counted)."""
+        self.worker.count_lost("invalid_value")
+        self.worker.warn_once(
+            f"invalid_value:{cause}",
+            "provml: %s (counted in stats()['lost']['invalid_value']; further ones are not logged)",
+            message,
+        )
+
     def environment(self) -> dict[str, Any]:
         """What a workflow run records about where it ran (collected once per process)."""
         if self._env is None:

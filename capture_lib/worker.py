@@ -86,6 +86,7 @@ class Worker:
         self.counts: Counter[str] = Counter()
         self.lost: Counter[str] = Counter()
         self._reported: dict[str, int] = {}
+        self._warned: set[str] = set()  # causes already warned about (warn_once)
         self._markers = 0  # flush markers in the queue
         self._inflight: list[list[tuple[Any, ...]]] = []  # batches being delivered now
 
@@ -146,6 +147,14 @@ class Worker:
     def count_lost(self, reason: str, n: int = 1) -> None:
         with self._lock:
             self.lost[reason] += n
+
+    def warn_once(self, cause: str, message: str, *args: Any) -> None:
+        """Log a warning the first time ``cause`` happens; later ones at debug level (a
+        cause that repeats for every batch must not flood the workflow's stderr)."""
+        with self._lock:
+            first = cause not in self._warned
+            self._warned.add(cause)
+        log.log(logging.WARNING if first else logging.DEBUG, message, *args)
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Deliver everything queued so far; True if done within ``timeout`` seconds."""

@@ -111,7 +111,7 @@ def test_capture_errors_never_reach_the_workflow(tmp_path: Path) -> None:
     assert used["error"] and used["path"].endswith("missing")
     metrics = {r["name"]: r["value"] for r in records if r["kind"] == "metric"}
     assert metrics == {"nan": "NaN"}
-    assert cl.stats()["lost"] == {"internal_error": 1}
+    assert cl.stats()["lost"] == {"invalid_value": 1}
 
 
 def test_off_and_disabled_capture_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
