@@ -32,12 +32,18 @@ from typing import Any
 import orjson
 
 from capture_lib.records import REPORT, SECRET_FIELDS
-from capture_lib.transport.base import Transport, TransportError
+from capture_lib.transport.base import SPOOLED, Refused, Transport, TransportError
 from provml.wire import WIRE_VERSION
 
 log = logging.getLogger(__name__)
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 POLICIES = ("spill", "block", "drop")
+
+
+class _Flush(threading.Event):
+    """A flush marker in the queue; ``ok`` is what :meth:`Worker.flush` returns."""
+
+    ok = True
 
 
 class Worker:
@@ -87,6 +93,9 @@ class Worker:
         self.lost: Counter[str] = Counter()
         self._reported: dict[str, int] = {}
         self._warned: set[str] = set()  # causes already warned about (warn_once)
+        self.refused: Counter[str] = Counter()  # records refused by the receiver, by reason
+        self.refused_batches: Counter[str] = Counter()
+        self._undelivered = 0  # records refused or dropped since the last flush marker
         self._markers = 0  # flush markers in the queue
         self._inflight: list[list[tuple[Any, ...]]] = []  # batches being delivered now
 
@@ -118,7 +127,7 @@ class Worker:
                 if len(self._queue) < self.queue_size:
                     self._queue.append(record)
                     return True
-            self.count_lost("queue_timeout")
+            self._lose("queue_timeout")
             return False
         if self.policy == "spill" and self.spill_transport is not None:
             with self._spill_lock:
@@ -126,7 +135,7 @@ class Worker:
                 if len(self._spilled) >= self.SPILL_BATCH:
                     self._write_spill()
             return True
-        self.count_lost("queue_overflow")
+        self._lose("queue_overflow")
         return False
 
     def _write_spill(self) -> None:
@@ -139,7 +148,7 @@ class Worker:
             self.spill_transport.send(batch, body)
         except Exception as exc:
             log.error("provml: lost %d records: cannot spill them to disk: %s", len(records), exc)
-            self.count_lost("spill_error", len(records))
+            self._lose("spill_error", len(records))
             return
         with self._lock:
             self.counts["records_spilled"] += len(records)
@@ -147,6 +156,12 @@ class Worker:
     def count_lost(self, reason: str, n: int = 1) -> None:
         with self._lock:
             self.lost[reason] += n
+
+    def _lose(self, reason: str, n: int = 1) -> None:
+        """Records dropped on their way: counted, and the next flush says False."""
+        with self._lock:
+            self.lost[reason] += n
+            self._undelivered += n
 
     def warn_once(self, cause: str, message: str, *args: Any) -> None:
         """Log a warning the first time ``cause`` happens; later ones at debug level (a
@@ -157,17 +172,19 @@ class Worker:
         log.log(logging.WARNING if first else logging.DEBUG, message, *args)
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Deliver everything queued so far; True if done within ``timeout`` seconds."""
+        """Deliver everything queued so far. True if done within ``timeout`` seconds and
+        every record captured since the previous flush reached its destination: False
+        if one was refused, dropped, or sits only in the spool (see :meth:`_settle`)."""
         with self._spill_lock:
             self._write_spill()
-        done = threading.Event()
+        done = _Flush()
         with self._lock:
             self._markers += 1
         self._queue.append(done)
         if self._thread is None:
             self._start()
         self._wake.set()
-        return done.wait(timeout)
+        return done.wait(timeout) and done.ok
 
     def close(self, timeout: float = 5.0) -> bool:
         ok = self.flush(timeout)
@@ -183,7 +200,7 @@ class Worker:
             if left:
                 with self._spill_lock:
                     if self.spill_transport is None:
-                        self.count_lost("shutdown_timeout", len(left))
+                        self._lose("shutdown_timeout", len(left))
                     else:
                         self._spilled.extend(left)
                         self._write_spill()
@@ -223,9 +240,10 @@ class Worker:
             try:
                 self._drain()
                 self.transport.tick()
+                self._count_refusals(self.transport.take_refusals())
             except Exception:  # the worker must survive anything
                 log.exception("provml: capture worker error")
-                self.count_lost("internal_error")
+                self._lose("internal_error")
             if self._stopping:
                 return
 
@@ -249,6 +267,28 @@ class Worker:
             self._deliver_many(batches)
         self._drain_items([], waiters)
 
+    def _settle(self) -> bool:
+        """At a flush marker: True if nothing since the previous one was refused or
+        dropped, and nothing waits in the spool; starts the next period."""
+        self._count_refusals(self.transport.take_refusals())
+        with self._lock:
+            ok, self._undelivered = self._undelivered == 0, 0
+        return ok and not self.transport.waiting()
+
+    def _count_refusals(self, refusals: list[Refused]) -> None:
+        for exc in refusals:
+            with self._lock:
+                self.refused[exc.reason] += exc.records
+                self.refused_batches[exc.reason] += 1
+                self._undelivered += max(1, exc.records)
+            self.warn_once(
+                f"refused:{exc.reason}",
+                "provml: %s (counted in stats()['refused']['%s']; further refusals for "
+                "this reason are only counted)",
+                exc,
+                exc.reason,
+            )
+
     def _drain_items(self, first: list[Any], waiters: list[threading.Event]) -> None:
         """Drain item by item, delivering at each flush marker; waiters are always set."""
         try:
@@ -268,7 +308,7 @@ class Worker:
                 if not queue:
                     break
                 item = queue.popleft()
-            if isinstance(item, threading.Event):
+            if isinstance(item, _Flush):
                 with self._lock:
                     self._markers -= 1
                 report = self._report()
@@ -278,6 +318,7 @@ class Worker:
                 records = []
                 self.transport.sync()
                 self.transport.tick(force=True)  # a flush also re-sends the spool, if it can
+                item.ok = self._settle()
                 waiters.append(item)
                 continue
             records.append(item)
@@ -329,18 +370,27 @@ class Worker:
         self._inflight = batches
         try:
             encoded = [self._encode(items) for items in batches]
-            self.transport.send_many(encoded)
+            outcomes = self.transport.send_many(encoded)
         except Exception as exc:
             count = sum(len(b) for b in batches)
             log.error("provml: lost %d records: %s", count, exc)
-            self.count_lost("send_error" if isinstance(exc, TransportError) else "internal_error",
-                            count)  # fmt: skip
+            self._lose("send_error" if isinstance(exc, TransportError) else "internal_error",
+                       count)  # fmt: skip
             return
         finally:
             self._inflight = []
+        sent = batches_sent = 0
+        refusals: list[Refused] = []
+        for items, outcome in zip(batches, outcomes, strict=True):
+            if isinstance(outcome, Refused):
+                refusals.append(outcome)
+            elif outcome != SPOOLED:  # spooled records count once re-sent
+                sent += len(items)
+                batches_sent += 1
         with self._lock:
-            self.counts["records_sent"] += sum(len(b) for b in batches)
-            self.counts["batches_sent"] += len(batches)
+            self.counts["records_sent"] += sent
+            self.counts["batches_sent"] += batches_sent
+        self._count_refusals(refusals)
 
     def _deliver(self, items: list[tuple[Any, ...]]) -> None:
         if items:
