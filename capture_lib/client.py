@@ -149,6 +149,8 @@ class Client:
             "records_spilled": counts["records_spilled"],
             "spilled_to_disk": getattr(transport, "spilled", 0) + counts["records_spilled"],
             "resent_batches": getattr(transport, "resent_batches", 0),
+            # values over the wire format's limit, recorded by their SHA-256 only
+            "values_digested": counts["values_digested"],
             "waiting_in_spool": transport.waiting(),
             "refused": dict(self.worker.refused),
             "refused_batches": dict(self.worker.refused_batches),

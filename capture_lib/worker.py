@@ -31,9 +31,10 @@ from typing import Any
 
 import orjson
 
+from capture_lib import oversize
 from capture_lib.records import REPORT, SECRET_FIELDS
 from capture_lib.transport.base import SPOOLED, Refused, Transport, TransportError
-from provml.wire import WIRE_VERSION
+from provml.wire import MAX_BATCH_BYTES, MAX_VALUE_BYTES, WIRE_VERSION
 
 log = logging.getLogger(__name__)
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
@@ -51,6 +52,9 @@ class Worker:
     FLUSH_INTERVAL = 1.0
     SPILL_BATCH = 500
     BATCHES_PER_WRITE = 16
+    #: values kept by digest, beyond those over the value limit, in a record that is over
+    #: the batch limit by itself
+    SMALL_VALUE = 1024
 
     def __init__(
         self,
@@ -144,8 +148,7 @@ class Worker:
         if not records or self.spill_transport is None:
             return
         try:
-            batch, body = self._encode(records)
-            self.spill_transport.send(batch, body)
+            self.spill_transport.send_many(self._encode(records))
         except Exception as exc:
             log.error("provml: lost %d records: cannot spill them to disk: %s", len(records), exc)
             self._lose("spill_error", len(records))
@@ -336,10 +339,15 @@ class Worker:
         self._reported = lost
         return (REPORT, self._next_id(), time.time(), lost)
 
-    def _encode(self, items: list[tuple[Any, ...]]) -> tuple[dict[str, Any], bytes]:
+    def _encode(self, items: list[tuple[Any, ...]]) -> list[tuple[dict[str, Any], bytes]]:
+        """Records as batches the tracker takes: redacted, values over the wire format's
+        limit kept by digest, split when over the batch limit (see capture_lib.oversize)."""
         redact = self._redact
         if redact is not None:
             items = [self._redacted(rec, redact) for rec in items]
+        return self._fit(items)
+
+    def _dump(self, items: list[tuple[Any, ...]]) -> tuple[dict[str, Any], bytes]:
         batch = {
             "provml": WIRE_VERSION,
             "batch": uuid.uuid4().hex,
@@ -352,6 +360,52 @@ class Worker:
             log.debug("provml: non-JSON value in a record (%s); using str()", exc)
             body = orjson.dumps(batch, default=str, option=_OPTIONS)
         return batch, body
+
+    def _fit(self, items: list[tuple[Any, ...]]) -> list[tuple[dict[str, Any], bytes]]:
+        batch, body = self._dump(items)
+        if len(body) <= MAX_VALUE_BYTES:  # the common case: no value can be over the limit
+            return [(batch, body)]
+        items = self._shrink(items, MAX_VALUE_BYTES)
+        batch, body = self._dump(items)
+        if len(body) <= MAX_BATCH_BYTES:
+            return [(batch, body)]
+        if len(items) > 1:
+            half = len(items) // 2
+            return self._fit(items[:half]) + self._fit(items[half:])
+        # one record over the batch limit by itself (thousands of values near the value
+        # limit): keep every sizeable value by digest
+        batch, body = self._dump(self._shrink(items, self.SMALL_VALUE))
+        if len(body) <= MAX_BATCH_BYTES:
+            return [(batch, body)]
+        self._lose("too_large")
+        self.warn_once(
+            "too_large",
+            "provml: a %s record is %d bytes of JSON even with its values kept by digest, "
+            "over the %d-byte batch limit: not recorded (counted in stats()['lost'])",
+            items[0][0],
+            len(body),
+            MAX_BATCH_BYTES,
+        )
+        return []
+
+    def _shrink(self, items: list[tuple[Any, ...]], limit: int) -> list[tuple[Any, ...]]:
+        """Values over ``limit`` bytes replaced by their digest, counted and said once."""
+        out = []
+        replaced = 0
+        for rec in items:
+            rec, n = oversize.shrink(rec, limit)
+            out.append(rec)
+            replaced += n
+        if replaced:
+            with self._lock:
+                self.counts["values_digested"] += replaced
+            self.warn_once(
+                "value_too_large",
+                "provml: a value over %d bytes of JSON was kept by its SHA-256 only "
+                "(digest_only in the graph; counted in stats()['values_digested'])",
+                limit,
+            )
+        return out
 
     @staticmethod
     def _redacted(rec: tuple[Any, ...], redact: Callable[[Any], Any]) -> tuple[Any, ...]:
@@ -369,7 +423,7 @@ class Worker:
             return
         self._inflight = batches
         try:
-            encoded = [self._encode(items) for items in batches]
+            encoded = [one for items in batches for one in self._encode(items)]
             outcomes = self.transport.send_many(encoded)
         except Exception as exc:
             count = sum(len(b) for b in batches)
@@ -381,11 +435,11 @@ class Worker:
             self._inflight = []
         sent = batches_sent = 0
         refusals: list[Refused] = []
-        for items, outcome in zip(batches, outcomes, strict=True):
+        for (batch, _), outcome in zip(encoded, outcomes, strict=True):
             if isinstance(outcome, Refused):
                 refusals.append(outcome)
             elif outcome != SPOOLED:  # spooled records count once re-sent
-                sent += len(items)
+                sent += len(batch["records"])
                 batches_sent += 1
         with self._lock:
             self.counts["records_sent"] += sent

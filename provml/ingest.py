@@ -119,7 +119,7 @@ def _map_chunk(job: tuple[str, list[tuple[str, int, bytes]]]) -> Mapped:
     from provml.mapping import batch_to_quads, deriving_executions
     from provml.provlake import parse_bag, to_batches
     from provml.resolve import resolve_batch
-    from provml.wire import parse_batch
+    from provml.wire import check_batch_size, parse_batch
 
     fmt, lines = job
     quads: list[Any] = []
@@ -128,7 +128,11 @@ def _map_chunk(job: tuple[str, list[tuple[str, int, bytes]]]) -> Mapped:
     refused: list[str] = []
     for where, number, body in lines:
         try:
-            batches = to_batches(parse_bag(body)) if fmt == "provlake" else [parse_batch(body)]
+            if fmt == "provlake":
+                check_batch_size(len(body))  # as the tracker's ProvLake route does
+                batches = to_batches(parse_bag(body))
+            else:
+                batches = [parse_batch(body)]
         except ValidationError as exc:
             refused.append(f"{where}:{number}: {exc.message}")
             continue
