@@ -60,12 +60,10 @@ def test_every_path_refuses_what_is_over_a_limit(tmp_path: Path, server: Server)
     fine = orjson.dumps(make_batch([start(1, {"notes": "short"})]))
     (logs / "a.jsonl").write_bytes(b"\n".join([over_value, over_batch, fine]) + b"\n")
 
-    post = lambda body: requests.post(
-        server.url + "/api/v1/batches",
-        data=body,  # noqa: E731
-        headers={"Content-Type": "application/json"},
-        timeout=60,
-    )
+    def post(body: bytes) -> requests.Response:
+        return requests.post(server.url + "/api/v1/batches", data=body, timeout=60,
+                             headers={"Content-Type": "application/json"})  # fmt: skip
+
     assert post(over_value).status_code == 400
     refused = post(over_batch)
     assert refused.status_code == 413 and refused.json()["error"] == "too_large"
