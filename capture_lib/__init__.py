@@ -29,6 +29,7 @@ from capture_lib.api import Section, Task, Workflow, current
 from capture_lib.client import Client
 from capture_lib.decorators import default_workflow_name, task
 from capture_lib.refs import reference
+from provml.errors import ProvmlError
 from provml.ids import value_sha256
 
 __all__ = [
@@ -85,6 +86,9 @@ def _get() -> Client:
     if client is None:
         try:
             client = init()
+        except (ValueError, ProvmlError) as exc:  # a bad PROVML_* value: say which, briefly
+            log.error("provml: cannot start capture from the environment: %s; capture is off", exc)
+            client = init(mode="off")
         except Exception:
             log.exception("provml: cannot start capture from the environment; capture is off")
             client = init(mode="off")

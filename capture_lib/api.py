@@ -45,6 +45,25 @@ def _name(name: object) -> str:
     return text[:MAX_NAME] if text else "unnamed"
 
 
+def _number(value: object) -> float:
+    """A metric value as a float: a number of any numeric type (numpy, torch scalars,
+    Decimal …) is converted; anything else — a string, None, a list — raises."""
+    if isinstance(value, (str, bytes, bytearray)):
+        # float("0.5") would work, but a string is not a measurement: refuse it
+        raise TypeError(f"a metric value is a number, not {type(value).__name__}")
+    return float(value)  # type: ignore[arg-type]
+
+
+def _integer(step: object) -> int:
+    """A metric step as an int: an integral number; a string or a fraction raises."""
+    if isinstance(step, (str, bytes, bytearray)):
+        raise TypeError(f"a metric step is an integer, not {type(step).__name__}")
+    number = float(step)  # type: ignore[arg-type]
+    if number != int(number):
+        raise ValueError(f"a metric step is an integer, not {step!r}")
+    return int(number)
+
+
 def _failed(client: Client, where: str) -> None:
     log.exception("provml: capture error in %s (ignored)", where)
     client.count_lost("internal_error")
@@ -96,15 +115,23 @@ class _Execution:
         """Record one value of a metric (loss, accuracy …) measured by this execution."""
         client = self._client
         try:
+            if type(value) is not float and type(value) is not int:
+                value = _number(value)
             if not (-_INF < value < _INF):
-                value = float(value)
                 value = "NaN" if value != value else ("INF" if value > 0 else "-INF")  # type: ignore[assignment]
-            elif type(value) is not float and type(value) is not int:
-                value = float(value)
+            if step is not None and type(step) is not int:
+                step = _integer(step)
+        except (TypeError, ValueError, ArithmeticError):
+            # the caller's mistake, not ours: one warning per cause, no traceback
+            client.invalid_value(
+                "metric",
+                f"metric {name!r}: value {repr(value)[:80]} or step {repr(step)[:80]} is not "
+                "a number; the value is not recorded",
+            )
+            return
+        try:
             if type(name) is not str or len(name) > MAX_NAME or not name:
                 name = _name(name)
-            if step is not None and type(step) is not int:
-                step = int(step)
             psess = self._session
             client.submit(
                 (R.METRIC, next(client._counter), self.n,

@@ -6,7 +6,9 @@ import getpass
 import itertools
 import logging
 import os
+import re
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from capture_lib.redact import Redactor
 from capture_lib.transport import (
@@ -50,8 +52,8 @@ class Client:
         mode = mode or config.MODE.get() or ("http" if url else "disk")
         if mode not in {"http", "disk", "off"}:
             raise ValueError(f"mode must be 'http', 'disk' or 'off', not {mode!r}")
-        if mode == "http" and not url:
-            raise ValueError("mode='http' needs a url (or PROVML_URL)")
+        if mode == "http":
+            url = check_url(url)
         self.mode = mode
         self.url = url
         self.path = os.path.abspath(path or config.PATH.get())
@@ -114,6 +116,17 @@ class Client:
     def count_lost(self, reason: str, n: int = 1) -> None:
         self.worker.count_lost(reason, n)
 
+    def invalid_value(self, cause: str, message: str) -> None:
+        """A value the caller passed that cannot be recorded (a metric that is not a
+        number): counted under ``invalid_value`` in ``stats()["lost"]``, and one warning
+        per ``cause`` (further ones are only counted)."""
+        self.worker.count_lost("invalid_value")
+        self.worker.warn_once(
+            f"invalid_value:{cause}",
+            "provml: %s (counted in stats()['lost']['invalid_value']; further ones are not logged)",
+            message,
+        )
+
     def environment(self) -> dict[str, Any]:
         """What a workflow run records about where it ran (collected once per process)."""
         if self._env is None:
@@ -129,11 +142,18 @@ class Client:
             "mode": self.mode,
             "session": self.session,
             "queued": self.worker.pending(),
-            "records_sent": counts["records_sent"],
-            "batches_sent": counts["batches_sent"],
+            # delivered: acknowledged by the tracker (re-sent from the spool included),
+            # or written to a segment in disk mode
+            "records_sent": counts["records_sent"] + getattr(transport, "resent_records", 0),
+            "batches_sent": counts["batches_sent"] + getattr(transport, "resent_batches", 0),
             "records_spilled": counts["records_spilled"],
             "spilled_to_disk": getattr(transport, "spilled", 0) + counts["records_spilled"],
             "resent_batches": getattr(transport, "resent_batches", 0),
+            # values over the wire format's limit, recorded by their SHA-256 only
+            "values_digested": counts["values_digested"],
+            "waiting_in_spool": transport.waiting(),
+            "refused": dict(self.worker.refused),
+            "refused_batches": dict(self.worker.refused_batches),
             "lost": dict(self.worker.lost),
         }
 
@@ -153,6 +173,41 @@ class Client:
         if self.enabled:
             self.submit = self.worker.submit
             self.append = self.worker.append
+
+
+def check_url(url: str | None) -> str:
+    """The tracker's base URL, checked before anything is captured: a wrong one would
+    have every batch refused (404) or fail to connect, and only stderr would say so.
+
+    >>> check_url("http://127.0.0.1:5000/")
+    'http://127.0.0.1:5000'
+    >>> check_url("http://127.0.0.1:5000/api/v1")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: ... is the service's API path; PROVML_URL is its base URL: 'http://127.0.0.1:5000'
+    """
+    if not url:
+        raise ValueError("mode='http' needs a url (or PROVML_URL)")
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError as exc:
+        raise ValueError(f"{url!r} is not a URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(
+            f"{url!r} is not an http:// or https:// URL of the tracker (e.g. http://127.0.0.1:5000)"
+        )
+    if parts.query or parts.fragment:
+        raise ValueError(f"{url!r}: the tracker's URL takes no query or fragment")
+    path = parts.path.rstrip("/")
+    api = _API_PATH.search(path)
+    if api is not None:
+        base = urlunsplit((parts.scheme, parts.netloc, path[: api.start()], "", ""))
+        raise ValueError(f"{url!r} is the service's API path; PROVML_URL is its base URL: {base!r}")
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+#: an API path the transport adds itself (``/api/v1/batches``), or a part of it
+_API_PATH = re.compile(r"/api(/v\d+(/batches)?)?$")
 
 
 def _discard(record: Any) -> bool:

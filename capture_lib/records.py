@@ -30,4 +30,8 @@ SECRET_FIELDS: dict[str, tuple[int, ...]] = {
     for kind, fields in COMPACT_FIELDS.items()
 }
 
-__all__ = ["COMPACT_FIELDS", "SECRET_FIELDS"]
+#: kind → positions of the fields holding values (params, used, generated): the ones the
+#: wire format's per-value size limit applies to (:mod:`capture_lib.oversize`)
+VALUE_FIELDS = SECRET_FIELDS
+
+__all__ = ["COMPACT_FIELDS", "SECRET_FIELDS", "VALUE_FIELDS"]

@@ -31,13 +31,20 @@ from typing import Any
 
 import orjson
 
+from capture_lib import oversize
 from capture_lib.records import REPORT, SECRET_FIELDS
-from capture_lib.transport.base import Transport, TransportError
-from provml.wire import WIRE_VERSION
+from capture_lib.transport.base import SPOOLED, Refused, Transport, TransportError
+from provml.wire import MAX_BATCH_BYTES, MAX_VALUE_BYTES, WIRE_VERSION
 
 log = logging.getLogger(__name__)
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 POLICIES = ("spill", "block", "drop")
+
+
+class _Flush(threading.Event):
+    """A flush marker in the queue; ``ok`` is what :meth:`Worker.flush` returns."""
+
+    ok = True
 
 
 class Worker:
@@ -45,6 +52,9 @@ class Worker:
     FLUSH_INTERVAL = 1.0
     SPILL_BATCH = 500
     BATCHES_PER_WRITE = 16
+    #: values kept by digest, beyond those over the value limit, in a record that is over
+    #: the batch limit by itself
+    SMALL_VALUE = 1024
 
     def __init__(
         self,
@@ -86,6 +96,10 @@ class Worker:
         self.counts: Counter[str] = Counter()
         self.lost: Counter[str] = Counter()
         self._reported: dict[str, int] = {}
+        self._warned: set[str] = set()  # causes already warned about (warn_once)
+        self.refused: Counter[str] = Counter()  # records refused by the receiver, by reason
+        self.refused_batches: Counter[str] = Counter()
+        self._undelivered = 0  # records refused or dropped since the last flush marker
         self._markers = 0  # flush markers in the queue
         self._inflight: list[list[tuple[Any, ...]]] = []  # batches being delivered now
 
@@ -117,7 +131,7 @@ class Worker:
                 if len(self._queue) < self.queue_size:
                     self._queue.append(record)
                     return True
-            self.count_lost("queue_timeout")
+            self._lose("queue_timeout")
             return False
         if self.policy == "spill" and self.spill_transport is not None:
             with self._spill_lock:
@@ -125,7 +139,7 @@ class Worker:
                 if len(self._spilled) >= self.SPILL_BATCH:
                     self._write_spill()
             return True
-        self.count_lost("queue_overflow")
+        self._lose("queue_overflow")
         return False
 
     def _write_spill(self) -> None:
@@ -134,11 +148,10 @@ class Worker:
         if not records or self.spill_transport is None:
             return
         try:
-            batch, body = self._encode(records)
-            self.spill_transport.send(batch, body)
+            self.spill_transport.send_many(self._encode(records))
         except Exception as exc:
             log.error("provml: lost %d records: cannot spill them to disk: %s", len(records), exc)
-            self.count_lost("spill_error", len(records))
+            self._lose("spill_error", len(records))
             return
         with self._lock:
             self.counts["records_spilled"] += len(records)
@@ -147,18 +160,34 @@ class Worker:
         with self._lock:
             self.lost[reason] += n
 
+    def _lose(self, reason: str, n: int = 1) -> None:
+        """Records dropped on their way: counted, and the next flush says False."""
+        with self._lock:
+            self.lost[reason] += n
+            self._undelivered += n
+
+    def warn_once(self, cause: str, message: str, *args: Any) -> None:
+        """Log a warning the first time ``cause`` happens; later ones at debug level (a
+        cause that repeats for every batch must not flood the workflow's stderr)."""
+        with self._lock:
+            first = cause not in self._warned
+            self._warned.add(cause)
+        log.log(logging.WARNING if first else logging.DEBUG, message, *args)
+
     def flush(self, timeout: float = 5.0) -> bool:
-        """Deliver everything queued so far; True if done within ``timeout`` seconds."""
+        """Deliver everything queued so far. True if done within ``timeout`` seconds and
+        every record captured since the previous flush reached its destination: False
+        if one was refused, dropped, or sits only in the spool (see :meth:`_settle`)."""
         with self._spill_lock:
             self._write_spill()
-        done = threading.Event()
+        done = _Flush()
         with self._lock:
             self._markers += 1
         self._queue.append(done)
         if self._thread is None:
             self._start()
         self._wake.set()
-        return done.wait(timeout)
+        return done.wait(timeout) and done.ok
 
     def close(self, timeout: float = 5.0) -> bool:
         ok = self.flush(timeout)
@@ -174,7 +203,7 @@ class Worker:
             if left:
                 with self._spill_lock:
                     if self.spill_transport is None:
-                        self.count_lost("shutdown_timeout", len(left))
+                        self._lose("shutdown_timeout", len(left))
                     else:
                         self._spilled.extend(left)
                         self._write_spill()
@@ -214,9 +243,10 @@ class Worker:
             try:
                 self._drain()
                 self.transport.tick()
+                self._count_refusals(self.transport.take_refusals())
             except Exception:  # the worker must survive anything
                 log.exception("provml: capture worker error")
-                self.count_lost("internal_error")
+                self._lose("internal_error")
             if self._stopping:
                 return
 
@@ -240,6 +270,28 @@ class Worker:
             self._deliver_many(batches)
         self._drain_items([], waiters)
 
+    def _settle(self) -> bool:
+        """At a flush marker: True if nothing since the previous one was refused or
+        dropped, and nothing waits in the spool; starts the next period."""
+        self._count_refusals(self.transport.take_refusals())
+        with self._lock:
+            ok, self._undelivered = self._undelivered == 0, 0
+        return ok and not self.transport.waiting()
+
+    def _count_refusals(self, refusals: list[Refused]) -> None:
+        for exc in refusals:
+            with self._lock:
+                self.refused[exc.reason] += exc.records
+                self.refused_batches[exc.reason] += 1
+                self._undelivered += max(1, exc.records)
+            self.warn_once(
+                f"refused:{exc.reason}",
+                "provml: %s (counted in stats()['refused']['%s']; further refusals for "
+                "this reason are only counted)",
+                exc,
+                exc.reason,
+            )
+
     def _drain_items(self, first: list[Any], waiters: list[threading.Event]) -> None:
         """Drain item by item, delivering at each flush marker; waiters are always set."""
         try:
@@ -259,7 +311,7 @@ class Worker:
                 if not queue:
                     break
                 item = queue.popleft()
-            if isinstance(item, threading.Event):
+            if isinstance(item, _Flush):
                 with self._lock:
                     self._markers -= 1
                 report = self._report()
@@ -269,6 +321,7 @@ class Worker:
                 records = []
                 self.transport.sync()
                 self.transport.tick(force=True)  # a flush also re-sends the spool, if it can
+                item.ok = self._settle()
                 waiters.append(item)
                 continue
             records.append(item)
@@ -286,10 +339,15 @@ class Worker:
         self._reported = lost
         return (REPORT, self._next_id(), time.time(), lost)
 
-    def _encode(self, items: list[tuple[Any, ...]]) -> tuple[dict[str, Any], bytes]:
+    def _encode(self, items: list[tuple[Any, ...]]) -> list[tuple[dict[str, Any], bytes]]:
+        """Records as batches the tracker takes: redacted, values over the wire format's
+        limit kept by digest, split when over the batch limit (see capture_lib.oversize)."""
         redact = self._redact
         if redact is not None:
             items = [self._redacted(rec, redact) for rec in items]
+        return self._fit(items)
+
+    def _dump(self, items: list[tuple[Any, ...]]) -> tuple[dict[str, Any], bytes]:
         batch = {
             "provml": WIRE_VERSION,
             "batch": uuid.uuid4().hex,
@@ -302,6 +360,52 @@ class Worker:
             log.debug("provml: non-JSON value in a record (%s); using str()", exc)
             body = orjson.dumps(batch, default=str, option=_OPTIONS)
         return batch, body
+
+    def _fit(self, items: list[tuple[Any, ...]]) -> list[tuple[dict[str, Any], bytes]]:
+        batch, body = self._dump(items)
+        if len(body) <= MAX_VALUE_BYTES:  # the common case: no value can be over the limit
+            return [(batch, body)]
+        items = self._shrink(items, MAX_VALUE_BYTES)
+        batch, body = self._dump(items)
+        if len(body) <= MAX_BATCH_BYTES:
+            return [(batch, body)]
+        if len(items) > 1:
+            half = len(items) // 2
+            return self._fit(items[:half]) + self._fit(items[half:])
+        # one record over the batch limit by itself (thousands of values near the value
+        # limit): keep every sizeable value by digest
+        batch, body = self._dump(self._shrink(items, self.SMALL_VALUE))
+        if len(body) <= MAX_BATCH_BYTES:
+            return [(batch, body)]
+        self._lose("too_large")
+        self.warn_once(
+            "too_large",
+            "provml: a %s record is %d bytes of JSON even with its values kept by digest, "
+            "over the %d-byte batch limit: not recorded (counted in stats()['lost'])",
+            items[0][0],
+            len(body),
+            MAX_BATCH_BYTES,
+        )
+        return []
+
+    def _shrink(self, items: list[tuple[Any, ...]], limit: int) -> list[tuple[Any, ...]]:
+        """Values over ``limit`` bytes replaced by their digest, counted and said once."""
+        out = []
+        replaced = 0
+        for rec in items:
+            rec, n = oversize.shrink(rec, limit)
+            out.append(rec)
+            replaced += n
+        if replaced:
+            with self._lock:
+                self.counts["values_digested"] += replaced
+            self.warn_once(
+                "value_too_large",
+                "provml: a value over %d bytes of JSON was kept by its SHA-256 only "
+                "(digest_only in the graph; counted in stats()['values_digested'])",
+                limit,
+            )
+        return out
 
     @staticmethod
     def _redacted(rec: tuple[Any, ...], redact: Callable[[Any], Any]) -> tuple[Any, ...]:
@@ -319,19 +423,28 @@ class Worker:
             return
         self._inflight = batches
         try:
-            encoded = [self._encode(items) for items in batches]
-            self.transport.send_many(encoded)
+            encoded = [one for items in batches for one in self._encode(items)]
+            outcomes = self.transport.send_many(encoded)
         except Exception as exc:
             count = sum(len(b) for b in batches)
             log.error("provml: lost %d records: %s", count, exc)
-            self.count_lost("send_error" if isinstance(exc, TransportError) else "internal_error",
-                            count)  # fmt: skip
+            self._lose("send_error" if isinstance(exc, TransportError) else "internal_error",
+                       count)  # fmt: skip
             return
         finally:
             self._inflight = []
+        sent = batches_sent = 0
+        refusals: list[Refused] = []
+        for (batch, _), outcome in zip(encoded, outcomes, strict=True):
+            if isinstance(outcome, Refused):
+                refusals.append(outcome)
+            elif outcome != SPOOLED:  # spooled records count once re-sent
+                sent += len(batch["records"])
+                batches_sent += 1
         with self._lock:
-            self.counts["records_sent"] += sum(len(b) for b in batches)
-            self.counts["batches_sent"] += len(batches)
+            self.counts["records_sent"] += sent
+            self.counts["batches_sent"] += batches_sent
+        self._count_refusals(refusals)
 
     def _deliver(self, items: list[tuple[Any, ...]]) -> None:
         if items:

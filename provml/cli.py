@@ -707,6 +707,12 @@ main.command(name="dataset")(_record_command("dataset"))
     is_flag=True,
     help="With --data-dir: do not compact the store after loading (see `provml compact`).",
 )
+@click.option(
+    "--allow-partial",
+    is_flag=True,
+    help="Exit 0 even if some lines were skipped or batches refused (the rest is loaded "
+    "either way; the summary still counts them).",
+)
 @_token_option
 def ingest(
     paths: tuple[str, ...],
@@ -716,6 +722,7 @@ def ingest(
     data_dir: str | None,
     workers: int,
     no_compact: bool,
+    allow_partial: bool,
     token: str | None,
 ) -> None:
     """Send disk-only capture files (or directories of them) to the tracker, or with
@@ -723,9 +730,11 @@ def ingest(
     `provml compact`).
 
     Each line is a batch (--format provlake: a JSON array of ProvLake records); a torn
-    or malformed line is skipped and reported. Sending the same files again adds nothing
-    to the graph. Exit status 1 if any batch was refused. Memory stays bounded however
-    large the files.
+    or malformed line is skipped, a batch that is not valid is refused, and the rest is
+    loaded. One summary line counts what was loaded, skipped and refused by reason (each
+    one is listed on stderr). Exit status 1 if any line was skipped or any batch refused,
+    unless --allow-partial. Sending the same files again adds nothing to the graph.
+    Memory stays bounded however large the files.
 
     \b
     provml ingest prov-logs/
@@ -740,7 +749,8 @@ def ingest(
         raise click.ClickException(f"no {FORMATS[fmt].files} files found")
     total = sum(os.path.getsize(f) for f in files)
     if data_dir:
-        _report(_ingest_direct(files, data_dir, fmt, total, quiet, workers, not no_compact))
+        report = _ingest_direct(files, data_dir, fmt, total, quiet, workers, not no_compact)
+        _report(report, allow_partial)
         return
     report = Report(files=len(files))
     http = requests.Session()
@@ -759,7 +769,7 @@ def ingest(
                 bar.update(len(line.body) + 1)
                 where = f"{os.path.basename(path)}:{line.number}"
                 if line.error:
-                    report.skipped.append(f"{where}: {line.error}")
+                    report.skip(line.reason or "not_json", f"{where}: {line.error}")
                     continue
                 try:
                     resp = http.post(
@@ -770,25 +780,37 @@ def ingest(
                     )
                 except requests.RequestException as exc:
                     raise click.ClickException(
-                        f"cannot reach the tracker at {url}: {exc}"
+                        f"cannot reach the tracker at {url}: {exc} (before that: "
+                        f"{report.summary()})"
                     ) from None
                 if resp.status_code >= 400:
-                    report.refused.append(f"{where}: {resp.status_code} {resp.text[:300]}")
+                    report.refuse(
+                        _refusal_reason(resp), f"{where}: {resp.status_code} {resp.text[:300]}"
+                    )
                     continue
                 report.batches += 1
                 report.records += int(resp.json().get("records", 0))
-    _report(report)
+    _report(report, allow_partial)
 
 
-def _report(report: Any) -> None:
-    click.echo(
-        f"ingested {report.records} records in {report.batches} batches from {report.files} files"
-    )
+def _refusal_reason(resp: Any) -> str:
+    """The service's error code (``invalid_request``, ``too_large`` …), as a direct load
+    names it, else the HTTP status."""
+    try:
+        code = resp.json().get("error")
+    except ValueError:
+        code = None
+    return code if isinstance(code, str) and code else f"http_{resp.status_code}"
+
+
+def _report(report: Any, allow_partial: bool = False) -> None:
     for item in report.skipped:
         click.echo(f"skipped {item}", err=True)
     for item in report.refused:
         click.echo(f"refused {item}", err=True)
-    if report.refused:
+    click.echo(report.summary())
+    if not report.complete and not allow_partial:
+        click.echo("provml ingest: not everything was loaded (--allow-partial to accept)", err=True)
         sys.exit(1)
 
 

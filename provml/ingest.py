@@ -8,15 +8,17 @@ docs/provlake.md).
 
 Each line of a segment is one batch. A line that is not valid JSON — typically the last
 line of a segment whose process was killed mid-write — is skipped and reported, never
-fatal; so is a batch the tracker refuses. Batches are sent one by one through the
-tracker's normal path, so disk-only and online capture end in the same graph, and
-sending a file twice adds nothing (identifiers are derived from the records).
+fatal; so is a batch the tracker refuses. The :class:`Report` counts both by reason, and
+``provml ingest`` exits non-zero when anything was skipped or refused. Batches are sent
+one by one through the tracker's normal path, so disk-only and online capture end in
+the same graph, and sending a file twice adds nothing (identifiers are derived from the
+records).
 """
 
 from __future__ import annotations
 
 import os
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,15 +47,58 @@ class Line:
     number: int
     body: bytes
     error: str | None = None
+    #: why the line is skipped, for the summary: ``torn_line``, ``not_json``,
+    #: ``not_a_batch`` (``not_a_bag`` in the provlake format)
+    reason: str | None = None
 
 
 @dataclass
 class Report:
+    """What an ingest did: loaded, and what it skipped (lines that are not batches) or
+    saw refused (batches that are not valid), each with its place and reason."""
+
     files: int = 0
     batches: int = 0
     records: int = 0
     skipped: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
+    skipped_by: Counter[str] = field(default_factory=Counter)
+    refused_by: Counter[str] = field(default_factory=Counter)
+
+    def skip(self, reason: str, message: str) -> None:
+        self.skipped.append(message)
+        self.skipped_by[reason] += 1
+
+    def refuse(self, reason: str, message: str) -> None:
+        self.refused.append(message)
+        self.refused_by[reason] += 1
+
+    @property
+    def complete(self) -> bool:
+        """True when every line was loaded: nothing skipped, nothing refused."""
+        return not self.skipped and not self.refused
+
+    def summary(self) -> str:
+        """One line: what was loaded, and what was not, with counts by reason.
+
+        >>> r = Report(files=2, batches=3, records=40)
+        >>> r.skip("torn_line", "a.jsonl:9: torn last line")
+        >>> r.refuse("invalid_request", "b.jsonl:1: invalid batch")
+        >>> for part in r.summary().split("; "):
+        ...     print(part)
+        ingested 40 records in 3 batches from 2 files
+        skipped 1 line (torn_line: 1)
+        refused 1 batch (invalid_request: 1)
+        """
+        text = f"ingested {self.records} records in {self.batches} batches from {self.files} files"
+        for what, unit, counts in (("skipped", "line", self.skipped_by),
+                                   ("refused", "batch", self.refused_by)):  # fmt: skip
+            total = sum(counts.values())
+            if total:
+                plural = unit + ("es" if unit == "batch" else "s") if total > 1 else unit
+                reasons = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
+                text += f"; {what} {total} {plural} ({reasons})"
+        return text
 
 
 def _wanted(name: str, fmt: str) -> bool:
@@ -86,18 +131,21 @@ def read_lines(path: str, fmt: str = "native") -> Iterator[Line]:
             try:
                 obj = loads(body) if fmt == "provlake" else orjson.loads(body)
             except (orjson.JSONDecodeError, ValidationError) as exc:
-                torn = not raw.endswith(b"\n")
-                reason = exc.message if isinstance(exc, ValidationError) else f"not JSON: {exc}"
-                why = "torn last line (process killed mid-write?)" if torn else reason
-                yield Line(path, number, body, why)
+                if not raw.endswith(b"\n"):
+                    why = "torn last line (process killed mid-write?)"
+                    yield Line(path, number, body, why, "torn_line")
+                else:
+                    why = exc.message if isinstance(exc, ValidationError) else f"not JSON: {exc}"
+                    yield Line(path, number, body, why, "not_json")
                 continue
             if fmt == "provlake":
                 if not isinstance(obj, list):
-                    yield Line(path, number, body, "not a ProvLake bag (a JSON array of records)")
+                    why = "not a ProvLake bag (a JSON array of records)"
+                    yield Line(path, number, body, why, "not_a_bag")
                 elif obj:  # the client writes [] when asked to log prospective provenance
                     yield Line(path, number, body)
             elif not isinstance(obj, dict):
-                yield Line(path, number, body, "not a batch object")
+                yield Line(path, number, body, "not a batch object", "not_a_batch")
             else:
                 yield Line(path, number, body)
 
@@ -108,7 +156,8 @@ def read_lines(path: str, fmt: str = "native") -> Iterator[Line]:
 CHUNK_LINES = 64
 
 
-Mapped = tuple[bytes, list[str], int, int, list[str]]
+#: N-Quads, executions to derive edges for, batches, records, refusals (reason, message)
+Mapped = tuple[bytes, list[str], int, int, list[tuple[str, str]]]
 
 
 def _map_chunk(job: tuple[str, list[tuple[str, int, bytes]]]) -> Mapped:
@@ -119,18 +168,22 @@ def _map_chunk(job: tuple[str, list[tuple[str, int, bytes]]]) -> Mapped:
     from provml.mapping import batch_to_quads, deriving_executions
     from provml.provlake import parse_bag, to_batches
     from provml.resolve import resolve_batch
-    from provml.wire import parse_batch
+    from provml.wire import check_batch_size, parse_batch
 
     fmt, lines = job
     quads: list[Any] = []
     executions: list[str] = []
     records = batches_done = 0
-    refused: list[str] = []
+    refused: list[tuple[str, str]] = []
     for where, number, body in lines:
         try:
-            batches = to_batches(parse_bag(body)) if fmt == "provlake" else [parse_batch(body)]
-        except ValidationError as exc:
-            refused.append(f"{where}:{number}: {exc.message}")
+            if fmt == "provlake":
+                check_batch_size(len(body))  # as the tracker's ProvLake route does
+                batches = to_batches(parse_bag(body))
+            else:
+                batches = [parse_batch(body)]
+        except ValidationError as exc:  # the reason as the tracker would answer it
+            refused.append((exc.code, f"{where}:{number}: {exc.message}"))
             continue
         for batch in batches:
             resolved = resolve_batch(batch)
@@ -167,7 +220,7 @@ def load_direct(
                     progress(len(line.body) + 1)
                 where = f"{os.path.basename(path)}:{line.number}"
                 if line.error:
-                    report.skipped.append(f"{where}: {line.error}")
+                    report.skip(line.reason or "not_json", f"{where}: {line.error}")
                     continue
                 chunk.append((os.path.basename(path), line.number, line.body))
                 if len(chunk) >= CHUNK_LINES:
@@ -178,7 +231,8 @@ def load_direct(
 
     def write(done: Mapped) -> None:
         data, executions, batches, records, refused = done
-        report.refused.extend(refused)
+        for reason, message in refused:
+            report.refuse(reason, message)
         if data:
             store.bulk_load(data)
         update = derivation_update(executions)

@@ -34,6 +34,12 @@ MAX_RECORDS = 50_000
 MAX_NAME = 256
 MAX_DEPTH = 32
 MAX_ITEMS = 1_000  # params, used or generated entries of one record
+#: one value (an entry of params, used or generated) as JSON, in bytes: a value this
+#: large belongs in a file named by content; capture_lib keeps a larger one by digest
+MAX_VALUE_BYTES = 1 << 20  # 1 MiB
+#: one batch as a client sends it (JSON), in bytes; the same on every path: the tracker,
+#: ``provml ingest`` to a tracker or straight into a store (``--data-dir``)
+MAX_BATCH_BYTES = 16 << 20  # 16 MiB
 
 STAGES = frozenset({"training", "validation", "evaluation", "inference"})
 STATUSES = frozenset({"finished", "failed", "running"})
@@ -125,6 +131,22 @@ class Batch:
         }
 
 
+class TooLarge(ValidationError):
+    """A batch over :data:`MAX_BATCH_BYTES`."""
+
+    status = 413
+    code = "too_large"
+
+
+def check_batch_size(size: int) -> None:
+    """Refuse a batch (or a ProvLake bag) whose JSON is over :data:`MAX_BATCH_BYTES`."""
+    if size > MAX_BATCH_BYTES:
+        raise TooLarge(
+            f"the batch is {size} bytes, over the limit of {MAX_BATCH_BYTES} bytes per "
+            "batch: send fewer records per batch"
+        )
+
+
 def parse_batch(body: bytes | str) -> Batch:
     """Parse and validate one batch from JSON text.
 
@@ -133,6 +155,7 @@ def parse_batch(body: bytes | str) -> Batch:
     >>> b.records
     []
     """
+    check_batch_size(len(body) if isinstance(body, bytes) else len(body.encode()))
     try:
         obj = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -268,7 +291,7 @@ def _mapping(check_value: Any) -> Any:
         if len(v) > MAX_ITEMS:
             return f"at most {MAX_ITEMS} entries"
         for key, item in v.items():
-            err = _name(key) or check_value(item)
+            err = _name(key) or check_value(item) or _value_size(item)
             if err:
                 return f"entry {key!r}: {err}"
         return None
@@ -295,6 +318,26 @@ def _json_value(v: Any, depth: int = 0) -> str | None:
                 return err
     elif isinstance(v, float) and v != v:
         return "NaN is not a JSON value"
+    return None
+
+
+def _value_size(v: Any) -> str | None:
+    """The per-value limit (:data:`MAX_VALUE_BYTES`) on the value's compact JSON."""
+    if v is None or isinstance(v, (bool, int, float)):
+        return None
+    if isinstance(v, str) and len(v) * 6 + 2 <= MAX_VALUE_BYTES:  # \uXXXX at worst
+        return None
+    try:
+        size = len(orjson.dumps(v))
+    except TypeError:  # an integer beyond 64 bits: measure it the slow way
+        import json
+
+        size = len(json.dumps(v, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > MAX_VALUE_BYTES:
+        return (
+            f"the value is {size} bytes of JSON, over the limit of {MAX_VALUE_BYTES} bytes "
+            "per value: record a large value as a file, or by digest"
+        )
     return None
 
 

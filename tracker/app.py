@@ -32,7 +32,7 @@ from provml import provlake
 from provml.errors import ConfigError, ProvmlError, UpstreamError, ValidationError
 from provml.resolve import resolve_batch
 from provml.service import make_app
-from provml.wire import Batch, parse_batch
+from provml.wire import Batch, check_batch_size, parse_batch
 from tracker.forward import Forwarder, HttpForwarder
 from tracker.provlake import ProspectiveStore
 from tracker.queue import DurableQueue, QueueFull
@@ -91,6 +91,7 @@ class Tracker:
         if self._closing:
             raise ShuttingDown("the tracker is shutting down: retry later")
         try:
+            check_batch_size(len(body))  # the same limit as a batch of capture_lib's
             bag = provlake.parse_bag(body)
             batches = provlake.to_batches(bag, self.prospective.specs())
         except ValidationError as exc:

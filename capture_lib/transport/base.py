@@ -14,6 +14,24 @@ class TransportError(Exception):
         self.retryable = retryable
 
 
+class Refused(TransportError):
+    """The receiver refused a batch (a 4xx answer other than 429): sending it again
+    unchanged would be refused again. ``reason`` names the cause for ``cl.stats()``
+    (``http_404``, ``http_413`` …); ``records`` is the batch's record count."""
+
+    def __init__(self, message: str, *, reason: str, records: int = 0) -> None:
+        super().__init__(message, retryable=False)
+        self.reason = reason
+        self.records = records
+
+
+#: outcomes of :meth:`Transport.send`: delivered, or kept on disk to be sent later
+#: (``None`` counts as delivered, so a transport may simply return nothing)
+SENT = "sent"
+SPOOLED = "spooled"
+Outcome = str | None | Refused
+
+
 class Transport(abc.ABC):
     """Delivers batches. ``send`` may be called from the worker thread and, for a
     transport that spills, from a caller's thread: implementations lock what they share."""
@@ -21,13 +39,29 @@ class Transport(abc.ABC):
     name = "transport"
 
     @abc.abstractmethod
-    def send(self, batch: dict[str, Any], body: bytes) -> None:
-        """Deliver one batch (``body`` is its JSON); raise :class:`TransportError` if not."""
+    def send(self, batch: dict[str, Any], body: bytes) -> str | None:
+        """Deliver one batch (``body`` is its JSON). Return :data:`SENT` (or None), or
+        :data:`SPOOLED` if it was kept on disk to send later; raise :class:`Refused` if
+        the receiver refused it, :class:`TransportError` if it could not be delivered."""
 
-    def send_many(self, batches: list[tuple[dict[str, Any], bytes]]) -> None:
-        """Deliver several batches; a transport that can do it in one write does."""
+    def send_many(self, batches: list[tuple[dict[str, Any], bytes]]) -> list[Outcome]:
+        """Deliver several batches; a transport that can do it in one write does.
+        Returns each batch's outcome (a refusal is an outcome: the others still go)."""
+        outcomes: list[Outcome] = []
         for batch, body in batches:
-            self.send(batch, body)
+            try:
+                outcomes.append(self.send(batch, body))
+            except Refused as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    def take_refusals(self) -> list[Refused]:
+        """Refusals met outside :meth:`send` (re-sending a spool), since the last call."""
+        return []
+
+    def waiting(self) -> bool:
+        """True while batches sit only in a spool, waiting to be sent again."""
+        return False
 
     def sync(self) -> None:  # noqa: B027 - optional hook
         """Make what was sent durable (called on flush)."""

@@ -25,7 +25,7 @@ import threading
 import time
 from typing import Any
 
-from capture_lib.transport.base import Transport, TransportError
+from capture_lib.transport.base import SENT, Outcome, Transport, TransportError
 
 FSYNC_POLICIES = ("interval", "always", "never")
 
@@ -50,15 +50,17 @@ class FileTransport(Transport):
         self._dirty = False
         self._last_sync = time.monotonic()
 
-    def send(self, batch: dict[str, Any], body: bytes) -> None:
+    def send(self, batch: dict[str, Any], body: bytes) -> str:
         self._write(batch["session"], body + b"\n")
+        return SENT
 
-    def send_many(self, batches: list[tuple[dict[str, Any], bytes]]) -> None:
+    def send_many(self, batches: list[tuple[dict[str, Any], bytes]]) -> list[Outcome]:
         """Several batches, one line each, in a single write."""
         sessions = {batch["session"] for batch, _ in batches}
         if len(sessions) != 1:
             return super().send_many(batches)
         self._write(sessions.pop(), b"".join(body + b"\n" for _, body in batches))
+        return [SENT] * len(batches)
 
     def _write(self, session: str, data: bytes) -> None:
         prefix = f"{session}-{os.getpid()}"

@@ -9,7 +9,7 @@ from typing import Any
 
 import requests
 
-from capture_lib.transport.base import Transport, TransportError
+from capture_lib.transport.base import SENT, Refused, Transport, TransportError
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,12 @@ class HttpTransport(Transport):
         # the parent's pooled connections must not be shared with the child
         self._session = self._new_session()
 
-    def send(self, batch: dict[str, Any], body: bytes) -> None:
+    def _refusal(self, status: int, text: str) -> str:
+        """What a refusal means, with the tracker's own words."""
+        hint = _HINTS.get(status, "")
+        return f"{self.endpoint} refused the batch ({status}{hint}): {text[:300].strip()}"
+
+    def send(self, batch: dict[str, Any], body: bytes) -> str:
         delay = self.BACKOFF
         for attempt in range(self.retries + 1):
             wait = delay * (0.5 + random.random())
@@ -59,14 +64,15 @@ class HttpTransport(Transport):
                 error = TransportError(f"tracker unreachable: {exc}")
             else:
                 if resp.status_code < 300:
-                    return
+                    return SENT
                 if resp.status_code == 429 or resp.status_code >= 500:
                     error = TransportError(f"tracker answered {resp.status_code}")
                     wait = max(wait, _retry_after(resp.headers.get("Retry-After")))
                 else:
-                    raise TransportError(
-                        f"tracker refused the batch ({resp.status_code}): {resp.text[:500]}",
-                        retryable=False,
+                    raise Refused(
+                        self._refusal(resp.status_code, resp.text),
+                        reason=f"http_{resp.status_code}",
+                        records=len(batch.get("records", ())),
                     )
             if attempt == self.retries:
                 raise error
@@ -77,6 +83,15 @@ class HttpTransport(Transport):
 
     def close(self) -> None:
         self._session.close()
+
+
+#: why a tracker answers these statuses, said with the refusal
+_HINTS = {
+    401: ": no access token, or one the service does not know (PROVML_TOKEN)",
+    403: ": the access token lacks the capture scope",
+    404: ": no provml tracker at this URL; PROVML_URL is the service's base URL",
+    413: ": the batch is larger than the service accepts",
+}
 
 
 def _retry_after(value: str | None) -> float:

@@ -109,14 +109,16 @@ def test_spooled_batches_are_resent_when_the_tracker_returns(
     cl.init(url=srv.url, mode="http", path=str(tmp_path / "spool"))
     with cl.workflow("w"):
         pass
-    assert cl.flush(10)
+    assert not cl.flush(10)  # the records sit only in the spool
     assert spooled(tmp_path / "spool") == 2 and srv.received == []
+    assert cl.stats()["records_sent"] == 0 and cl.stats()["waiting_in_spool"]
     with cl.workflow("again"):
         pass
-    assert cl.flush(10)
+    assert cl.flush(10)  # everything, the spool too, is delivered now
     assert spooled(tmp_path / "spool") == 0  # re-sent, then deleted
     # the second batch met the cool-down and went to disk too: both were re-sent
     assert len(srv.received) == 2 and cl.stats()["resent_batches"] == 2
+    assert cl.stats()["records_sent"] == 4 and not cl.stats()["waiting_in_spool"]
 
 
 def test_unreachable_tracker_spools_everything(tmp_path: Path, scripted: list[Scripted]) -> None:
@@ -125,7 +127,7 @@ def test_unreachable_tracker_spools_everything(tmp_path: Path, scripted: list[Sc
     for i in range(10):
         wf.metric("m", i)
     wf.end()
-    assert cl.flush(20)
+    assert not cl.flush(20)
     assert spooled(tmp_path / "spool") == 12
     assert cl.stats()["spilled_to_disk"] == 12 and cl.stats()["lost"] == {}
 
@@ -135,7 +137,9 @@ def test_a_refused_batch_is_kept_on_disk(tmp_path: Path, scripted: list[Scripted
     cl.init(url=srv.url, mode="http", path=str(tmp_path / "spool"))
     with cl.workflow("w"):
         pass
-    assert cl.flush(10)
+    assert not cl.flush(10)
     assert srv.received == []
     assert spooled(tmp_path / "spool" / "rejected") == 2
-    assert cl.stats()["lost"] == {}
+    stats = cl.stats()
+    assert stats["lost"] == {} and stats["records_sent"] == 0
+    assert stats["refused"] == {"http_400": 2} and stats["refused_batches"] == {"http_400": 1}

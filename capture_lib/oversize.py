@@ -1,0 +1,78 @@
+"""Values over the wire format's size limit, kept by digest so the rest of a run lands.
+
+The tracker refuses a batch holding a value (one entry of ``params``, ``used`` or
+``generated``) whose JSON is over :data:`provml.wire.MAX_VALUE_BYTES`, and a batch over
+:data:`provml.wire.MAX_BATCH_BYTES`. Rather than lose the whole batch, the worker replaces
+such a value with a reference to its SHA-256 — the node ``cl.digest(value)`` names — that
+says it was kept by digest only::
+
+    {"@data": "value", "sha256": "…", "size": 31457282, "digest_only": true}
+
+and splits a batch over the batch limit into smaller ones.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from capture_lib.records import VALUE_FIELDS
+from provml.ids import value_sha256
+
+_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
+def dumps(value: Any) -> bytes:
+    """JSON as the worker writes it (a value that is not JSON as its ``str()``)."""
+    try:
+        return orjson.dumps(value, option=_OPTIONS)
+    except TypeError:
+        return orjson.dumps(value, default=str, option=_OPTIONS)
+
+
+def digest_only(value: Any, limit: int) -> dict[str, Any] | None:
+    """The digest reference standing for ``value`` if its JSON is over ``limit`` bytes,
+    else None. Data and entity references are never over the limit in practice, and are
+    kept as they are."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return None
+    if isinstance(value, str) and len(value) * 6 + 2 <= limit:  # \\uXXXX at worst
+        return None
+    if isinstance(value, dict) and ("@data" in value or "@entity" in value):
+        return None
+    data = dumps(value)
+    if len(data) <= limit:
+        return None
+    # the digest of the value as the tracker would have read it, so the node is the one
+    # the value itself (or cl.digest of it) names
+    return {
+        "@data": "value",
+        "sha256": value_sha256(orjson.loads(data)),
+        "size": len(data),
+        "digest_only": True,
+    }
+
+
+def shrink(rec: tuple[Any, ...], limit: int) -> tuple[tuple[Any, ...], int]:
+    """``rec`` with every value over ``limit`` bytes replaced by its digest reference,
+    and how many were replaced (``rec`` itself when none was)."""
+    out: list[Any] | None = None
+    replaced = 0
+    for i in VALUE_FIELDS.get(rec[0], ()):
+        values = rec[i]
+        if not values:
+            continue
+        new: dict[str, Any] | None = None
+        for key, value in values.items():
+            ref = digest_only(value, limit)
+            if ref is not None:
+                if new is None:
+                    new = dict(values)  # never modify the caller's dictionary
+                new[key] = ref
+                replaced += 1
+        if new is not None:
+            if out is None:
+                out = list(rec)
+            out[i] = new
+    return (rec if out is None else tuple(out)), replaced

@@ -1,0 +1,44 @@
+"""Values a workflow passes that cannot be recorded: the caller's mistake, said once."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+import capture_lib as cl
+from tests.capture_lib.test_capture import read_records
+
+
+@pytest.fixture(autouse=True)
+def _shutdown() -> Iterator[None]:
+    yield
+    cl.shutdown(timeout=5)
+
+
+def test_a_metric_that_is_not_a_number_is_one_warning_and_its_own_count(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cl.init(mode="disk", path=str(tmp_path / "logs"))
+    with caplog.at_level(logging.DEBUG, logger="capture_lib"):
+        with cl.workflow("w") as wf, wf.task("t") as t:
+            t.metric("loss", "abc")  # type: ignore[arg-type]
+            t.metric("loss", None)  # type: ignore[arg-type]
+            t.metric("acc", [0.5])  # type: ignore[arg-type]
+            t.metric("loss", 0.5, step="first")  # type: ignore[arg-type]
+            t.metric("loss", 0.25, step=1.5)  # type: ignore[arg-type]
+            # numbers of other numeric types are numbers
+            t.metric("dec", Decimal("0.125"), step=2.0)  # type: ignore[arg-type]
+            t.metric("flag", True)
+        assert cl.flush()
+    assert cl.stats()["lost"] == {"invalid_value": 5}
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    assert "'abc'" in warnings[0].getMessage() and "invalid_value" in warnings[0].getMessage()
+    assert not any(r.exc_info for r in caplog.records), "no traceback for a caller's mistake"
+    metrics = [(r["name"], r["value"], r.get("step")) for r in read_records(tmp_path / "logs")
+               if r["kind"] == "metric"]  # fmt: skip
+    assert metrics == [("dec", 0.125, 2), ("flag", 1.0, None)]

@@ -1,0 +1,102 @@
+"""One limit per value and per batch, the same on every path; capture_lib keeps an
+oversized value by digest so the rest of the run lands."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+import requests
+
+import capture_lib as cl
+from provml.errors import ValidationError
+from provml.wire import MAX_BATCH_BYTES, MAX_VALUE_BYTES, TooLarge, parse_batch
+from tests.conftest import Server, make_batch, provml_cmd
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def _shutdown() -> Iterator[None]:
+    yield
+    cl.shutdown(timeout=5)
+
+
+def start(n: int, params: dict[str, object]) -> dict[str, object]:
+    return {"kind": "workflow_start", "n": n, "name": "w", "time": 1.0, "params": params}
+
+
+#: a value just over the limit, and one just under it, as JSON strings
+OVER = "x" * MAX_VALUE_BYTES
+UNDER = "x" * (MAX_VALUE_BYTES - 2)
+
+
+def test_the_wire_format_checks_both_limits() -> None:
+    parse_batch(orjson.dumps(make_batch([start(1, {"notes": UNDER})])))
+    with pytest.raises(ValidationError) as err:
+        parse_batch(orjson.dumps(make_batch([start(1, {"ok": 1, "notes": OVER})])))
+    assert f"over the limit of {MAX_VALUE_BYTES} bytes per value" in err.value.message
+    assert "records[0].params: entry 'notes'" in err.value.message
+    many = [start(i, {"notes": UNDER}) for i in range(1, MAX_BATCH_BYTES // MAX_VALUE_BYTES + 2)]
+    with pytest.raises(TooLarge) as big:
+        parse_batch(orjson.dumps(make_batch(many)))
+    assert big.value.status == 413 and f"limit of {MAX_BATCH_BYTES} bytes" in big.value.message
+
+
+def ingest(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(provml_cmd("ingest", "--quiet", *args),
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+
+
+def test_every_path_refuses_what_is_over_a_limit(tmp_path: Path, server: Server) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    over_value = orjson.dumps(make_batch([start(1, {"notes": OVER})]))
+    count = MAX_BATCH_BYTES // MAX_VALUE_BYTES + 2
+    over_batch = orjson.dumps(make_batch([start(i, {"notes": UNDER}) for i in range(1, count)]))
+    fine = orjson.dumps(make_batch([start(1, {"notes": "short"})]))
+    (logs / "a.jsonl").write_bytes(b"\n".join([over_value, over_batch, fine]) + b"\n")
+
+    def post(body: bytes) -> requests.Response:
+        return requests.post(server.url + "/api/v1/batches", data=body, timeout=60,
+                             headers={"Content-Type": "application/json"})  # fmt: skip
+
+    assert post(over_value).status_code == 400
+    refused = post(over_batch)
+    assert refused.status_code == 413 and refused.json()["error"] == "too_large"
+
+    for where in (["--url", server.url], ["--data-dir", str(tmp_path / "direct")]):
+        out = ingest(*where, str(logs))
+        assert out.returncode == 1, out.stderr
+        assert "ingested 1 records in 1 batches" in out.stdout, (where, out.stdout)
+        assert "a.jsonl:1" in out.stderr and "a.jsonl:2" in out.stderr, (where, out.stderr)
+
+
+def test_capture_keeps_an_oversized_value_by_digest(tmp_path: Path, server: Server) -> None:
+    big = {"weights": list(range(400_000))}  # ≈ 2.7 MB of JSON
+    cl.init(url=server.url, mode="http", path=str(tmp_path / "spool"))
+    with cl.workflow("big") as wf:
+        with wf.task("train", params={"lr": 0.1, "init": big}) as t:
+            t.metric("loss", 0.5)
+        # twenty values just under the limit: more than one batch may hold
+        for i in range(20):
+            with wf.task("note", params={"i": i, "text": UNDER}):
+                pass
+    assert cl.flush(60)
+    stats = cl.stats()
+    assert stats["values_digested"] == 1 and stats["refused"] == {} and stats["lost"] == {}
+    assert stats["batches_sent"] >= 2  # split under the batch limit
+    assert stats["records_sent"] == 2 + 3 + 40
+    rows = server.sparql(
+        """SELECT ?v WHERE { ?p a provml:AttributeValue ; provml:name "init" ; prov:value ?v }"""
+    )
+    kept = orjson.loads(rows[0]["v"])
+    assert kept["digest_only"] is True and kept["@data"] == "value"
+    assert kept["sha256"] == cl.digest(big)["sha256"]  # the node the value itself names
+    notes = server.sparql(
+        """SELECT (COUNT(?p) AS ?n) WHERE { ?p provml:name "text" ; prov:value ?v }"""
+    )
+    assert int(notes[0]["n"]) == 20  # values under the limit are kept whole
