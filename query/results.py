@@ -34,23 +34,29 @@ GRAPH_FORMATS: dict[str, RdfFormat] = {
 }
 
 
-def negotiate(result: Any, accept: Any) -> tuple[bytes, str]:
-    """Serialise ``result`` in the best format ``accept`` (werkzeug MIMEAccept) allows.
+def negotiate(
+    result: Any, accept: Any, prefixes: dict[str, str] | None = None
+) -> tuple[bytes, str]:
+    """Serialise ``result`` in the best format ``accept`` (werkzeug MIMEAccept) allows;
+    a graph in Turtle or RDF/XML with ``prefixes`` (provml's by default).
 
-    ``result``: a pyoxigraph result, or a :class:`query.limits.Guarded` one, whose rows
-    are read one by one (checked against the request's limits) before anything is
-    written: a request over its limits gets an error, never a truncated answer.
+    ``result``: a pyoxigraph result, a list of triples, or a
+    :class:`query.limits.Guarded` result, whose rows are read one by one (checked
+    against the request's limits) before anything is written: a request over its limits
+    gets an error, never a truncated answer.
     """
     from query.limits import Guarded
 
-    graph = (
-        result.graph if isinstance(result, Guarded) else isinstance(result, pyoxigraph.QueryTriples)
-    )
+    if isinstance(result, Guarded):
+        graph = result.graph
+    else:  # a CONSTRUCT's triples, or a list of triples made here (a service description)
+        graph = isinstance(result, (pyoxigraph.QueryTriples, list))
     if graph:
         media = _best(accept, GRAPH_FORMATS)
         fmt = GRAPH_FORMATS[media]
-        prefixes = PREFIXES if fmt in (RdfFormat.TURTLE, RdfFormat.RDF_XML) else None
-        body = pyoxigraph.serialize(list(result), format=fmt, prefixes=prefixes)
+        named = prefixes or PREFIXES
+        short = named if fmt in (RdfFormat.TURTLE, RdfFormat.RDF_XML) else None
+        body = pyoxigraph.serialize(list(result), format=fmt, prefixes=short)
     elif isinstance(result, pyoxigraph.QueryBoolean):
         media = _best(accept, SOLUTION_FORMATS)
         body = result.serialize(format=SOLUTION_FORMATS[media])
