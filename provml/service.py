@@ -248,7 +248,7 @@ def _audit_event(audit_log: Any, response: Response) -> None:
         args = request.args
         graph = truncate(args["graph"], 500)[0] if "graph" in args else None
         audit_log.write("graph", **who, graph=graph, default="default" in args)
-    elif endpoint == "query.sparql" and request.method == "GET" and "query" not in request.args:
+    elif endpoint == "query.sparql" and request.method != "POST" and "query" not in request.args:
         audit_log.write("service_description", **who)
     elif endpoint == "query.sparql":
         text, cut = truncate(_query_text() or "")

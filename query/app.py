@@ -76,14 +76,15 @@ def sparql() -> ResponseReturnValue:
     if "update" in params:
         raise ForbiddenOperation(_UPDATE_REFUSED)
     given = _params(request.query_string, "the URL's query string", keep_blank=True)
+    reading = request.method in ("GET", "HEAD")  # Flask answers HEAD with GET's view
     if "query" not in given:  # (even empty: "?query=" is a missing query, not no query)
         if graph_store.is_graph_request(given):  # ?default has no value
-            if request.method != "GET":  # a Graph Store write (POST adds to a graph)
+            if not reading:  # a Graph Store write (POST adds to a graph)
                 raise ReadOnly(request.method, _SPARQL_ALLOWS)
             return _graph(given)
-        if request.method == "GET":
+        if reading:
             return _service_description()
-    if request.method == "GET":
+    if reading:
         text = _single(params, "query")
     else:
         ctype = request.mimetype
