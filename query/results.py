@@ -9,6 +9,7 @@ import orjson
 import pyoxigraph
 from pyoxigraph import QueryResultsFormat as QRF
 from pyoxigraph import RdfFormat
+from werkzeug.datastructures import MIMEAccept
 
 from provml.errors import NotAcceptable
 from provml.vocab import PREFIXES
@@ -129,6 +130,10 @@ def _best(accept: Any, formats: dict[str, Any]) -> str:
     if not accept or not accept.values() or accept.best == "*/*":
         return next(iter(formats))
     choice: str | None = accept.best_match(list(formats))
+    if choice is None:  # werkzeug matches parameters too: "text/turtle; charset=utf-8"
+        # finds no "text/turtle", though every format here is written in UTF-8
+        bare = MIMEAccept([(value.partition(";")[0].strip(), q) for value, q in accept])
+        choice = bare.best_match(list(formats))
     if choice is None:
         raise NotAcceptable(
             f"cannot produce any of {accept.to_header()}; available: {sorted(set(formats))}"
