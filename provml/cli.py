@@ -457,6 +457,13 @@ def query(
         query_text = query_file.read()
     if not query_text:
         raise click.UsageError("give a query as an argument or with --file")
+    from provml.sparql_text import first_keyword, is_update
+
+    if is_update(query_text):  # said before sending: the parser would say "expected CONSTRUCT"
+        raise click.ClickException(
+            f"{first_keyword(query_text)[0]} is a SPARQL update, and the endpoint is "
+            "read-only: provml query runs SELECT, ASK, CONSTRUCT and DESCRIBE only"
+        )
     results = (
         _local_query(data_dir, query_text) if data_dir else _Client(url, token).sparql(query_text)
     )

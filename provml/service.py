@@ -46,9 +46,14 @@ ENDPOINT_SCOPES: dict[str, str | None] = {
     "manager.stats": READ,
     # a PROV document may hold any triple in any graph: more than a capture batch
     "manager_import.import_document": ADMIN,
+    # the Graph Store Protocol's read side; its writes are refused (405) to readers, so
+    # that a reader learns the endpoint is read-only rather than that a scope is missing
+    "query.graph_store_read": READ,
+    "query.graph_store_write": READ,
+    "query.sparql_write": READ,
 }
 BLUEPRINT_SCOPES: dict[str, str] = {
-    "query": READ,  # /sparql, /api/v1/questions, models, datasets, export
+    "query": READ,  # /sparql, /store, /api/v1/questions, models, datasets, export
 }
 #: the ProvLake client's routes (tracker.provlake_*) are capture routes
 _PROVLAKE = "tracker.provlake_"
@@ -239,6 +244,12 @@ def _audit_event(audit_log: Any, response: Response) -> None:
             batch(one if isinstance(one, dict) else {}, via="provlake")
     elif endpoint.startswith(_PROVLAKE + "prospective") and request.method != "GET":
         audit_log.write("provlake_prospective", **who, dataflow=body.get("dataflow_name"))
+    elif endpoint == "query.graph_store_read" or (endpoint == "query.sparql" and _graph_read()):
+        args = request.args
+        graph = truncate(args["graph"], 500)[0] if "graph" in args else None
+        audit_log.write("graph", **who, graph=graph, default="default" in args)
+    elif endpoint == "query.sparql" and request.method != "POST" and "query" not in request.args:
+        audit_log.write("service_description", **who)
     elif endpoint == "query.sparql":
         text, cut = truncate(_query_text() or "")
         audit_log.write("query", **who, query=text, truncated=cut)
@@ -258,6 +269,13 @@ def _audit_event(audit_log: Any, response: Response) -> None:
     elif endpoint == "manager_import.import_document":
         audit_log.write("import", **who, format=request.args.get("format") or body.get("format"),
                         bytes=request.content_length, triples=body.get("triples"))  # fmt: skip
+
+
+def _graph_read() -> bool:
+    """Whether a request to /sparql reads a graph (the Graph Store Protocol's
+    ``?graph=``/``?default``, without a query) rather than running a query."""
+    args = request.args
+    return "query" not in args and ("graph" in args or "default" in args)
 
 
 def _query_text() -> str | None:

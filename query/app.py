@@ -8,14 +8,16 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import Blueprint, Flask, Response, current_app, request, url_for
 from flask.typing import ResponseReturnValue
 from pyoxigraph import NamedNode
 
 from manager.store import Store, open_store
 from provml.errors import Busy, ForbiddenOperation, QueryError, ValidationError
 from provml.service import make_app
-from query import federation, pages, questions
+from provml.sparql_text import is_update
+from query import federation, graph_store, pages, questions, service_description
+from query.errors import ReadOnly
 from query.limits import RETRY_AFTER, GuardedStore, Runner
 from query.results import negotiate
 
@@ -50,17 +52,39 @@ def _busy(exc: Busy) -> ResponseReturnValue:
     return exc.to_json(), exc.status, {"Retry-After": str(RETRY_AFTER)}
 
 
+@bp.errorhandler(ReadOnly)
+def _read_only(exc: ReadOnly) -> ResponseReturnValue:
+    return exc.to_json(), exc.status, {"Allow": ", ".join(exc.allow)}
+
+
+#: what each read-only resource allows (HEAD and OPTIONS Flask answers by itself)
+_SPARQL_ALLOWS = ("GET", "HEAD", "OPTIONS", "POST")
+_STORE_ALLOWS = ("GET", "HEAD", "OPTIONS")
+_WRITES = ["PUT", "DELETE", "PATCH"]
+
+
 @bp.route("/sparql", methods=["GET", "POST"])
 def sparql() -> ResponseReturnValue:
     """SPARQL 1.1 Protocol query operation: GET, POST form-encoded, POST sparql-query.
 
     The dataset parameters (``default-graph-uri``, ``named-graph-uri``) go in the URL, or
     in the form body with the query; given, they replace the query's FROM and FROM NAMED.
+    Without a query, GET answers the Service Description, or with ``?graph=IRI`` or
+    ``?default`` that graph (the Graph Store Protocol's read side, as ``/store``).
     """
     params = _params(request.query_string, "the URL's query string")
     if "update" in params:
         raise ForbiddenOperation(_UPDATE_REFUSED)
-    if request.method == "GET":
+    given = _params(request.query_string, "the URL's query string", keep_blank=True)
+    reading = request.method in ("GET", "HEAD")  # Flask answers HEAD with GET's view
+    if "query" not in given:  # (even empty: "?query=" is a missing query, not no query)
+        if graph_store.is_graph_request(given):  # ?default has no value
+            if not reading:  # a Graph Store write (POST adds to a graph)
+                raise ReadOnly(request.method, _SPARQL_ALLOWS)
+            return _graph(given)
+        if reading:
+            return _service_description()
+    if reading:
         text = _single(params, "query")
     else:
         ctype = request.mimetype
@@ -87,6 +111,8 @@ def sparql() -> ResponseReturnValue:
             )
     if not text or not text.strip():
         raise QueryError("missing the query parameter")
+    if is_update(text):  # an update sent as a query: refused as what it is
+        raise ForbiddenOperation(_UPDATE_REFUSED)
     options: dict[str, Any] = {"base_iri": _base_iri()}
     default = params.get("default-graph-uri", [])
     named = params.get("named-graph-uri", [])
@@ -108,10 +134,47 @@ def sparql() -> ResponseReturnValue:
     return Response(body, content_type=media, headers={"Vary": "Accept"})
 
 
-def _params(raw: bytes, where: str) -> dict[str, list[str]]:
-    """Form-encoded parameters, decoded strictly as UTF-8."""
+@bp.route("/sparql", methods=_WRITES)
+def sparql_write() -> ResponseReturnValue:
+    raise ReadOnly(request.method, _SPARQL_ALLOWS)
+
+
+@bp.get("/store")
+def graph_store_read() -> ResponseReturnValue:
+    """The SPARQL 1.1 Graph Store HTTP Protocol, read side: ``GET``/``HEAD``
+    ``/store?graph=IRI`` or ``/store?default`` (:mod:`query.graph_store`)."""
+    return _graph(_params(request.query_string, "the URL's query string", keep_blank=True))
+
+
+@bp.route("/store", methods=["POST", *_WRITES])
+def graph_store_write() -> ResponseReturnValue:
+    raise ReadOnly(request.method, _STORE_ALLOWS)
+
+
+def _graph(params: dict[str, list[str]]) -> ResponseReturnValue:
+    graph = graph_store.target(params)
+    accept = request.accept_mimetypes
+    body, media = run(lambda st: graph_store.read(st, graph, accept))
+    return Response(body, content_type=media, headers={"Vary": "Accept"})
+
+
+def _service_description() -> ResponseReturnValue:
+    """The Service Description (:mod:`query.service_description`) of this endpoint, as
+    reached: its ``sd:endpoint`` is the URL the client used."""
+    endpoint = _base_iri()
+    if endpoint is None:
+        raise ValidationError("the request's Host makes no IRI to describe the endpoint by")
+    store_url = url_for("query.graph_store_read", _external=True)
+    triples = service_description.describe(endpoint, store_url)
+    body, media = negotiate(triples, request.accept_mimetypes, service_description.PREFIXES)
+    return Response(body, content_type=media, headers={"Vary": "Accept"})
+
+
+def _params(raw: bytes, where: str, keep_blank: bool = False) -> dict[str, list[str]]:
+    """Form-encoded parameters, decoded strictly as UTF-8 (``keep_blank``: with those
+    that have no value, such as the Graph Store's ``?default``)."""
     try:
-        return parse_qs(_utf8(raw, where), errors="strict")
+        return parse_qs(_utf8(raw, where), keep_blank_values=keep_blank, errors="strict")
     except UnicodeDecodeError:
         raise ValidationError(f"{where} does not decode as UTF-8") from None
 

@@ -116,8 +116,8 @@ def _parser_finds(text: str) -> bool:
 
     try:
         tree = parseQuery(text)
-    except Exception:  # rdflib raises pyparsing's errors, and others on odd input
-        return True
+    except Exception as exc:  # rdflib raises pyparsing's errors, and others on odd input
+        raise ForbiddenOperation(f"{MESSAGE}: {_unparsed(text, exc)}") from None
     stack: list[Any] = [tree]
     while stack:
         node = stack.pop()
@@ -128,3 +128,18 @@ def _parser_finds(text: str) -> bool:
         elif isinstance(node, (list, tuple)) or type(node).__name__ == "ParseResults":
             stack.extend(list(node))
     return False
+
+
+def _unparsed(text: str, exc: Exception) -> str:
+    """Why a query that mentions SERVICE could not be checked, in one line: where the
+    parser stopped (pyparsing's 1-based line and column) and what it found there."""
+    line, col = getattr(exc, "lineno", None), getattr(exc, "col", None)
+    if not isinstance(line, int) or not isinstance(col, int):
+        return f"the query mentions 'service' and cannot be parsed ({type(exc).__name__})"
+    lines = text.split("\n")
+    rest = lines[line - 1][col - 1 :].strip() if line <= len(lines) else ""
+    found = repr(rest.split()[0][:30]) if rest else "the end of the line"
+    return (
+        "the query mentions 'service' and cannot be checked for it: it does not parse "
+        f"at line {line}, column {col} (found {found})"
+    )

@@ -9,6 +9,7 @@ import orjson
 import pyoxigraph
 from pyoxigraph import QueryResultsFormat as QRF
 from pyoxigraph import RdfFormat
+from werkzeug.datastructures import MIMEAccept
 
 from provml.errors import NotAcceptable
 from provml.vocab import PREFIXES
@@ -34,23 +35,29 @@ GRAPH_FORMATS: dict[str, RdfFormat] = {
 }
 
 
-def negotiate(result: Any, accept: Any) -> tuple[bytes, str]:
-    """Serialise ``result`` in the best format ``accept`` (werkzeug MIMEAccept) allows.
+def negotiate(
+    result: Any, accept: Any, prefixes: dict[str, str] | None = None
+) -> tuple[bytes, str]:
+    """Serialise ``result`` in the best format ``accept`` (werkzeug MIMEAccept) allows;
+    a graph in Turtle or RDF/XML with ``prefixes`` (provml's by default).
 
-    ``result``: a pyoxigraph result, or a :class:`query.limits.Guarded` one, whose rows
-    are read one by one (checked against the request's limits) before anything is
-    written: a request over its limits gets an error, never a truncated answer.
+    ``result``: a pyoxigraph result, a list of triples, or a
+    :class:`query.limits.Guarded` result, whose rows are read one by one (checked
+    against the request's limits) before anything is written: a request over its limits
+    gets an error, never a truncated answer.
     """
     from query.limits import Guarded
 
-    graph = (
-        result.graph if isinstance(result, Guarded) else isinstance(result, pyoxigraph.QueryTriples)
-    )
+    if isinstance(result, Guarded):
+        graph = result.graph
+    else:  # a CONSTRUCT's triples, or a list of triples made here (a service description)
+        graph = isinstance(result, (pyoxigraph.QueryTriples, list))
     if graph:
         media = _best(accept, GRAPH_FORMATS)
         fmt = GRAPH_FORMATS[media]
-        prefixes = PREFIXES if fmt in (RdfFormat.TURTLE, RdfFormat.RDF_XML) else None
-        body = pyoxigraph.serialize(list(result), format=fmt, prefixes=prefixes)
+        named = prefixes or PREFIXES
+        short = named if fmt in (RdfFormat.TURTLE, RdfFormat.RDF_XML) else None
+        body = pyoxigraph.serialize(list(result), format=fmt, prefixes=short)
     elif isinstance(result, pyoxigraph.QueryBoolean):
         media = _best(accept, SOLUTION_FORMATS)
         body = result.serialize(format=SOLUTION_FORMATS[media])
@@ -123,6 +130,10 @@ def _best(accept: Any, formats: dict[str, Any]) -> str:
     if not accept or not accept.values() or accept.best == "*/*":
         return next(iter(formats))
     choice: str | None = accept.best_match(list(formats))
+    if choice is None:  # werkzeug matches parameters too: "text/turtle; charset=utf-8"
+        # finds no "text/turtle", though every format here is written in UTF-8
+        bare = MIMEAccept([(value.partition(";")[0].strip(), q) for value, q in accept])
+        choice = bare.best_match(list(formats))
     if choice is None:
         raise NotAcceptable(
             f"cannot produce any of {accept.to_header()}; available: {sorted(set(formats))}"

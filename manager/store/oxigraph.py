@@ -16,6 +16,7 @@ from pyoxigraph import Quad
 
 from manager.store.base import Store
 from provml.errors import QueryError, StoreError
+from provml.sparql_text import syntax_message
 from provml.vocab import PREFIXES
 
 
@@ -50,8 +51,10 @@ class OxigraphStore(Store):
         options.pop("timeout", None)  # pyoxigraph cannot stop a query: see query.limits
         try:
             return self._store.query(sparql, prefixes=PREFIXES, **options)
-        except SyntaxError as exc:
-            raise QueryError(f"SPARQL syntax error: {exc}") from None
+        except SyntaxError as exc:  # pyoxigraph's own message can mislead: see syntax_message
+            raise QueryError(
+                f"SPARQL syntax error: {syntax_message(sparql, str(exc), PREFIXES)}"
+            ) from None
         except OSError as exc:
             raise StoreError(f"query failed: {exc}") from exc
 

@@ -246,7 +246,7 @@ IMPORT = [
 S = "/sparql"
 FORM = "application/x-www-form-urlencoded"
 SPARQL = [
-    Case("sparql: no query", "GET", S, ctype=None),
+    Case("sparql: empty query in the URL", "GET", S, ctype=None, params={"query": ""}),
     Case("sparql: empty query", "POST", S, b"query=", ctype=FORM),
     Case("sparql: syntax error", "POST", S, b"query=SELECT+*+WHERE+%7B", ctype=FORM),
     Case("sparql: two queries", "GET", S, ctype=None,
@@ -255,7 +255,7 @@ SPARQL = [
     Case("sparql: update content type", "POST", S, b"DROP ALL",
          ctype="application/sparql-update", expect=(403,)),
     Case("sparql: LOAD as a query", "POST", S, b"LOAD <http://127.0.0.1:1/>",
-         ctype="application/sparql-query"),
+         ctype="application/sparql-query", expect=(403,)),
     Case("sparql: SERVICE", "POST", S, b"SELECT * { SERVICE <http://127.0.0.1:1/> {} }",
          ctype="application/sparql-query", expect=(403,)),
     Case("sparql: unknown content type", "POST", S, b"ASK {}", ctype="text/plain"),

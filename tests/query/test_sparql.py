@@ -109,15 +109,25 @@ def test_updates_are_refused(client: FlaskClient, request_kw: dict) -> None:  # 
     assert before == after
 
 
-def test_update_text_as_a_query_is_a_syntax_error(client: FlaskClient) -> None:
-    r = client.post("/sparql", data={"query": "INSERT DATA { <a:a> <a:b> <a:c> }"})
-    assert r.status_code == 400 and r.json["error"] == "invalid_query"
+@pytest.mark.parametrize(
+    "text",
+    [
+        "INSERT DATA { <a:a> <a:b> <a:c> }",
+        "# a comment\nPREFIX ex: <http://e/>\ndrop  ALL",
+        "BASE <http://e/> WITH <g> DELETE { ?s ?p ?o } WHERE { ?s ?p ?o }",
+    ],
+)
+def test_update_text_as_a_query_is_refused_as_an_update(client: FlaskClient, text: str) -> None:
+    """Not "expected CONSTRUCT" (what the parser says of an update): read-only, 403."""
+    r = client.post("/sparql", data={"query": text})
+    assert r.status_code == 403 and r.json["error"] == "forbidden"
+    assert "read-only" in r.json["message"]
 
 
 @pytest.mark.parametrize(
     ("kw", "status"),
     [
-        ({"method": "GET", "path": "/sparql"}, 400),
+        ({"method": "GET", "path": "/sparql?query="}, 400),
         ({"method": "GET", "path": "/sparql?query=SELECT&query=ASK"}, 400),
         ({"method": "POST", "path": "/sparql", "data": "x", "content_type": "text/plain"}, 400),
         ({"method": "GET", "path": "/sparql?query=" + quote("SELECT * WHERE { ?s ?p")}, 400),

@@ -1,0 +1,21 @@
+"""Errors of the query service's protocol routes that carry an HTTP header too."""
+
+from __future__ import annotations
+
+from provml.errors import ProvmlError
+
+#: what every refused write says: the query service never changes the store
+READ_ONLY = "this endpoint is read-only: it never changes the store"
+
+
+class ReadOnly(ProvmlError):
+    """A write method (PUT, POST, DELETE, PATCH) on a read-only resource: 405, with the
+    methods the resource does allow in ``allow`` (sent as the Allow header, which HTTP
+    requires on a 405)."""
+
+    status = 405
+    code = "method_not_allowed"
+
+    def __init__(self, method: str, allow: tuple[str, ...]) -> None:
+        super().__init__(f"{READ_ONLY}; {method} is not allowed here, only {', '.join(allow)}")
+        self.allow = allow
