@@ -297,7 +297,7 @@ PAYLOADS = {
     "iri": ["> } ; DROP ALL ; <", "https://provml.dev/id/x> ?p ?o } UNION { ?s ?p ?o . <a:b",
             "https://provml.dev/id/x\\u003e", "<https://evil.example/>", "not an iri", "",
             "javascript:alert(1)\n", "a:b\x00c", "https://provml.dev/id/\"x\""],
-    "data": ["a" * 63, "z" * 64, "> } UNION { ?s ?p ?o } #", "../../etc/passwd",
+    "data": ["a" * 7, "z" * 64, "> } UNION { ?s ?p ?o } #", "../../etc/passwd",
              'https://provml.dev/id/x" } #'],
     "string": ['x" } UNION { ?s ?p ?o } #', "x' . ?s ?p ?o", '\\" ) } DROP ALL #',
                "$from", "${model}", "\u202e", "x\\u0022 } UNION { ?s ?p ?o } #"],
@@ -316,7 +316,7 @@ def question_cases() -> list[Case]:
         Case("question: unknown", "GET", Q + "drop-all", ctype=None, expect=(404,)),
         Case("question: missing parameter", "GET", Q + "training-data", ctype=None),
         Case("question: unknown parameter", "GET", Q + "training-data", ctype=None,
-             params={"model": SHA_M, "limit": "5"}),
+             params={"model": SHA_M, "top": "5"}),
         Case("question: parameter given twice", "GET", Q + "training-data", ctype=None,
              params=[("model", SHA_M), ("model", SHA_M)]),
     ]  # fmt: skip
