@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -287,9 +288,10 @@ def test_split_tracker_forwards_to_a_manager_over_http(tmp_path: Path) -> None:
         assert store.stop() == 0
 
 
-def _serve_demo(tmp_path: Path, log: Path) -> int:
-    """Start ``provml serve --demo`` on tmp_path/data, wait for its report, check it
-    still serves, stop it; the number of triples it held."""
+def _serve_demo(tmp_path: Path, log: Path) -> tuple[int, str]:
+    """Start ``provml serve --demo`` as ``make run`` does, in tmp_path, wait for its
+    report, check it still serves, stop it: the number of triples it held, and what it
+    printed (its port written as make run's)."""
     import signal
     import time
 
@@ -297,20 +299,19 @@ def _serve_demo(tmp_path: Path, log: Path) -> int:
 
     port = free_port()
     with log.open("wb") as out:
-        proc = subprocess.Popen(
-            provml_cmd(
-                "serve", "--port", str(port), "--data-dir", str(tmp_path / "data"), "--demo"
-            ),
+        proc = subprocess.Popen(  # run as `make run` does: the README shows its output
+            provml_cmd("serve", "--port", str(port), "--data-dir", "./provml-data", "--demo"),
             stdout=out,
             stderr=subprocess.STDOUT,
+            cwd=tmp_path,
         )
         try:
             deadline = time.monotonic() + 240
             while "Ctrl-C to stop" not in log.read_text() and time.monotonic() < deadline:
                 assert proc.poll() is None, log.read_text()
                 time.sleep(0.2)
-            text = log.read_text()
-            assert f"SPARQL endpoint: http://127.0.0.1:{port}/sparql" in text
+            text = log.read_text().replace(f"127.0.0.1:{port}", "127.0.0.1:5000")
+            assert "SPARQL endpoint: http://127.0.0.1:5000/sparql" in text
             assert "Which data trained the model" in text and "train.csv" in text
             assert "Which model made the prediction" in text
             # still serving after the demo
@@ -320,19 +321,31 @@ def _serve_demo(tmp_path: Path, log: Path) -> int:
                 headers={"Accept": "application/sparql-results+json"},
                 timeout=30,
             )
-            return int(resp.json()["results"]["bindings"][0]["n"]["value"])
+            return int(resp.json()["results"]["bindings"][0]["n"]["value"]), text
         finally:
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(30) == 0
 
 
+def _varying(text: str) -> str:
+    """``text`` with what differs from run to run (execution ids, times) blanked out."""
+    text = re.sub(
+        r"exec/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "exec/X", text
+    )
+    return re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?", "TIME", text)
+
+
 def test_serve_with_the_demo_prints_lineage_and_keeps_serving(tmp_path: Path) -> None:
     pytest.importorskip("sklearn")
-    first = _serve_demo(tmp_path, tmp_path / "serve.log")
-    assert "Running the demo workflow" in (tmp_path / "serve.log").read_text()
+    first, text = _serve_demo(tmp_path, tmp_path / "serve.log")
+    assert "Running the demo workflow" in text
+    # the README shows what `make run` prints, but for the run's ids
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    sample = readme[readme.index("```\nprovml ") + 4 :]
+    sample = sample[: sample.index("```")]
+    assert _varying(text).splitlines() == _varying(sample).splitlines()
     # a second start on the same data directory shows the lineage without a second run
-    again = _serve_demo(tmp_path, tmp_path / "again.log")
-    text = (tmp_path / "again.log").read_text()
+    again, text = _serve_demo(tmp_path, tmp_path / "again.log")
     assert "already ran into this store" in text and "Running the demo" not in text
     assert again == first > 0
 
