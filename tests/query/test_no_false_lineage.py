@@ -39,9 +39,10 @@ def _team(tmp: Path, team: str, world: World) -> None:
     home = tmp / team
     home.mkdir()
     data, model = home / f"{team}-data.csv", home / f"{team}-model.pkl"
-    data.write_text("x,y\n1,2\n3,4\n")  # the same bytes for both teams
+    # teams a and b train on the same bytes; team c on its own data, into the same model
+    data.write_text("x,y\n1,2\n3,4\n" if team != "c" else "x,y\n5,6\n")
     clean = home / "clean.csv"
-    clean.write_text(f"cleaned by team {team}\n")
+    clean.write_text("the same cleaned bytes\n")  # one content node made by both teams
     with cl.workflow(f"team-{team}") as wf:
         world.runs[team] = wf.iri
         with wf.task("clean", used={"raw": cl.file(home / "raw.csv")}) as t:
@@ -59,7 +60,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     logs = tmp / "logs"
     cl.init(mode="disk", path=str(logs))
     try:
-        for team in ("a", "b"):
+        for team in ("a", "b", "c"):
             _team(tmp, team, w)
         assert cl.flush()
         w.lost = dict(cl.stats()["lost"])
@@ -95,27 +96,27 @@ def test_a_missing_input_is_an_entity_of_its_use_alone(world: World) -> None:
         "SELECT ?node ?path ?error ?task WHERE { ?node a provml:MissingData ; "
         "provml:path ?path ; provml:error ?error . ?task prov:used ?node }",
     )
-    assert len(missing) == 2, missing  # one per team, not one shared node
-    (node_a, path_a, error_a, task_a), (node_b, path_b, _, task_b) = missing
-    assert node_a != node_b and task_a != task_b
-    assert {Path(path_a).parent.name, Path(path_b).parent.name} == {"a", "b"}
-    assert "No such file" in error_a
+    assert len(missing) == 3, missing  # one per team, not one shared node
+    assert len({node for node, *_ in missing}) == len({task for *_, task in missing}) == 3
+    assert {Path(path).parent.name for _, path, _, _ in missing} == {"a", "b", "c"}
+    assert all("No such file" in error for _, _, error, _ in missing)
     # never content-addressed: no sha256, not under the content namespace
     assert not _sparql(
         world.store, "SELECT ?n WHERE { ?n a provml:MissingData ; provml:sha256 ?s }"
     )
     assert not any(n.startswith(content_iri("")) for n, *_ in missing)
-    assert world.lost.get("unreadable_input") == 2
+    assert world.lost.get("unreadable_input") == 3
 
 
 def test_a_missing_input_joins_nothing(world: World) -> None:
-    for team in ("a", "b"):
+    for team in ("a", "b", "c"):
         ((node,),) = _sparql(
             world.store,
             "SELECT ?n WHERE { ?n a provml:MissingData ; ^prov:used/provml:partOf "
             f"<{world.runs[team]}> }}",
         )
-        # downstream of a team's missing raw.csv: that team's clean output, nothing else
+        # downstream of a team's missing raw.csv: the clean bytes as made by that team's
+        # task only (the other team made the same bytes, from its own missing input)
         downstream = ask(world.store, "downstream", source=node)
         assert [(r["kind"], r["generatedBy"]) for r in downstream] == [
             ("data", _task(world, team, "clean"))
@@ -131,6 +132,22 @@ def _task(world: World, team: str, name: str) -> str:
     return task
 
 
+def _team_of(world: World, run: str) -> str:
+    return next(team for team, iri in world.runs.items() if iri == run)
+
+
+def test_the_same_model_bytes_from_other_data_join_nothing(world: World) -> None:
+    """Team c trained the same model bytes from other data: it is no user of the data
+    teams a and b trained on, though the model node is one."""
+    trainings = {_task(world, t, "train") for t in "ab"}
+    used = ask(world.store, "was-used", source=world.data_sha)
+    assert {r["training"] for r in used} == trainings
+    models = ask(world.store, "dataset-models", dataset=world.data_sha)
+    assert {r["training"] for r in models} == trainings
+    downstream = ask(world.store, "downstream", source=world.data_sha)
+    assert {r["generatedBy"] for r in downstream} == trainings
+
+
 def test_the_path_is_on_the_use_not_on_the_content(world: World) -> None:
     data = content_iri(world.data_sha)
     assert not _sparql(world.store, f"SELECT ?p WHERE {{ <{data}> provml:path ?p }}")
@@ -141,30 +158,30 @@ def test_the_path_is_on_the_use_not_on_the_content(world: World) -> None:
     )
     assert [(r, Path(p).name) for r, p, _ in usages] == sorted(
         [(world.runs["a"], "a-data.csv"), (world.runs["b"], "b-data.csv")]
-    )
+    )  # team c's data is other content
 
 
 def test_training_data_names_each_runs_own_path(world: World) -> None:
     rows = ask(world.store, "training-data", model=world.model_sha)
-    assert len(rows) == 2, rows  # one training per team, one data input each
+    assert len(rows) == 3, rows  # one training per team, one data input each
     for row in rows:
-        team = "a" if row["run"] == world.runs["a"] else "b"
+        team = _team_of(world, row["run"])
         assert Path(row["path"]).name == f"{team}-data.csv", row
 
 
 def test_models_lists_one_row_per_training_with_its_own_path(world: World) -> None:
     rows = [r for r in ask(world.store, "models") if r["sha256"] == world.model_sha]
-    assert len(rows) == 2, rows  # was four: two paths on the content times two trainings
+    assert len(rows) == 3, rows  # was nine: three paths on the content times three trainings
     for row in rows:
-        team = "a" if row["run"] == world.runs["a"] else "b"
+        team = _team_of(world, row["run"])
         assert Path(row["path"]).name == f"{team}-model.pkl", row
 
 
 def test_records_list_every_place_once(world: World) -> None:
     model = model_record(world.store, world.model_sha)
-    assert sorted(Path(p).name for p in model["paths"]) == ["a-model.pkl", "b-model.pkl"]
+    assert sorted(Path(p).name for p in model["paths"]) == [f"{t}-model.pkl" for t in "abc"]
     for training in model["trainings"]:
-        team = "a" if training["run"] == world.runs["a"] else "b"
+        team = _team_of(world, training["run"])
         assert [Path(d["path"]).name for d in training["data"]] == [f"{team}-data.csv"]
     dataset = dataset_record(world.store, world.data_sha)
     (version,) = dataset["versions"]  # one content, seen at two places
