@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 from provml import ids
-from provml.wire import Batch, is_data_ref, is_entity_ref, is_missing_ref
+from provml.wire import MISSING, Batch, is_data_ref, is_entity_ref, is_missing_ref
 
 #: kinds whose records are not executions
 ID_MAKERS = {"metric": ids.metric_iri, "capture_report": ids.report_iri}
@@ -51,20 +51,39 @@ def resolve_record(session: str, rec: dict[str, Any]) -> dict[str, Any]:
         plan = rec["plan"]
         out["plan_id"] = ids.plan_iri(*plan)
         out["parent_plan_id"] = ids.plan_iri(*plan[:-1])
+    for key in ("used", "generated"):
+        if rec.get(key):
+            out[key] = {role: _upgrade(v) for role, v in rec[key].items()}
     value_ids: dict[str, dict[str, str]] = {}
     if rec.get("params"):
         value_ids["params"] = {
             name: f"{this}/param/{quote(name, safe='')}" for name in rec["params"]
         }
     if rec.get("used"):
-        value_ids["used"] = {role: used_value_iri(this, role, v) for role, v in rec["used"].items()}
+        value_ids["used"] = {role: used_value_iri(this, role, v) for role, v in out["used"].items()}
     if rec.get("generated"):
         value_ids["generated"] = {
-            role: generated_iri(this, role, v) for role, v in rec["generated"].items()
+            role: generated_iri(this, role, v) for role, v in out["generated"].items()
         }
     if value_ids:
         out["ids"] = value_ids
     return out
+
+
+#: what capture_lib before wire format 1's "missing" references wrote for a file it could
+#: not read: an inline value, which would be named by content and shared by every run that
+#: lacked the same path; read as the missing reference it stands for
+_LEGACY_MISSING = frozenset({"path", "error"})
+
+
+def _upgrade(value: Any) -> Any:
+    if (
+        isinstance(value, dict)
+        and value.keys() == _LEGACY_MISSING
+        and all(isinstance(v, str) for v in value.values())
+    ):
+        return {"@data": MISSING, **value}
+    return value
 
 
 def used_value_iri(execution: str, role: str, value: Any) -> str:

@@ -182,3 +182,26 @@ def test_ranks_of_one_batch_job_join_one_run() -> None:
     )
     assert len(rows) == 2 and len({r["run"] for r in rows}) == 1
     assert {r["rank"] for r in rows} == {"0", "1"} and {r["commit"] for r in rows} == {"abc123"}
+
+
+def test_older_captures_of_unreadable_files_are_missing_data_not_content() -> None:
+    """capture_lib before the "missing" reference wrote ``{"path", "error"}`` inline for a
+    file it could not read: two runs that lacked the same path must not share a node."""
+    legacy = {"path": "raw.csv", "error": "No such file or directory"}
+    records = [
+        {"kind": "workflow_start", "n": n, "name": "w", "time": 1.0} for n in (1, 10)
+    ] + [
+        {"kind": "task_start", "n": n + 1, "parent": n, "plan": ["w", "clean"], "time": 2.0,
+         "used": {"raw": dict(legacy)}}
+        for n in (1, 10)
+    ]  # fmt: skip
+    store = load(records)
+    rows = select(
+        store,
+        "SELECT ?node ?path ?task WHERE { ?node a provml:MissingData ; provml:path ?path . "
+        "?task prov:used ?node }",
+    )
+    assert len({r["node"] for r in rows}) == len({r["task"] for r in rows}) == 2
+    assert {r["path"] for r in rows} == {"raw.csv"}
+    shared = ids.content_iri(ids.value_sha256(legacy))
+    assert not select(store, f"SELECT ?p WHERE {{ <{shared}> ?p ?o }}")
