@@ -43,7 +43,10 @@ def model_record(store: Store | GuardedStore, model: str) -> dict[str, Any]:
     model = expand(store, model)
     runs = rows(store, "model-record", model=model)
     if not runs:
-        raise NotFound(f"no model {model!r} in the graph")
+        raise NotFound(
+            f"no model {model!r} in the graph (`provml ask models` lists the models, with "
+            "their hashes)"
+        )
     first = runs[0]
     identity: dict[str, Any] = {
         k: first[k]
@@ -93,7 +96,10 @@ def dataset_record(store: Store | GuardedStore, dataset: str) -> dict[str, Any]:
     dataset = expand(store, dataset)
     versions = rows(store, "dataset-record", dataset=dataset)
     if not versions:
-        raise NotFound(f"no dataset {dataset!r} in the graph")
+        raise NotFound(
+            f"no dataset {dataset!r} in the graph (the sha256 column of `provml ask "
+            "training-data` and the model records name the data a model used)"
+        )
     this = versions[0]["dataset"]
     current = next((v for v in versions if v["version"] == this), versions[0])
     keep = ("sha256", "label", "split", "source", "license")

@@ -156,4 +156,4 @@ def test_cli_on_a_data_directory_and_local_files(world: tuple[Scenario, Path]) -
     result = runner.invoke(main, ["dataset", s.sha["v2"][:8], "--data-dir", str(data)])
     assert result.exit_code == 0 and s.sha["v2"][:12] in result.output
     result = runner.invoke(main, ["model", "0" * 64, "--data-dir", str(data)])
-    assert result.exit_code == 1 and "no model" in result.output
+    assert result.exit_code == 1 and "no model" in result.output and "ask models" in result.output
