@@ -1,0 +1,427 @@
+"""Export: a subgraph of the store as a W3C PROV or RDF document.
+
+A subgraph — everything, one entity's lineage, one run, every run of a workflow, one
+imported document — is collected by following links from seed nodes with SPARQL (so it
+works on any store). It is written as Turtle, N-Triples, JSON-LD or TriG by pyoxigraph,
+or as PROV-JSON, PROV-XML or PROV-N by ``prov`` (from the PROV-O).
+
+Every export leaves out the plain triple that repeats a qualified relation
+(``prov:used E`` next to ``prov:qualifiedUsage [prov:entity E]``, which import adds): a
+PROV reader would otherwise see each such relation twice. Qualified relations go out
+whole (their id, influencer, activity, generation, usage, role, time) or the export is
+refused, naming why. In the PROV formats, a statement about a node that is no PROV
+entity, activity, agent or relation has no place: by default it is left out and counted
+in :class:`Exported`; with ``strict`` the export is refused instead.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import pyoxigraph as ox
+from pyoxigraph import BlankNode, DefaultGraph, Literal, NamedNode, Quad, RdfFormat
+
+from provml.errors import CannotExpress, NotFound, ValidationError
+from provml.interop import (
+    DOCUMENT_BASE,
+    EXPORT_FORMATS,
+    QUALIFIED,
+    SH,
+    check_iri,
+    format_named,
+    plain_triples,
+)
+from provml.vocab import PREFIXES, PROV, PROVML
+
+#: links followed from every node in an export: the parts of a record (every qualified
+#: relation with what it names, associations, plans with their declared parameters and
+#: roles, parameter values, agents)
+PART_LINKS = (
+    PROV.used, PROV.wasAssociatedWith, PROV.hadPlan, PROV.agent, PROV.hadRole, PROV.entity,
+    PROV.activity, PROV.influencer, PROV.hadActivity, PROV.hadGeneration, PROV.hadUsage,
+    PROVML.valueOf, PROVML.hasParameter, PROVML.hasInput, PROVML.hasOutput, PROVML.partOf,
+    PROV.wasAttributedTo, PROV.actedOnBehalfOf, *(PROV[q] for q in QUALIFIED),
+)  # fmt: skip
+#: links followed upstream in a lineage export
+LINEAGE_LINKS = (PROV.wasGeneratedBy, PROV.wasDerivedFrom, PROV.wasInformedBy,
+                 PROV.hadPrimarySource, PROV.wasRevisionOf, PROV.wasQuotedFrom)  # fmt: skip
+
+SCOPES = ("all", "lineage", "run", "workflow", "document")
+_BATCH = 400
+#: how many of the statements left out an export names
+SAMPLE = 3
+
+
+@dataclass
+class Exported:
+    """An export: the document, and what it could not hold (``unexpressed`` statements,
+    a few of them in ``sample`` as N-Triples lines)."""
+
+    data: bytes
+    unexpressed: int = 0
+    sample: list[str] = field(default_factory=list)
+
+    def summary(self, label: str) -> str:
+        """One line saying what was left out, for a header or stderr."""
+        return (
+            f"{self.unexpressed} statements about nodes that are no PROV entity, activity, "
+            f"agent or relation cannot be expressed in {label} and were left out (e.g. "
+            f"{' ; '.join(self.sample)}); the RDF formats hold them, --strict / "
+            "?strict=true refuses instead"
+        )
+
+
+def collect(store: Any, scope: str, ident: str | None = None) -> list[Quad]:
+    """The triples of a subgraph of ``store`` (a :class:`manager.store.Store`).
+
+    ``all``: every triple. ``lineage``: what entity ``ident`` (a model, a dataset, a
+    prediction, any entity) was made from, all the way up. ``run``: a workflow execution
+    ``ident`` with its tasks, sections, what they used and generated, and metrics.
+    ``workflow``: every run of the workflow named ``ident``. ``document``: one imported
+    document, named by the SHA-256 of its bytes (what import answered), as imported.
+    """
+    if scope not in SCOPES:
+        raise ValidationError(f"unknown scope {scope!r}; expected one of {', '.join(SCOPES)}")
+    if scope == "all":
+        result = store.query("CONSTRUCT { ?s ?p ?o } WHERE { ?s ?p ?o }")
+        return [Quad(t.subject, t.predicate, t.object, DefaultGraph()) for t in result]
+    if not ident:
+        raise ValidationError(f"the {scope} scope needs an identifier")
+    if scope == "document":
+        return _document(store, ident)
+    links = set(PART_LINKS)
+    if scope == "lineage":
+        seeds = [_node(ident)]
+        links |= set(LINEAGE_LINKS)
+    elif scope == "run":
+        seeds = _run_nodes(store, [_node(ident)])
+    else:
+        runs = _values(
+            store,
+            "SELECT ?run WHERE { ?run provml:name ?name . "
+            "FILTER EXISTS { ?run a provml:WorkflowExecution } }",
+            {"name": Literal(ident)},
+        )
+        seeds = _run_nodes(store, runs)
+    if not seeds or not _exists(store, seeds[0]):
+        raise_not_found(scope, ident)
+    return _closure(store, seeds, links)
+
+
+def raise_not_found(scope: str, ident: str) -> None:
+    raise NotFound(f"nothing in the graph for {scope} {ident!r}")
+
+
+def _document(store: Any, ident: str) -> list[Quad]:
+    """An imported document's statements, from the copy import keeps in its named graph
+    (the document's bundles are their own named graphs, as imported)."""
+    digest = ident.strip().lower().removeprefix(DOCUMENT_BASE)
+    if not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise ValidationError(
+            f"a document is named by the SHA-256 of its bytes (64 hex digits), as import "
+            f"answers it, not {ident!r}"
+        )
+    graph = NamedNode(DOCUMENT_BASE + digest)
+    quads = [
+        Quad(s, p, o, DefaultGraph())
+        for s, p, o in store.query(f"SELECT ?s ?p ?o WHERE {{ GRAPH {graph} {{ ?s ?p ?o }} }}")
+        if not (isinstance(s, NamedNode) and s.value.startswith(graph.value + "#prefix-"))
+        and p != SH.declare
+    ]
+    if not quads:
+        raise_not_found("document", ident)
+    bundles = {q.subject for q in quads if q.predicate == _RDF_TYPE and q.object == _BUNDLE
+               and isinstance(q.subject, NamedNode)}  # fmt: skip
+    for bundle in bundles:
+        text = f"SELECT ?s ?p ?o WHERE {{ GRAPH {bundle} {{ ?s ?p ?o }} }}"
+        quads += [Quad(s, p, o, bundle) for s, p, o in store.query(text)]
+    return quads
+
+
+def declared_prefixes(store: Any) -> dict[str, str]:
+    """The prefixes imported documents declared (kept by import), name → namespace."""
+    text = (
+        f"SELECT ?name ?ns WHERE {{ GRAPH ?g {{ ?d {SH.declare} ?x . "
+        f"?x {SH.prefix} ?name ; {SH.namespace} ?ns }} }}"
+    )
+    out: dict[str, str] = {}
+    for name, ns in store.query(text):
+        out.setdefault(name.value, ns.value)
+    return out
+
+
+def _node(ident: str) -> NamedNode:
+    from provml.ids import ref_iri
+
+    try:
+        iri = ref_iri(ident)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
+    check_iri(iri, "IRI")
+    return NamedNode(iri)
+
+
+def _values(store: Any, sparql: str, bound: dict[str, Any]) -> list[NamedNode]:
+    block = " ".join(f"?{k}" for k in bound), " ".join(str(v) for v in bound.values())
+    text = sparql.replace("WHERE {", f"WHERE {{ VALUES ({block[0]}) {{ ({block[1]}) }}", 1)
+    return [row[0] for row in store.query(text) if isinstance(row[0], NamedNode)]
+
+
+def _exists(store: Any, node: NamedNode) -> bool:
+    return bool(store.query(f"ASK {{ {{ {node} ?p ?o }} UNION {{ ?s ?p {node} }} }}"))
+
+
+def _run_nodes(store: Any, runs: list[NamedNode]) -> list[NamedNode]:
+    """The runs, every execution part of them, and what those generated."""
+    nodes: list[NamedNode] = []
+    for run in runs:
+        nodes.append(run)
+        nodes += _values(store, "SELECT ?x WHERE { ?x provml:partOf+ ?run }", {"run": run})
+    generated = []
+    for i in range(0, len(nodes), _BATCH):
+        terms = " ".join(str(n) for n in nodes[i : i + _BATCH])
+        text = f"SELECT ?x WHERE {{ VALUES ?a {{ {terms} }} ?x prov:wasGeneratedBy ?a }}"
+        generated += [row[0] for row in store.query(text) if isinstance(row[0], NamedNode)]
+    return nodes + generated
+
+
+def _closure(store: Any, seeds: list[NamedNode], links: set[NamedNode]) -> list[Quad]:
+    seen: set[NamedNode] = set()
+    frontier = list(dict.fromkeys(seeds))
+    out: list[Quad] = []
+    while frontier:
+        seen.update(frontier)
+        found: list[NamedNode] = []
+        for i in range(0, len(frontier), _BATCH):
+            terms = " ".join(str(n) for n in frontier[i : i + _BATCH])
+            text = f"SELECT ?s ?p ?o WHERE {{ VALUES ?s {{ {terms} }} ?s ?p ?o }}"
+            for s, p, o in store.query(text):
+                out.append(Quad(s, p, o, DefaultGraph()))
+                if p in links and isinstance(o, NamedNode) and o not in seen:
+                    found.append(o)
+        frontier = list(dict.fromkeys(n for n in found if n not in seen))
+    return out
+
+
+# ---- writing ------------------------------------------------------------------------------
+
+
+def write(quads: list[Quad], fmt: str, prefixes: dict[str, str] | None = None) -> bytes:
+    """Serialise exported quads in one of :data:`EXPORT_FORMATS`, refusing
+    (:class:`CannotExpress`) whatever a PROV format cannot hold whole."""
+    return export(quads, fmt, strict=True, prefixes=prefixes).data
+
+
+def export(
+    quads: list[Quad],
+    fmt: str,
+    *,
+    strict: bool = False,
+    prefixes: dict[str, str] | None = None,
+) -> Exported:
+    """Serialise exported quads in one of :data:`EXPORT_FORMATS`.
+
+    ``prefixes``: the documents' own prefix declarations (:func:`declared_prefixes`),
+    used for the namespaces they cover. In PROV-N, PROV-JSON and PROV-XML, statements
+    about nodes that are no PROV record are left out and counted (``strict``: refused);
+    a qualified relation that cannot go out whole is always refused.
+    """
+    spec = format_named(fmt, EXPORT_FORMATS)
+    repeated = set(plain_triples(quads))
+    kept = [q for q in quads if q not in repeated]
+    if spec.rdf is not None:
+        if not spec.rdf.supports_datasets:
+            kept = [q for q in kept if isinstance(q.graph_name, DefaultGraph)]
+        data = ox.serialize(
+            kept if spec.rdf.supports_datasets else [q.triple for q in kept],
+            format=spec.rdf,
+            prefixes=_prefixes(kept, prefixes) if spec.rdf is not RdfFormat.N_TRIPLES else None,
+        )
+        return Exported(data or b"")
+    kept, left_out = _expressible(kept, spec.label, strict)
+    try:
+        text: str = _to_prov(kept, _prefixes(kept, prefixes)).serialize(format=spec.prov)
+    except Exception as exc:  # prov raises anything while decoding PROV-O
+        reason = str(exc).strip() or "(no message)"
+        raise CannotExpress(
+            f"the prov package cannot express this graph in {spec.label}: "
+            f"{type(exc).__name__}: {reason[:300]} (Turtle, TriG, N-Triples and JSON-LD "
+            "exports hold every triple)"
+        ) from None
+    return Exported(text.encode("utf-8"), len(left_out), [_line(q) for q in left_out[:SAMPLE]])
+
+
+def _line(q: Quad) -> str:
+    """A statement as one ASCII line (fit for an HTTP header)."""
+    text = f"{q.subject} {q.predicate} {q.object}"
+    return text.encode("ascii", "backslashreplace").decode("ascii")[:300]
+
+
+_RDF_TYPE = NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
+_ENTITY, _ROLE, _BUNDLE = PROV["Entity"], PROV["Role"], PROV["Bundle"]
+#: qualified property → the relation class its object belongs to (PROV-O ranges)
+_RELATION_CLASS = {PROV[q]: PROV[q.removeprefix("qualified")] for q in QUALIFIED}
+
+
+def _expressible(quads: list[Quad], label: str, strict: bool) -> tuple[list[Quad], list[Quad]]:
+    """The quads ``prov`` reads as PROV records, relations and their attributes, and
+    those it would drop. Refuses what would lose part of a relation.
+
+    PROV-DM has no element for a PROV-O ``prov:Role`` (provml's plan parameters, inputs
+    and outputs are such nodes): they go out as entities that keep their ``prov:type``s.
+    A relation node without its class gets the class its qualified property implies (it
+    would otherwise become an attribute of its subject)."""
+    typed = {(q.subject, q.graph_name, q.object) for q in quads if q.predicate == _RDF_TYPE}
+    kept = list(quads)
+    kept += [
+        Quad(q.subject, _RDF_TYPE, _ENTITY, q.graph_name)
+        for q in quads
+        if q.predicate == _RDF_TYPE and q.object == _ROLE
+        and (q.subject, q.graph_name, _ENTITY) not in typed
+    ]  # fmt: skip
+    for q in quads:
+        cls = _RELATION_CLASS.get(q.predicate)
+        if (
+            cls is not None and isinstance(q.object, NamedNode | BlankNode)
+            and (q.object, q.graph_name, cls) not in typed
+        ):  # fmt: skip
+            kept.append(Quad(q.object, _RDF_TYPE, cls, q.graph_name))
+            typed.add((q.object, q.graph_name, cls))
+    _check_relations(kept, label)
+    left_out = _unexpressed(kept)
+    if left_out and strict:
+        shown = ", ".join(sorted({str(q.subject) for q in left_out})[:SAMPLE])
+        raise CannotExpress(
+            f"the prov package would leave out {len(left_out)} triples about nodes that are "
+            f"no PROV entity, activity, agent or relation (e.g. {shown}); without strict "
+            f"the {label} export leaves them out and says how many"
+        )
+    dropped = set(left_out)
+    return [q for q in kept if q not in dropped], left_out
+
+
+def _check_relations(quads: list[Quad], label: str) -> None:
+    """Refuse a relation that ``prov`` would not write whole: one relation id given to
+    several relations (PROV-O makes them one node; ``prov`` would keep one of them), or
+    a qualified property pointing at an entity, activity or agent."""
+    owners: dict[tuple[Any, Any], set[tuple[Any, Any]]] = {}
+    for q in quads:
+        if q.predicate in _RELATION_CLASS:
+            owners.setdefault((q.object, q.graph_name), set()).add((q.subject, q.predicate))
+    for (node, _), uses in owners.items():
+        if len(uses) > 1:
+            said = ", ".join(sorted(f"{s} {p}" for s, p in uses)[:SAMPLE])
+            raise CannotExpress(
+                f"relation {node} is the id of {len(uses)} relations ({said}): {label} "
+                "gives each relation its own id, and prov would keep only one of them "
+                "(the RDF formats hold every triple)"
+            )
+    elements = {PROV["Entity"], PROV["Activity"], PROV["Agent"]}
+    for q in quads:
+        if (
+            q.predicate == _RDF_TYPE and q.object in elements
+            and (q.subject, q.graph_name) in owners
+        ):  # fmt: skip
+            raise CannotExpress(
+                f"{q.subject} is both a relation and a {q.object}: "
+                f"{label} cannot say both (the RDF formats hold every triple)"
+            )
+
+
+def _unexpressed(quads: list[Quad]) -> list[Quad]:
+    """The quads ``prov``'s PROV-O reader would drop: about a node without a PROV class
+    (PROV_BASE_CLS: entity, activity, agent, the relations …), other than a relation
+    triple (RELATION_MAP) — it ignores them, or warns about their types — and a
+    non-PROV property whose name holds "qualified" pointing at a record (``prov``
+    takes it for a qualified relation and fails)."""
+    from prov.constants import PROV_BASE_CLS
+    from prov.serializers.provrdf import RELATION_MAP
+
+    classes = {NamedNode(c.uri) for c in PROV_BASE_CLS}
+    # (prov:asInBundle is read with the prov:mentionOf of the same subject)
+    relations = {NamedNode(str(p)) for p in RELATION_MAP} | {PROV["asInBundle"]}
+    records = {(q.subject, q.graph_name) for q in quads
+               if q.predicate == _RDF_TYPE and q.object in classes}  # fmt: skip
+    return [
+        q for q in quads
+        if (
+            (q.subject, q.graph_name) not in records
+            and (q.predicate == _RDF_TYPE or q.predicate not in relations)
+            # the influencer of a qualified relation, which names the relation node
+            and not (q.predicate in _RELATION_CLASS and (q.object, q.graph_name) in records)
+        ) or (
+            "qualified" in q.predicate.value and q.predicate not in _RELATION_CLASS
+            and (q.object, q.graph_name) in records
+        )
+    ]  # fmt: skip
+
+
+def _to_prov(quads: list[Quad], prefixes: dict[str, str]) -> Any:
+    """A ``prov`` document from PROV-O quads that it can read whole."""
+    from prov.model import ProvDocument
+    from prov.serializers.provrdf import ProvRDFSerializer
+    from rdflib import Dataset, URIRef
+
+    trig = ox.serialize(quads, format=RdfFormat.TRIG, prefixes=prefixes) or b""
+
+    class Container(Dataset):
+        def namespaces(self) -> Any:  # the document's own (rdflib binds two dozen more)
+            return iter((name, URIRef(iri)) for name, iri in prefixes.items())
+
+    container = Container(default_union=True)
+    container.parse(data=trig.decode(), format="trig")
+    document = ProvDocument()
+    ProvRDFSerializer(document).decode_document(container, document)
+    return document
+
+
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+
+
+def _prefixes(quads: Iterable[Quad], declared: dict[str, str] | None) -> dict[str, str]:
+    """A prefix for every namespace the quads use: provml's own names, else the one a
+    document declared for it, else a name made from the namespace IRI (``wfprov`` for
+    ``http://purl.org/wf4ever/wfprov#``) — ``prov`` names everything by qualified names."""
+    by_ns = {iri: name for name, iri in (declared or {}).items() if name}
+    by_ns |= {iri: name for name, iri in PREFIXES.items()}
+    out: dict[str, str] = {}
+    taken: set[str] = set()
+    for q in quads:
+        for t in (q.subject, q.predicate, q.object, q.graph_name):
+            if not isinstance(t, NamedNode):
+                continue
+            cut = max(t.value.rfind("#"), t.value.rfind("/"))
+            ns = t.value[: cut + 1]
+            if cut <= 0 or not t.value[cut + 1 :] or ns in out.values():
+                continue
+            name = by_ns.get(ns) or _name_for(ns)
+            base, n = name, 1
+            while name in taken:
+                n += 1
+                name = f"{base}{n}"
+            taken.add(name)
+            out[name] = ns
+    return out
+
+
+def _name_for(ns: str) -> str:
+    """A prefix name from a namespace IRI: its last path word (``wfprov``, ``exec``),
+    else its host's first word (``example`` for ``http://example.org/``)."""
+    parts = urlsplit(ns)
+    words = [w for w in re.split(r"[/#]+", parts.path + "/" + parts.fragment) if _NAME.fullmatch(w)]
+    hosts = [w for w in parts.netloc.split(".") if _NAME.fullmatch(w) and w != "www"]
+    return (words or hosts or ["ns"])[-1 if words else 0][:20]
+
+
+__all__ = [
+    "SCOPES",
+    "Exported",
+    "collect",
+    "declared_prefixes",
+    "export",
+    "write",
+]
