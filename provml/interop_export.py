@@ -265,6 +265,51 @@ _RDF_TYPE = NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
 _ENTITY, _ROLE, _BUNDLE = PROV["Entity"], PROV["Role"], PROV["Bundle"]
 #: qualified property → the relation class its object belongs to (PROV-O ranges)
 _RELATION_CLASS = {PROV[q]: PROV[q.removeprefix("qualified")] for q in QUALIFIED}
+#: PROV-O's domains and ranges that name an element: property → (class of its subject,
+#: class of its object); a node said to be used is an entity even where untyped
+_DOMAIN_RANGE: dict[NamedNode, tuple[str | None, str | None]] = {
+    PROV[p]: (d, r)
+    for names, d, r in (
+        ("used wasStartedBy wasEndedBy generated invalidated", "Activity", "Entity"),
+        ("wasInformedBy", "Activity", "Activity"),
+        ("wasAssociatedWith", "Activity", "Agent"),
+        ("startedAtTime endedAtTime", "Activity", None),
+        ("wasGeneratedBy wasInvalidatedBy", "Entity", "Activity"),
+        ("wasDerivedFrom wasRevisionOf wasQuotedFrom hadPrimarySource alternateOf "
+         "specializationOf", "Entity", "Entity"),
+        ("wasAttributedTo", "Entity", "Agent"),
+        ("generatedAtTime invalidatedAtTime", "Entity", None),
+        ("actedOnBehalfOf", "Agent", "Agent"),
+    )
+    for p in names.split()
+}  # fmt: skip
+#: PROV properties whose value is a node: a literal there has no PROV-DM spelling
+_NODE_PROPERTIES = {p for p, (_, r) in _DOMAIN_RANGE.items() if r} | {*_RELATION_CLASS} | {
+    PROV.entity, PROV.activity, PROV.agent, PROV.influencer, PROV.hadActivity,
+    PROV.hadGeneration, PROV.hadUsage, PROV.hadPlan,
+}  # fmt: skip
+
+
+def _implied_types(quads: list[Quad], typed: set[tuple[Any, Any, Any]]) -> list[Quad]:
+    """The element classes PROV-O's domains and ranges give untyped nodes (Taverna
+    leaves its export activity untyped, with only its start and end times): without
+    them ``prov`` would drop what is said of the node. Only nodes with something said
+    of them besides relations: a document that relates untyped nodes comes back as it
+    was. Adds what it makes to ``typed``."""
+    described = {(q.subject, q.graph_name) for q in quads if q.predicate not in _NODE_PROPERTIES}
+    out = []
+    for q in quads:
+        domain, range_ = _DOMAIN_RANGE.get(q.predicate, (None, None))
+        if isinstance(q.object, Literal):
+            range_ = None
+        for node, cls in ((q.subject, domain), (q.object, range_)):
+            if cls is None or (node, q.graph_name) not in described:
+                continue
+            assert isinstance(node, NamedNode | BlankNode)  # a subject
+            if (node, q.graph_name, PROV[cls]) not in typed:
+                out.append(Quad(node, _RDF_TYPE, PROV[cls], q.graph_name))
+                typed.add((node, q.graph_name, PROV[cls]))
+    return out
 
 
 def _expressible(quads: list[Quad], label: str, strict: bool) -> tuple[list[Quad], list[Quad]]:
@@ -277,6 +322,7 @@ def _expressible(quads: list[Quad], label: str, strict: bool) -> tuple[list[Quad
     would otherwise become an attribute of its subject)."""
     typed = {(q.subject, q.graph_name, q.object) for q in quads if q.predicate == _RDF_TYPE}
     kept = list(quads)
+    kept += _implied_types(quads, typed)
     kept += [
         Quad(q.subject, _RDF_TYPE, _ENTITY, q.graph_name)
         for q in quads
@@ -348,7 +394,7 @@ def _unexpressed(quads: list[Quad]) -> list[Quad]:
                if q.predicate == _RDF_TYPE and q.object in classes}  # fmt: skip
     return [
         q for q in quads
-        if (
+        if (q.predicate in _NODE_PROPERTIES and isinstance(q.object, Literal)) or (
             (q.subject, q.graph_name) not in records
             and (q.predicate == _RDF_TYPE or q.predicate not in relations)
             # the influencer of a qualified relation, which names the relation node
@@ -385,27 +431,32 @@ _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 def _prefixes(quads: Iterable[Quad], declared: dict[str, str] | None) -> dict[str, str]:
     """A prefix for every namespace the quads use: provml's own names, else the one a
     document declared for it, else a name made from the namespace IRI (``wfprov`` for
-    ``http://purl.org/wf4ever/wfprov#``) — ``prov`` names everything by qualified names."""
+    ``http://purl.org/wf4ever/wfprov#``) — ``prov`` names everything by qualified names,
+    so every IRI needs a namespace that leaves it a non-empty local part."""
     by_ns = {iri: name for name, iri in (declared or {}).items() if name}
     by_ns |= {iri: name for name, iri in PREFIXES.items()}
     out: dict[str, str] = {}
-    taken: set[str] = set()
     for q in quads:
         for t in (q.subject, q.predicate, q.object, q.graph_name):
             if not isinstance(t, NamedNode):
                 continue
-            cut = max(t.value.rfind("#"), t.value.rfind("/"))
-            ns = t.value[: cut + 1]
-            if cut <= 0 or not t.value[cut + 1 :] or ns in out.values():
+            ns = _namespace_of(t.value)
+            if ns is None or ns in out.values():
                 continue
-            name = by_ns.get(ns) or _name_for(ns)
-            base, n = name, 1
-            while name in taken:
+            base = by_ns.get(ns) or _name_for(ns)
+            name, n = base, 1
+            while name in out:
                 n += 1
                 name = f"{base}{n}"
-            taken.add(name)
             out[name] = ns
     return out
+
+
+def _namespace_of(iri: str) -> str | None:
+    """The IRI up to its last ``/`` or ``#`` that still leaves a local part
+    (``http://e.org/run/1/`` → ``http://e.org/run/``)."""
+    cut = max(iri.rfind("#", 0, len(iri) - 1), iri.rfind("/", 0, len(iri) - 1))
+    return iri[: cut + 1] if cut > 0 else None
 
 
 def _name_for(ns: str) -> str:
