@@ -21,7 +21,6 @@ that duplicate a qualified relation, so that ``prov`` reads each relation once).
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -186,26 +185,35 @@ def parse_document(data: bytes, fmt: str, base_iri: str | None = None) -> Import
     if base_iri is not None:
         check_iri(base_iri, "base IRI")
     base = base_iri or default_base(doc_sha)
-    rdf_format = spec.rdf
     if spec.prov is not None:
-        data = _prov_to_trig(data, spec, base)
-        rdf_format = RdfFormat.TRIG
-    assert rdf_format is not None
-    try:
-        parser = ox.parse(data, format=rdf_format, base_iri=base)
-        quads = list(parser)
-    except SyntaxError as exc:
-        raise ValidationError(f"not a valid {spec.label} document: {exc}") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationError(f"not a valid {spec.label} document: {exc}") from None
+        quads, prefixes = _read_prov(data, spec, base)
+    else:
+        assert spec.rdf is not None
+        try:
+            parser = ox.parse(data, format=spec.rdf, base_iri=base)
+            quads = list(parser)
+        except SyntaxError as exc:
+            raise ValidationError(f"not a valid {spec.label} document: {exc}") from None
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ValidationError(f"not a valid {spec.label} document: {exc}") from None
+        prefixes = {k: v for k, v in parser.prefixes.items() if k}
     if not quads:
         raise ValidationError(f"the {spec.label} document holds no statements")
     quads = _skolemize(quads, doc_sha)
-    prefixes = {k: v for k, v in parser.prefixes.items() if k}
     doc_id = doc_sha
     if base_iri is not None:
         doc_id = hashlib.sha256(f"{doc_sha}\n{base_iri}".encode()).hexdigest()
     return Imported(quads + plain_triples(quads), doc_id, base, prefixes)
+
+
+def _read_prov(data: bytes, spec: Format, base: str) -> tuple[list[Quad], dict[str, str]]:
+    from provml import interop_prov
+
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValidationError(f"not a valid {spec.label} document: not UTF-8 ({exc})") from None
+    return interop_prov.read(text, spec.prov or "", spec.label, base)
 
 
 def check_iri(value: str, what: str) -> None:
@@ -215,43 +223,6 @@ def check_iri(value: str, what: str) -> None:
         raise ValidationError(f"invalid {what} {value!r}: {exc}") from None
     if ":" not in value:
         raise ValidationError(f"invalid {what} {value!r}: not absolute")
-
-
-_DOCTYPE = re.compile(r"<!\s*DOCTYPE|<!\s*ENTITY", re.IGNORECASE)
-
-
-def _prov_to_trig(data: bytes, spec: Format, base: str) -> bytes:
-    from prov.model import ProvDocument
-
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValidationError(f"not a valid {spec.label} document: not UTF-8 ({exc})") from None
-    if spec.name == "provxml" and _DOCTYPE.search(text):
-        # PROV-XML needs no DTD; one could declare entities that read local files (the
-        # prov package's parser does not resolve them, but the refusal does not rely on it)
-        # or expand without bound
-        raise ValidationError(
-            f"{spec.label} documents with a DTD (<!DOCTYPE …>) are refused: provml reads no "
-            "entity declarations"
-        )
-    try:
-        doc = ProvDocument.deserialize(content=text, format=spec.prov or "")
-    except Exception as exc:  # prov raises anything from its parsers
-        reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
-        raise ValidationError(
-            f"not a valid {spec.label} document: {type(exc).__name__}: {reason}"
-        ) from None
-    if not doc.records and not doc.bundles:
-        raise ValidationError(f"the {spec.label} document holds no records")
-    try:
-        trig = str(doc.serialize(format="rdf", rdf_format="trig"))
-    except Exception as exc:  # anything from prov
-        raise ValidationError(
-            f"{spec.label} document read, but it cannot be expressed in PROV-O: "
-            f"{type(exc).__name__}: {exc}"
-        ) from None
-    return trig.encode("utf-8")
 
 
 def _skolemize(quads: list[Quad], doc_sha: str, rounds: int = 3) -> list[Quad]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from prov.model import ProvDocument
-from pyoxigraph import NamedNode
+from pyoxigraph import DefaultGraph, Literal, NamedNode, Quad
 
 from manager.service import Manager
 from manager.store.oxigraph import OxigraphStore
@@ -442,3 +442,78 @@ def test_a_turtle_export_gives_a_prov_reader_each_qualified_relation_once() -> N
     back = ProvDocument.deserialize(content=data, format="rdf", rdf_format="turtle")
     original = ProvDocument.deserialize(str(f), format="json")
     assert len(back.get_records()) == len(original.get_records()) == 1  # one usage
+
+
+HPCI = CORPUS / "hpci-provenancecards" / "pipeline2_output" / "jsons"
+
+
+def test_yprov4ml_documents_with_word_prefixes_and_typed_strings_import() -> None:
+    """yProv4ML PROV-JSON binds prefixes to words (``"provml": "prov-ml"``, ``"default":
+    "analysis_GR0_0"``) and writes numbers as ``"1973^^xsd:double"``: all 4 import
+    (before: 0 of 4, refused with a position in an internal TriG text), their names under
+    the document's base, their numbers typed."""
+    files = sorted(HPCI.rglob("*.json"))
+    assert len(files) == 4
+    for f in files:
+        doc = interop.parse_document(f.read_bytes(), "provjson")
+        iris = {t.value for q in doc.quads for t in (q.subject, q.predicate, q.object)
+                if isinstance(t, NamedNode)}  # fmt: skip
+        assert doc.prefixes["provml"] == doc.base_iri + "prov-ml/", f.name
+        assert any(i.startswith(doc.base_iri) for i in iris), f.name  # "default" names
+        assert not any("^^xsd:" in str(q.object) for q in doc.quads), f.name
+        doubles = [q.object for q in doc.quads if isinstance(q.object, Literal)
+                   and q.object.datatype.value.endswith("#double")]  # fmt: skip
+        assert doubles, f.name
+
+
+def test_identifiers_that_are_no_iri_are_minted_and_keep_their_name() -> None:
+    """``Original requirements.txt`` (a space) and ``ex:c\\[1\\]`` (escapes PROV-N
+    allows): minted as percent-encoded IRIs, the name as written kept as a label."""
+    data = b"""{"prefix": {"context": "context", "default": "www.example.org"},
+     "entity": {"Original requirements.txt": {"context:size": "1973^^xsd:double"}},
+     "activity": {"context:train run": {}},
+     "used": {"_:u1": {"prov:activity": "context:train run",
+                       "prov:entity": "Original requirements.txt"}}}"""
+    doc = interop.parse_document(data, "provjson")
+    req = NamedNode(doc.base_iri + "www.example.org/Original%20requirements.txt")
+    run = NamedNode(doc.base_iri + "context/train%20run")
+    quads = set(doc.quads)
+    assert Quad(run, NamedNode(PROV_NS + "used"), req, DefaultGraph()) in quads
+    label = NamedNode("http://www.w3.org/2000/01/rdf-schema#label")
+    assert Quad(req, label, Literal("Original requirements.txt"), DefaultGraph()) in quads
+    size = Literal("1973", datatype=NamedNode("http://www.w3.org/2001/XMLSchema#double"))
+    assert Quad(req, NamedNode(doc.base_iri + "context/size"), size, DefaultGraph()) in quads
+
+    provn = b"document\nprefix ex <http://example.org/>\nentity(ex:a\\-b)\nentity(ex:c\\[1\\])\n"
+    quads = set(interop.read_document(provn + b"endDocument", "provn"))
+    entity = NamedNode(PROV_NS + "Entity")
+    rdf_type = NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
+    assert Quad(NamedNode("http://example.org/a-b"), rdf_type, entity, DefaultGraph()) in quads
+    odd = NamedNode("http://example.org/c%5B1%5D")
+    assert Quad(odd, rdf_type, entity, DefaultGraph()) in quads
+    assert Quad(odd, label, Literal("c[1]"), DefaultGraph()) in quads
+
+
+def test_a_relation_with_only_its_first_argument_imports() -> None:
+    """``wasAssociatedWith(ex:a)`` is valid PROV-N (refused as "holds no statements"):
+    it lands as a qualified association of ex:a and exports back as itself."""
+    store = OxigraphStore(None)
+    Manager(store).import_document(
+        b"document\nprefix ex <http://example.org/>\nwasAssociatedWith(ex:a)\nendDocument",
+        "provn",
+        None,
+    )
+    assert bool(store.query("ASK { <http://example.org/a> prov:qualifiedAssociation ?x . "
+                            "?x a prov:Association }"))  # fmt: skip
+    text = interop_export.write(interop_export.collect(store, "all"), "provn").decode()
+    assert "wasAssociatedWith(" in text and "example:a" in text
+
+
+def test_prov_n_errors_name_a_place_in_the_document() -> None:
+    """``hadMember(-, ex:e2)`` failed with an internal ``AssertionError``; now the line and
+    column of the user's document say what is wrong."""
+    text = b"document\nprefix ex <http://example.org/>\nentity(ex:e2)\nhadMember(-, ex:e2)\n"
+    with pytest.raises(ValidationError) as info:
+        interop.read_document(text + b"endDocument", "provn")
+    assert "line 4, column 1: hadMember needs both its identifiers" in info.value.message
+    assert "AssertionError" not in info.value.message
