@@ -1,7 +1,12 @@
-"""W3C PROV in and out: import documents into the graph, export subgraphs from it.
+"""W3C PROV in: formats, and import of documents into the graph (export:
+:mod:`provml.interop_export`).
 
 Import: PROV-JSON, PROV-XML and PROV-N are read with the ``prov`` package and turned into
-PROV-O by it; PROV-O in Turtle, TriG, N-Triples or N-Quads is parsed by pyoxigraph. Then
+quads from its PROV-O (:mod:`provml.interop_prov`, which also takes producers' quirks);
+PROV-O in Turtle, TriG, N-Triples or N-Quads is parsed by pyoxigraph. Relative IRIs
+resolve against the base given, else against the document's own
+(``https://provml.dev/id/import/<sha256 of the document>/``), so that two documents'
+``<#x>`` are two nodes. Then
 
 * blank nodes become IRIs named by the document and what the node says
   (``https://provml.dev/id/import/<sha256 of the document>/<sha256 of the node>``): the store
@@ -9,13 +14,9 @@ PROV-O by it; PROV-O in Turtle, TriG, N-Triples or N-Quads is parsed by pyoxigra
 * every qualified relation also gets its plain triple (``prov:qualifiedUsage [prov:entity
   E]`` → ``prov:used E``, …, table ``QUALIFIED``): PROV-O written by ``prov`` carries a
   relation that has a time only in the qualified form, and lineage questions follow the
-  plain properties.
-
-Export: a subgraph — everything, one model's (or any entity's) lineage, one run, every
-run of a workflow — is collected by following links from seed nodes with SPARQL (so it
-works on any store) and written as Turtle, N-Triples, JSON-LD or TriG by pyoxigraph, or
-as PROV-JSON, PROV-XML or PROV-N by ``prov`` (from the PROV-O, without the plain triples
-that duplicate a qualified relation, so that ``prov`` reads each relation once).
+  plain properties;
+* :meth:`Imported.record` keeps a copy of the document in its own named graph, with the
+  prefixes it declared, so that it can be exported by itself and with its own prefixes.
 """
 
 from __future__ import annotations
