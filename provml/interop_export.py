@@ -239,7 +239,9 @@ def export(
         data = ox.serialize(
             kept if spec.rdf.supports_datasets else [q.triple for q in kept],
             format=spec.rdf,
-            prefixes=_prefixes(kept, prefixes) if spec.rdf is not RdfFormat.N_TRIPLES else None,
+            prefixes=_prefixes(kept, prefixes, made=False)
+            if spec.rdf is not RdfFormat.N_TRIPLES
+            else None,
         )
         return Exported(data or b"")
     kept, left_out = _expressible(kept, spec.label, strict)
@@ -414,9 +416,12 @@ def _to_prov(quads: list[Quad], prefixes: dict[str, str]) -> Any:
 
     trig = ox.serialize(quads, format=RdfFormat.TRIG, prefixes=prefixes) or b""
 
+    # prov compacts an IRI with the first namespace that starts it: the longest first
+    ordered = sorted(prefixes.items(), key=lambda item: -len(item[1]))
+
     class Container(Dataset):
         def namespaces(self) -> Any:  # the document's own (rdflib binds two dozen more)
-            return iter((name, URIRef(iri)) for name, iri in prefixes.items())
+            return iter((name, URIRef(iri)) for name, iri in ordered)
 
     container = Container(default_union=True)
     container.parse(data=trig.decode(), format="trig")
@@ -426,46 +431,66 @@ def _to_prov(quads: list[Quad], prefixes: dict[str, str]) -> Any:
 
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+#: a prefix name every syntax takes (Turtle's PN_PREFIX allows more)
+_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,40}")
 
 
-def _prefixes(quads: Iterable[Quad], declared: dict[str, str] | None) -> dict[str, str]:
-    """A prefix for every namespace the quads use: provml's own names, else the one a
-    document declared for it, else a name made from the namespace IRI (``wfprov`` for
-    ``http://purl.org/wf4ever/wfprov#``) — ``prov`` names everything by qualified names,
-    so every IRI needs a namespace that leaves it a non-empty local part."""
-    by_ns = {iri: name for name, iri in (declared or {}).items() if name}
-    by_ns |= {iri: name for name, iri in PREFIXES.items()}
+def _prefixes(
+    quads: Iterable[Quad], declared: dict[str, str] | None, made: bool = True
+) -> dict[str, str]:
+    """A prefix for every namespace the quads use: provml's own names and those the
+    documents declared, for the IRIs they cover; else (``made``) one per imported
+    document's own base (``doc``, ``doc2`` …) and one per web site, named after it
+    (``taverna`` for ``http://ns.taverna.org.uk/``) — ``prov`` names everything by
+    qualified names. RDF syntaxes need none, and get only the known ones."""
+    known = {iri: name for name, iri in (declared or {}).items() if _PREFIX.fullmatch(name)}
+    known |= {iri: name for name, iri in PREFIXES.items()}
+    # longest first: an IRI takes the most specific namespace that leaves it a local part
+    spaces = sorted(known, key=len, reverse=True)
+    reserved = set(known.values())
     out: dict[str, str] = {}
     for q in quads:
         for t in (q.subject, q.predicate, q.object, q.graph_name):
             if not isinstance(t, NamedNode):
                 continue
-            ns = _namespace_of(t.value)
-            if ns is None or ns in out.values():
+            ns = next((n for n in spaces if t.value.startswith(n) and t.value != n), None)
+            name = known.get(ns or "")
+            if ns is None and made:
+                ns, name = _made_namespace(t.value)
+            if ns is None or name is None or ns in out.values():
                 continue
-            base = by_ns.get(ns) or _name_for(ns)
-            name, n = base, 1
-            while name in out:
+            base, n = name, 1
+            # a made name never takes a known one (provml: stays provml's own)
+            while name in out or (known.get(ns) != name and name in reserved):
                 n += 1
                 name = f"{base}{n}"
             out[name] = ns
     return out
 
 
-def _namespace_of(iri: str) -> str | None:
-    """The IRI up to its last ``/`` or ``#`` that still leaves a local part
-    (``http://e.org/run/1/`` → ``http://e.org/run/``)."""
-    cut = max(iri.rfind("#", 0, len(iri) - 1), iri.rfind("/", 0, len(iri) - 1))
-    return iri[: cut + 1] if cut > 0 else None
+_DOCUMENT_NS = re.compile(re.escape(DOCUMENT_BASE) + r"[0-9a-f]{64}/")
+#: parts of host names that say nothing of the site
+_HOST_WORDS = {"www", "com", "org", "net", "edu", "gov", "ac", "co", "uk", "io", "dev", "de"}
 
 
-def _name_for(ns: str) -> str:
-    """A prefix name from a namespace IRI: its last path word (``wfprov``, ``exec``),
-    else its host's first word (``example`` for ``http://example.org/``)."""
-    parts = urlsplit(ns)
-    words = [w for w in re.split(r"[/#]+", parts.path + "/" + parts.fragment) if _NAME.fullmatch(w)]
-    hosts = [w for w in parts.netloc.split(".") if _NAME.fullmatch(w) and w != "www"]
-    return (words or hosts or ["ns"])[-1 if words else 0][:20]
+def _made_namespace(iri: str) -> tuple[str | None, str | None]:
+    """A namespace and its name for an IRI no declared namespace covers: an imported
+    document's own base, else the IRI's site (scheme and host), else the IRI up to its
+    last ``/``, ``#`` or ``:``."""
+    found = _DOCUMENT_NS.match(iri)
+    if found and iri != found[0]:
+        return found[0], "doc"
+    parts = urlsplit(iri)
+    if parts.netloc and parts.path not in ("", "/"):
+        words = [w for w in parts.hostname.split(".") if w not in _HOST_WORDS] if (
+            parts.hostname) else []  # fmt: skip
+        word = next((w for w in reversed(words) if _NAME.fullmatch(w)), "site")
+        return f"{parts.scheme}://{parts.netloc}/", word[:20]
+    cut = max(iri.rfind("#", 0, len(iri) - 1), iri.rfind("/", 0, len(iri) - 1),
+              iri.rfind(":", 0, len(iri) - 1))  # fmt: skip
+    if cut <= 0:
+        return None, None
+    return iri[: cut + 1], "ns"
 
 
 __all__ = [

@@ -339,7 +339,8 @@ def test_one_relation_id_for_two_relations_is_refused_with_its_reason() -> None:
     for fmt in ("provn", "provjson", "provxml"):
         with pytest.raises(CannotExpress, match=r"example\.org/d> is the id of 2 relations"):
             interop_export.export(quads, fmt)
-    assert b"example:e3 prov:qualifiedDerivation" in interop_export.write(quads, "turtle")
+    turtle = interop_export.write(quads, "turtle")
+    assert b"<http://example.org/e3> prov:qualifiedDerivation" in turtle
 
 
 def test_an_untyped_relation_node_stays_a_relation_and_failures_say_why() -> None:
@@ -387,6 +388,11 @@ def test_taverna_runs_export_as_prov_by_document_and_whole(
             ids = {str(r.identifier.uri) for r in back.get_records() if r.identifier}
             assert {a.value for a in activities} <= ids, (f, fmt)
             assert done.unexpressed == 0 or len(done.sample) == min(done.unexpressed, 3)
+    # one run: the prefixes it declared and one per site, not one per path (before:
+    # dozens of ns1, ns2 …)
+    one = interop_export.export(quads, "provn", prefixes=prefixes).data.decode()
+    declared = re.findall(r"^\s*prefix (\S+) <", one, re.MULTILINE)
+    assert len(declared) <= 10 and {"wfprov", "tavernaprov", "taverna"} <= set(declared)
     whole = interop_export.collect(store, "all")
     done = interop_export.export(whole, "provn", prefixes=prefixes)
     assert done.unexpressed > 0 and b"wasGeneratedBy(" in done.data
