@@ -82,6 +82,8 @@ def read(text: str, fmt: str, label: str, base: str) -> tuple[list[Quad], dict[s
         quads += _bare_relations(bundle, terms)
     prefixes = {}
     for ns in doc.get_registered_namespaces():
+        if not ns.prefix:
+            continue
         try:
             prefixes[ns.prefix] = NamedNode(ns.uri).value
         except ValueError:
