@@ -38,17 +38,23 @@ def test_import_corpus_documents_over_http(server: Server) -> None:
                   "http://example.org/taverna/", taverna, other_run)  # fmt: skip
     assert refused.returncode == 2 and "same base" in refused.stderr
     assert count(server) == 0
+    # {name}: both files are called workflowrun.prov.ttl, so the second is refused
+    same = cli("import", "--url", server.url, "--quiet", "--base-iri",
+               "http://example.org/taverna/{name}/", taverna, other_run)  # fmt: skip
+    assert same.returncode == 1 and "base of another file" in same.stderr
+    assert "triples (turtle)" in same.stdout  # the first file went in
 
-    base = "http://example.org/taverna/{sha256}/"
+    base = "http://example.org/runs/{sha256}/"
     done = cli("import", "--url", server.url, "--quiet", "--base-iri", base, taverna,
                other_run, str(PRIMER))  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "triples (turtle)" in done.stdout and "triples (provn)" in done.stdout
     n = count(server)
-    # two runs, two export activities, each with its own start
+    # three imports of two runs (one under {name} above), each export activity with its
+    # own start
     starts = server.sparql("""SELECT ?x (COUNT(?t) AS ?n) WHERE { ?x prov:startedAtTime ?t .
         FILTER(STRENDS(STR(?x), '#taverna-prov-export')) } GROUP BY ?x""")
-    assert sorted(int(r["n"]) for r in starts) == [1, 1]
+    assert sorted(int(r["n"]) for r in starts) == [1, 1, 1]
     # the Taverna run's output traces back to its input through the imported steps
     rows = server.sparql("""PREFIX wfprov: <http://purl.org/wf4ever/wfprov#>
         SELECT ?in WHERE { ?run a wfprov:WorkflowRun ; wfprov:usedInput ?in .
