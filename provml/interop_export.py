@@ -68,10 +68,10 @@ class Exported:
     def summary(self, label: str) -> str:
         """One line saying what was left out, for a header or stderr."""
         return (
-            f"{self.unexpressed} statements about nodes that are no PROV entity, activity, "
-            f"agent or relation cannot be expressed in {label} and were left out (e.g. "
-            f"{' ; '.join(self.sample)}); the RDF formats hold them, --strict / "
-            "?strict=true refuses instead"
+            f"{self.unexpressed} statements cannot be expressed in {label} and were left "
+            "out (about nodes that are no PROV entity, activity, agent or relation, or a "
+            f"literal where PROV wants a node; e.g. {' ; '.join(self.sample)}); the RDF "
+            "formats hold them, --strict / ?strict=true refuses instead"
         )
 
 

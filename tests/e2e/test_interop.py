@@ -146,7 +146,7 @@ def test_export_an_imported_taverna_run_as_prov(server: Server, tmp_path: Path) 
     result = cli("export", "--url", server.url, "--document", doc_id, "--format", "provn",
                  "-o", str(out))  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "statements about nodes that are no PROV" in result.stderr
+    assert "statements cannot be expressed in PROV-N" in result.stderr
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         doc = ProvDocument.deserialize(str(out), format="provn")
