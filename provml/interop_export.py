@@ -17,10 +17,8 @@ in :class:`Exported`; with ``strict`` the export is refused instead.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import pyoxigraph as ox
 from pyoxigraph import BlankNode, DefaultGraph, Literal, NamedNode, Quad, RdfFormat
@@ -35,7 +33,8 @@ from provml.interop import (
     format_named,
     plain_triples,
 )
-from provml.vocab import PREFIXES, PROV, PROVML
+from provml.interop_prefixes import prefixes_for
+from provml.vocab import PROV, PROVML
 
 #: links followed from every node in an export: the parts of a record (every qualified
 #: relation with what it names, associations, plans with their declared parameters and
@@ -239,14 +238,14 @@ def export(
         data = ox.serialize(
             kept if spec.rdf.supports_datasets else [q.triple for q in kept],
             format=spec.rdf,
-            prefixes=_prefixes(kept, prefixes, made=False)
+            prefixes=prefixes_for(kept, prefixes, made=False)
             if spec.rdf is not RdfFormat.N_TRIPLES
             else None,
         )
         return Exported(data or b"")
     kept, left_out = _expressible(kept, spec.label, strict)
     try:
-        text: str = _to_prov(kept, _prefixes(kept, prefixes)).serialize(format=spec.prov)
+        text: str = _to_prov(kept, prefixes_for(kept, prefixes)).serialize(format=spec.prov)
     except Exception as exc:  # prov raises anything while decoding PROV-O
         reason = str(exc).strip() or "(no message)"
         raise CannotExpress(
@@ -428,69 +427,6 @@ def _to_prov(quads: list[Quad], prefixes: dict[str, str]) -> Any:
     document = ProvDocument()
     ProvRDFSerializer(document).decode_document(container, document)
     return document
-
-
-_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
-#: a prefix name every syntax takes (Turtle's PN_PREFIX allows more)
-_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,40}")
-
-
-def _prefixes(
-    quads: Iterable[Quad], declared: dict[str, str] | None, made: bool = True
-) -> dict[str, str]:
-    """A prefix for every namespace the quads use: provml's own names and those the
-    documents declared, for the IRIs they cover; else (``made``) one per imported
-    document's own base (``doc``, ``doc2`` …) and one per web site, named after it
-    (``taverna`` for ``http://ns.taverna.org.uk/``) — ``prov`` names everything by
-    qualified names. RDF syntaxes need none, and get only the known ones."""
-    known = {iri: name for name, iri in (declared or {}).items() if _PREFIX.fullmatch(name)}
-    known |= {iri: name for name, iri in PREFIXES.items()}
-    # longest first: an IRI takes the most specific namespace that leaves it a local part
-    spaces = sorted(known, key=len, reverse=True)
-    reserved = set(known.values())
-    out: dict[str, str] = {}
-    for q in quads:
-        for t in (q.subject, q.predicate, q.object, q.graph_name):
-            if not isinstance(t, NamedNode):
-                continue
-            ns = next((n for n in spaces if t.value.startswith(n) and t.value != n), None)
-            name = known.get(ns or "")
-            if ns is None and made:
-                ns, name = _made_namespace(t.value)
-            if ns is None or name is None or ns in out.values():
-                continue
-            base, n = name, 1
-            # a made name never takes a known one (provml: stays provml's own)
-            while name in out or (known.get(ns) != name and name in reserved):
-                n += 1
-                name = f"{base}{n}"
-            out[name] = ns
-    return out
-
-
-_DOCUMENT_NS = re.compile(re.escape(DOCUMENT_BASE) + r"[0-9a-f]{64}/")
-#: parts of host names that say nothing of the site
-_HOST_WORDS = {"www", "com", "org", "net", "edu", "gov", "ac", "co", "uk", "io", "dev", "de"}
-
-
-def _made_namespace(iri: str) -> tuple[str | None, str | None]:
-    """A namespace and its name for an IRI no declared namespace covers: an imported
-    document's own base, else the IRI's site (scheme and host), else the IRI up to its
-    last ``/``, ``#`` or ``:``."""
-    found = _DOCUMENT_NS.match(iri)
-    if found and iri != found[0]:
-        return found[0], "doc"
-    parts = urlsplit(iri)
-    if parts.netloc and parts.path not in ("", "/"):
-        words = [w for w in parts.hostname.split(".") if w not in _HOST_WORDS] if (
-            parts.hostname) else []  # fmt: skip
-        word = next((w for w in reversed(words) if _NAME.fullmatch(w)), "site")
-        return f"{parts.scheme}://{parts.netloc}/", word[:20]
-    cut = max(iri.rfind("#", 0, len(iri) - 1), iri.rfind("/", 0, len(iri) - 1),
-              iri.rfind(":", 0, len(iri) - 1))  # fmt: skip
-    if cut <= 0:
-        return None, None
-    return iri[: cut + 1], "ns"
 
 
 __all__ = [
