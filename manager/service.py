@@ -54,18 +54,22 @@ class Manager:
         }
 
     def import_document(self, data: bytes, fmt: str, base_iri: str | None) -> dict[str, Any]:
-        """Parse a PROV document (:func:`provml.interop.read_document`) and write it in
-        one atomic write; a document that does not parse writes nothing."""
-        from provml.interop import read_document
+        """Parse a PROV document (:func:`provml.interop.parse_document`) and write it in
+        one atomic write, with a copy in its own named graph (so that it can be exported
+        by itself); a document that does not parse writes nothing."""
+        from provml.interop import parse_document
 
         started = time.perf_counter()
-        quads = list(set(read_document(data, fmt, base_iri)))
-        self.store.add(quads)
+        doc = parse_document(data, fmt, base_iri)
+        quads = list(set(doc.quads))
+        self.store.add(quads + doc.record())
         with self._lock:
             self.counts["imports"] += 1
             self.counts["quads"] += len(quads)
         return {
             "format": fmt,
+            "document": doc.document,
+            "base": doc.base_iri,
             "triples": len(quads),
             "graphs": len({q.graph_name for q in quads}),
             "seconds": round(time.perf_counter() - started, 6),

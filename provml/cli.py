@@ -894,7 +894,10 @@ def compact(data_dir: str, quiet: bool) -> None:
 @click.option(
     "--base-iri",
     default=None,
-    help="Base IRI to resolve relative IRIs against (e.g. Taverna runs' Turtle).",
+    help="Base IRI to resolve relative IRIs against (e.g. Taverna runs' Turtle); a "
+    "template for several files: {name} is the file's name, {path} its path as given, "
+    "{sha256} its SHA-256 (a template that gives two files one base refuses the second). "
+    "Default: each document its own base.",
 )
 @_url_option("URL of the manager (or of `provml serve`).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -912,20 +915,34 @@ def import_(
 
     Each document lands whole or not at all; importing one again adds nothing. A document
     that cannot be read is reported with the reason and the others still go in (exit
-    status 1).
+    status 1). Each line printed names the document's id, for `provml export
+    --document`.
 
     \b
     provml import run.provn experiment.json
     provml import --base-iri http://example.org/run1/ workflowrun.prov.ttl
+    provml import --base-iri 'http://example.org/runs/{name}/' */workflowrun.prov.ttl
     """
+    import hashlib
+    from urllib.parse import quote
+
     import requests
 
     from provml.interop import guess_format
+
+    fields = ("{name}", "{path}", "{sha256}")
+    if base_iri and len(paths) > 1 and not any(f in base_iri for f in fields):
+        raise click.UsageError(
+            "--base-iri would give every file the same base, so that their relative IRIs "
+            "name the same nodes: use {name}, {path} or {sha256} in it (e.g. "
+            "'http://example.org/runs/{sha256}/'), or leave it out"
+        )
 
     http = requests.Session()
     http.headers.update(_auth_headers(token))
     endpoint = url.rstrip("/") + "/api/v1/import"
     failed = 0
+    bases: dict[str, str] = {}  # base → SHA-256 of the file that has it
     with click.progressbar(
         paths, label="importing", file=sys.stderr, hidden=quiet, item_show_func=lambda p: p
     ) as bar:
@@ -935,22 +952,30 @@ def import_(
                 click.echo(f"{path}: unknown extension; give --format", err=True)
                 failed += 1
                 continue
-            params = {"format": name} | ({"base": base_iri} if base_iri else {})
             with open(path, "rb") as f:
-                try:
-                    resp = http.post(
-                        endpoint, params=params, data=f, timeout=(CONNECT_TIMEOUT, 600)
-                    )
-                except requests.RequestException as exc:
-                    raise click.ClickException(
-                        f"cannot reach the manager at {url}: {exc}"
-                    ) from None
+                data = f.read()
+            params = {"format": name}
+            if base_iri:
+                digest = hashlib.sha256(data).hexdigest()
+                base = base_iri.replace("{name}", quote(os.path.basename(path), safe=""))
+                base = base.replace("{path}", quote(path)).replace("{sha256}", digest)
+                if bases.setdefault(base, digest) != digest:
+                    click.echo(f"{path}: refused: --base-iri gives it the base of another "
+                               f"file ({base}); use {{sha256}} or {{path}}", err=True)  # fmt: skip
+                    failed += 1
+                    continue
+                params["base"] = base
+            try:
+                resp = http.post(endpoint, params=params, data=data,
+                                 timeout=(CONNECT_TIMEOUT, 600))  # fmt: skip
+            except requests.RequestException as exc:
+                raise click.ClickException(f"cannot reach the manager at {url}: {exc}") from None
             if resp.status_code >= 400:
                 failed += 1
                 click.echo(f"{path}: refused: {_error_text(resp)}", err=True)
                 continue
             body = resp.json()
-            click.echo(f"{path}: {body['triples']} triples ({name})")
+            click.echo(f"{path}: {body['triples']} triples ({name}), document {body['document']}")
     if failed:
         sys.exit(1)
 
@@ -968,12 +993,24 @@ def _error_text(resp: Any) -> str:
 @click.option("--run", "run", help="One workflow run: its IRI.")
 @click.option("--workflow", "workflow", help="Every run of the workflow with this name.")
 @click.option(
+    "--document",
+    "document",
+    help="One imported document, as imported: the id `provml import` printed (the "
+    "SHA-256 of the file when imported without --base-iri).",
+)
+@click.option(
     "--format",
     "fmt",
     type=click.Choice(["turtle", "trig", "ntriples", "jsonld", "provn", "provjson", "provxml"]),
     default="turtle",
     show_default=True,
     help="provn, provjson and provxml are written by the prov package.",
+)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Refuse a PROV-N/JSON/XML export that would leave statements out (by default "
+    "they are left out, and counted on stderr).",
 )
 @click.option("-o", "--output", type=click.File("wb"), default="-", help="File (default stdout).")
 @_url_option("URL of the query service (or of `provml serve`).")
@@ -989,7 +1026,9 @@ def export(
     entity: str | None,
     run: str | None,
     workflow: str | None,
+    document: str | None,
     fmt: str,
+    strict: bool,
     output: Any,
     url: str,
     data_dir: str | None,
@@ -999,29 +1038,32 @@ def export(
 
     Without a selection, everything. A lineage (--model, --entity) holds what the entity
     was made from, all the way up: the executions, their inputs, parameters, plans and
-    agents.
+    agents. In PROV-N, PROV-JSON and PROV-XML, statements about nodes that are no PROV
+    entity, activity, agent or relation cannot be said: they are left out and counted on
+    stderr (--strict: refused, exit status 1).
 
     \b
     provml export --model 3f2a…e9 --format provn
     provml export --workflow credit-scoring --format provjson -o credit.json
+    provml export --document 9c1e…07 --format provn
     """
     chosen = [(s, v) for s, v in (("lineage", model or entity), ("run", run),
-                                  ("workflow", workflow)) if v]  # fmt: skip
+                                  ("workflow", workflow), ("document", document)) if v]  # fmt: skip
     if model and entity:
         raise click.UsageError("give --model or --entity, not both")
     if len(chosen) > 1:
-        raise click.UsageError("give one of --model/--entity, --run, --workflow")
+        raise click.UsageError("give one of --model/--entity, --run, --workflow, --document")
     scope, ident = chosen[0] if chosen else ("all", None)
     if data_dir:
-        body = _local_export(data_dir, scope, ident, fmt)
+        body, unexpressed, sample = _local_export(data_dir, scope, ident, fmt, strict)
     else:
         import requests
 
-        params = {"scope": scope, "format": fmt} | ({"id": ident} if ident else {})
+        params = {"scope": scope, "format": fmt, "strict": str(strict).lower()}
         try:
             resp = requests.get(
                 url.rstrip("/") + "/api/v1/export",
-                params=params,
+                params=params | ({"id": ident} if ident else {}),
                 headers=_auth_headers(token),
                 timeout=(CONNECT_TIMEOUT, 600),
             )
@@ -1030,14 +1072,26 @@ def export(
         if resp.status_code >= 400:
             raise click.ClickException(_error_text(resp))
         body = resp.content
+        unexpressed = int(resp.headers.get("Provml-Unexpressed", "0"))
+        sample = resp.headers.get("Provml-Unexpressed-Sample", "").split(" ; ")
     output.write(body)
+    if unexpressed:
+        from provml.interop import FORMATS
+        from provml.interop_export import Exported
+
+        note = Exported(b"", unexpressed, sample).summary(FORMATS[fmt].label)
+        click.echo(f"provml export: {note}", err=True)
 
 
-def _local_export(data_dir: str, scope: str, ident: str | None, fmt: str) -> bytes:
-    from provml import interop
+def _local_export(
+    data_dir: str, scope: str, ident: str | None, fmt: str, strict: bool
+) -> tuple[bytes, int, list[str]]:
+    from provml import interop_export as ex
 
     with _local_store(data_dir) as store:
-        return interop.write(interop.collect(store, scope, ident), fmt)
+        quads = ex.collect(store, scope, ident)
+        done = ex.export(quads, fmt, strict=strict, prefixes=ex.declared_prefixes(store))
+    return done.data, done.unexpressed, done.sample
 
 
 @main.command(name="config")

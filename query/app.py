@@ -262,26 +262,45 @@ def dataset(dataset: str) -> ResponseReturnValue:
 
 @bp.get("/api/v1/export")
 def export() -> ResponseReturnValue:
-    """A subgraph as a document: ``scope`` (all, lineage, run, workflow), ``id`` (the
-    entity, run or workflow name), ``format`` (provn, provjson, provxml, turtle,
-    ntriples, jsonld, trig; default turtle)."""
-    from provml import interop
+    """A subgraph as a document: ``scope`` (all, lineage, run, workflow, document), ``id``
+    (the entity, run, workflow name or imported document), ``format`` (provn, provjson,
+    provxml, turtle, ntriples, jsonld, trig; default turtle), ``strict`` (true: refuse a
+    PROV export that would leave statements out; default false: leave them out, and say
+    how many in ``Provml-Unexpressed`` and a few in ``Provml-Unexpressed-Sample``)."""
+    from provml import interop_export
+    from provml.interop import EXPORT_FORMATS, format_named
 
     args = _args()
     scope = args.get("scope", "all")
     fmt = args.get("format", "turtle")
     ident = args.get("id")
-    unknown = set(args) - {"scope", "format", "id"}
+    unknown = set(args) - {"scope", "format", "id", "strict"}
     if unknown:
-        raise ValidationError(f"unknown parameters {sorted(unknown)}: scope, format and id")
-    spec = interop.format_named(fmt, interop.EXPORT_FORMATS)
-    body = run(lambda st: interop.write(interop.collect(st, scope, ident), fmt))
-    name = f"provml-{scope}{spec.extension}"
-    return Response(
-        body,
-        content_type=f"{spec.media_type}; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
+        raise ValidationError(f"unknown parameters {sorted(unknown)}: scope, format, id and strict")
+    strict = _flag(args.get("strict", "false"), "strict")
+    spec = format_named(fmt, EXPORT_FORMATS)
+
+    def work(st: GuardedStore) -> interop_export.Exported:
+        quads = interop_export.collect(st, scope, ident)
+        prefixes = interop_export.declared_prefixes(st)
+        return interop_export.export(quads, fmt, strict=strict, prefixes=prefixes)
+
+    done = run(work)
+    headers = {
+        "Content-Disposition": f'attachment; filename="provml-{scope}{spec.extension}"',
+        "Provml-Unexpressed": str(done.unexpressed),
+    }
+    if done.unexpressed:
+        headers["Provml-Unexpressed-Sample"] = " ; ".join(done.sample)
+    return Response(done.data, content_type=f"{spec.media_type}; charset=utf-8", headers=headers)
+
+
+def _flag(value: str, name: str) -> bool:
+    if value.lower() in ("true", "1", "yes"):
+        return True
+    if value.lower() in ("false", "0", "no"):
+        return False
+    raise ValidationError(f"{name} is true or false, not {value!r}")
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:

@@ -33,15 +33,28 @@ def count(server: Server) -> int:
 @pytest.mark.skipif(not CORPUS.is_dir(), reason="shared/corpus is not next to the checkout")
 def test_import_corpus_documents_over_http(server: Server) -> None:
     taverna = str(TAVERNA / "workflowrun.prov.ttl")
-    refused = cli("import", "--url", server.url, "--quiet", taverna)
-    assert refused.returncode == 1 and "relative IRIs" in refused.stderr
+    other_run = str(TAVERNA.parent / "run_1" / "workflowrun.prov.ttl")
+    refused = cli("import", "--url", server.url, "--quiet", "--base-iri",
+                  "http://example.org/taverna/", taverna, other_run)  # fmt: skip
+    assert refused.returncode == 2 and "same base" in refused.stderr
     assert count(server) == 0
+    # {name}: both files are called workflowrun.prov.ttl, so the second is refused
+    same = cli("import", "--url", server.url, "--quiet", "--base-iri",
+               "http://example.org/taverna/{name}/", taverna, other_run)  # fmt: skip
+    assert same.returncode == 1 and "base of another file" in same.stderr
+    assert "triples (turtle)" in same.stdout  # the first file went in
 
-    base = "http://example.org/taverna/80-2/"
-    done = cli("import", "--url", server.url, "--quiet", "--base-iri", base, taverna, str(PRIMER))
+    base = "http://example.org/runs/{sha256}/"
+    done = cli("import", "--url", server.url, "--quiet", "--base-iri", base, taverna,
+               other_run, str(PRIMER))  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "triples (turtle)" in done.stdout and "triples (provn)" in done.stdout
     n = count(server)
+    # three imports of two runs (one under {name} above), each export activity with its
+    # own start
+    starts = server.sparql("""SELECT ?x (COUNT(?t) AS ?n) WHERE { ?x prov:startedAtTime ?t .
+        FILTER(STRENDS(STR(?x), '#taverna-prov-export')) } GROUP BY ?x""")
+    assert sorted(int(r["n"]) for r in starts) == [1, 1, 1]
     # the Taverna run's output traces back to its input through the imported steps
     rows = server.sparql("""PREFIX wfprov: <http://purl.org/wf4ever/wfprov#>
         SELECT ?in WHERE { ?run a wfprov:WorkflowRun ; wfprov:usedInput ?in .
@@ -49,6 +62,7 @@ def test_import_corpus_documents_over_http(server: Server) -> None:
     assert rows
     # importing again adds nothing; a malformed document changes nothing
     again = cli("import", "--url", server.url, "--quiet", "--base-iri", base, taverna)
+    assert again.returncode == 0 and count(server) == n
     assert again.returncode == 0
     bad = CORPUS / "trungdong-prov/malformed/bad_record_content.json"
     out = cli("import", "--url", server.url, "--quiet", str(bad))
@@ -118,3 +132,30 @@ def test_export_a_captured_model_lineage_in_every_format(server: Server, tmp_pat
     assert missing.returncode == 1 and "nothing in the graph" in missing.stderr
     resp = requests.get(server.url + "/api/v1/export", params={"format": "csv"}, timeout=30)
     assert resp.status_code == 400 and "unknown format" in resp.json()["message"]
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="shared/corpus is not next to the checkout")
+def test_export_an_imported_taverna_run_as_prov(server: Server, tmp_path: Path) -> None:
+    """A Taverna run imported without a base exports by itself as PROV-N: its PROV
+    records, and on stderr / in a header how many statements had no place (before:
+    refused, 422); --strict refuses as before."""
+    done = cli("import", "--url", server.url, "--quiet", str(TAVERNA / "workflowrun.prov.ttl"))
+    assert done.returncode == 0, done.stderr
+    doc_id = done.stdout.split("document ")[-1].strip()
+    out = tmp_path / "run.provn"
+    result = cli("export", "--url", server.url, "--document", doc_id, "--format", "provn",
+                 "-o", str(out))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "statements cannot be expressed in PROV-N" in result.stderr
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        doc = ProvDocument.deserialize(str(out), format="provn")
+    labels = {str(v) for r in doc.get_records() for k, v in r.attributes if "label" in str(k)}
+    assert any(label.startswith("Processor execution Discover_entities") for label in labels)
+    params = {"scope": "document", "id": doc_id, "format": "provjson"}
+    resp = requests.get(server.url + "/api/v1/export", params=params, timeout=60)
+    assert resp.status_code == 200 and int(resp.headers["Provml-Unexpressed"]) > 0
+    assert resp.headers["Provml-Unexpressed-Sample"].startswith("<")
+    strict = cli("export", "--url", server.url, "--document", doc_id, "--format", "provn",
+                 "--strict")  # fmt: skip
+    assert strict.returncode == 1 and "would leave out" in strict.stderr

@@ -17,7 +17,7 @@ import pytest
 import capture_lib as cl
 from manager.service import Manager
 from manager.store.oxigraph import OxigraphStore
-from provml import interop
+from provml import interop_export as interop
 from provml.ids import content_iri
 from provml.ingest import expand, read_lines
 from provml.resolve import resolve_batch
