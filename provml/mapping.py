@@ -46,28 +46,29 @@ DATA_CLASSES: dict[str, NamedNode] = {
 #: stages whose non-model inputs are learning data
 LEARNING_STAGES = frozenset({"training", "validation", "evaluation"})
 
-#: field of a data reference that says where the data was, not what it is → property of
-#: the qualified usage or generation: the same bytes at two paths in two runs are one
-#: content node, and each run's path stays with that run's use of it (docs/mapping.md)
-PLACE_FIELDS: dict[str, NamedNode] = {
+#: field of a data reference that says where the data was or what a run called it, not
+#: what it is → property of the qualified usage or generation: the same bytes at two paths
+#: in two runs are one content node, and each run's path, name, version label, split and
+#: framework stay with that run's use of it (docs/mapping.md). Members in no table
+#: (``provml:metadata`` JSON) go there too.
+USE_FIELDS: dict[str, NamedNode] = {
     "path": PROVML.path,
     "host": PROVML.hostname,
+    "name": PROVML.name,
+    "version": PROVML.version,
+    "split": PROVML.split,
+    "description": PROVML.description,
+    "framework": PROVML.framework,
+    "framework_version": PROVML.frameworkVersion,
+    "algorithm": PROVML.algorithm,
 }
 
-#: field of a data reference → property of the data node (fields in neither table go to
-#: provml:metadata as JSON)
+#: field of a data reference that is a fact about its content → property of the data node
 DATA_FIELDS: dict[str, NamedNode] = {
     "sha256": PROVML.sha256,
     "size": PROVML.sizeBytes,
-    "framework": PROVML.framework,
-    "framework_version": PROVML.frameworkVersion,
-    "version": PROVML.version,
-    "split": PROVML.split,
     "source": PROVML.source,
     "license": PROVML.license,
-    "name": PROVML.name,
-    "description": PROVML.description,
-    "algorithm": PROVML.algorithm,
 }
 
 #: key of a workflow's ``env`` (see capture_lib.environment) → property of the execution;
@@ -246,7 +247,7 @@ def _data(node: NamedNode, value: Any, stage: str | None, generated: bool) -> It
     if is_data_ref(value) and value["@data"] == MISSING:
         # named by this use alone (provml.resolve): where it was and why it was not read
         yield node, RDF_TYPE, PROVML.MissingData
-        for key, field in (*PLACE_FIELDS.items(), ("error", PROVML.error)):
+        for key, field in (*USE_FIELDS.items(), ("error", PROVML.error)):
             if isinstance(value.get(key), str):
                 yield node, field, Literal(value[key])
         return
@@ -258,15 +259,10 @@ def _data(node: NamedNode, value: Any, stage: str | None, generated: bool) -> It
             yield node, RDF_TYPE, PROVML.LearningData
         if generated and stage == "inference" and kind == "value":
             yield node, RDF_TYPE, PROVML.Prediction
-        extra: dict[str, Any] = {}
         for key, item in value.items():
             prop = DATA_FIELDS.get(key)
             if prop is not None:
                 yield node, prop, literal(item)
-            elif key != "@data" and key not in PLACE_FIELDS:
-                extra[key] = item
-        if extra:
-            yield node, PROVML.metadata, literal(extra)
     else:
         if generated and stage == "inference":
             yield node, RDF_TYPE, PROVML.Prediction
@@ -274,12 +270,20 @@ def _data(node: NamedNode, value: Any, stage: str | None, generated: bool) -> It
         yield node, PROV.value, literal(value)
 
 
-def _place(event: NamedNode, value: Any) -> Iterable[Triple]:
-    """Where a used or generated file was, on the usage or generation (PLACE_FIELDS)."""
+def _use(event: NamedNode, value: Any) -> Iterable[Triple]:
+    """Where a used or generated file was and what the run called it, on the usage or
+    generation (USE_FIELDS; other members as one provml:metadata JSON object)."""
     if is_data_ref(value):
-        for key, prop in PLACE_FIELDS.items():
-            if isinstance(value.get(key), str):
-                yield event, prop, Literal(value[key])
+        missing = value["@data"] == MISSING  # its error is on its own node
+        extra: dict[str, Any] = {}
+        for key, item in value.items():
+            prop = USE_FIELDS.get(key)
+            if prop is not None:
+                yield event, prop, literal(item)
+            elif key != "@data" and key not in DATA_FIELDS and not missing:
+                extra[key] = item
+        if extra:
+            yield event, PROVML.metadata, literal(extra)
 
 
 def _workflow_start(rec: dict[str, Any], session: str) -> Iterable[Triple]:
@@ -366,7 +370,7 @@ def _task_start(rec: dict[str, Any], session: str) -> Iterable[Triple]:
         yield usage, PROV.entity, node
         yield usage, PROV.hadRole, attr
         yield usage, PROV.atTime, timestamp(rec["time"])
-        yield from _place(usage, value)
+        yield from _use(usage, value)
         yield from _data(node, value, stage, generated=False)
 
 
@@ -387,7 +391,7 @@ def _task_end(rec: dict[str, Any], session: str) -> Iterable[Triple]:
         yield gen, PROV.activity, act
         yield gen, PROV.hadRole, attr
         yield gen, PROV.atTime, timestamp(rec["time"])
-        yield from _place(gen, value)
+        yield from _use(gen, value)
         yield from _data(node, value, rec.get("stage"), generated=True)
 
 

@@ -30,7 +30,16 @@ def rows(store: Store | GuardedStore, name: str, **params: str) -> list[dict[str
 
 def _paths(rows: list[dict[str, str]]) -> list[str]:
     """Every place in the rows' ``paths`` (one per line: a path may hold spaces)."""
-    return sorted({p for r in rows for p in r.get("paths", "").split("\n") if p})
+    return _each(rows, "paths")
+
+
+def _each(rows: list[dict[str, str]], key: str) -> list[str]:
+    """Every distinct value of ``key`` in the rows (a GROUP_CONCAT's values one per line)."""
+    return sorted({p for r in rows for p in r.get(key, "").split("\n") if p})
+
+
+#: what a run called a model where it saved or loaded it (on that generation or use)
+MODEL_LABELS = ("name", "version", "description", "framework", "frameworkVersion", "algorithm")
 
 
 def _drop(row: dict[str, str], *keys: str) -> dict[str, str]:
@@ -48,21 +57,15 @@ def model_record(store: Store | GuardedStore, model: str) -> dict[str, Any]:
             "their hashes)"
         )
     first = runs[0]
-    identity: dict[str, Any] = {
-        k: first[k]
-        for k in (
-            "model",
-            "sha256",
-            "name",
-            "version",
-            "description",
-            "framework",
-            "frameworkVersion",
-            "algorithm",
-        )
-        if k in first
-    }
-    identity["paths"] = _paths(runs)
+    uses = rows(store, "data-uses", data=model)
+    identity: dict[str, Any] = {k: first[k] for k in ("model", "sha256") if k in first}
+    # the labels every run gave it, one string each (", " between different ones); each
+    # training's own are in its entry
+    for key in MODEL_LABELS:
+        if values := _each(uses, key):
+            identity[key] = ", ".join(values)
+    identity["paths"] = _each(uses, "path")
+    made = {u["execution"]: u for u in uses if u["how"] == "generated"}
     hyper: dict[str, dict[str, str]] = {}
     for r in rows(store, "hyperparameters", model=model):
         hyper.setdefault(r["training"], {})[r["name"]] = r["value"]
@@ -75,6 +78,11 @@ def model_record(store: Store | GuardedStore, model: str) -> dict[str, Any]:
                 k: r[k]
                 for k in ("training", "run", "workflow", "started", "ended", "gitCommit", "user")
                 if k in r
+            },
+            **{
+                k: v
+                for k, v in made.get(r.get("training", ""), {}).items()
+                if k in ("path", "host", *MODEL_LABELS)
             },
             "hyperparameters": hyper.get(r.get("training", ""), {}),
             "data": data.get(r.get("training", ""), []),
@@ -102,12 +110,16 @@ def dataset_record(store: Store | GuardedStore, dataset: str) -> dict[str, Any]:
         )
     this = versions[0]["dataset"]
     current = next((v for v in versions if v["version"] == this), versions[0])
-    keep = ("sha256", "label", "split", "source", "license")
+    keep = ("sha256", "source", "license")
     return {
         "dataset": this,
         **{k: current[k] for k in keep if k in current},
+        **_labels(current),
         "paths": _paths([current]),
-        "versions": [{**_drop(v, "dataset"), "paths": _paths([v])} for v in versions],
+        "versions": [
+            {**_drop(v, "dataset", "labels", "splits"), **_labels(v), "paths": _paths([v])}
+            for v in versions
+        ],
         "derivedFrom": [
             _drop(r, "dataset") for r in rows(store, "dataset-sources", dataset=dataset)
         ],
@@ -115,3 +127,13 @@ def dataset_record(store: Store | GuardedStore, dataset: str) -> dict[str, Any]:
             _drop(r, "dataset") for r in rows(store, "dataset-models", dataset=dataset)
         ],
     }
+
+
+def _labels(row: dict[str, str]) -> dict[str, str]:
+    """A version's labels and splits as the runs that used or made it gave them (``label``,
+    ``split``: one string each, ", " between different ones)."""
+    out = {}
+    for key, name in (("labels", "label"), ("splits", "split")):
+        if values := _each([row], key):
+            out[name] = ", ".join(values)
+    return out

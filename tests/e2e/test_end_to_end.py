@@ -234,7 +234,9 @@ def test_demo_runs_against_a_server(server: Server, tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert "Which data trained the model" in out.stdout
     assert "train.csv" in out.stdout and "(1 row)" in out.stdout
-    models = server.sparql("SELECT ?m ?fw WHERE { ?m a provml:Model ; provml:framework ?fw }")
+    models = server.sparql(
+        "SELECT ?m ?fw WHERE { ?m a provml:Model ; prov:qualifiedGeneration/provml:framework ?fw }"
+    )
     assert [m["fw"] for m in models] == ["scikit-learn"]
     epochs = server.sparql("""SELECT (COUNT(?s) AS ?n) WHERE {
         ?s a provml:LearningStageSectionExecution }""")

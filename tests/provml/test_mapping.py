@@ -119,7 +119,11 @@ json_scalars = (
 json_values = st.recursive(
     json_scalars,
     lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+        st.lists(inner, max_size=4)
+        # a key starting with "@" makes an object a data or entity reference (provml.wire)
+        | st.dictionaries(
+            st.text(max_size=8).filter(lambda k: not k.startswith("@")), inner, max_size=4
+        )
     ),
     max_leaves=12,
 )

@@ -2,8 +2,9 @@
 
 Two teams capture on their own: both name a ``raw.csv`` that does not exist, and both
 train on the same bytes kept at different paths, saving the same model bytes at
-different paths. Every answer about one team's run must name only that run's places
-and executions; only the content itself (the same bytes) may be shared.
+different paths, each team under its own names, version labels, splits and framework
+labels. Every answer about one team's run must name only that run's places, labels and
+executions; only the content itself (the same bytes) may be shared.
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ class World:
         self.model_sha = ""
 
 
+#: each team's version label and split for its data, and framework label for its model
+LABELS = {"a": ("v1", "train", "sklearn"), "b": ("2024-06", "test", "scikit-learn"),
+          "c": ("v1", "train", "sklearn")}  # fmt: skip
+
+
 def _team(tmp: Path, team: str, world: World) -> None:
     home = tmp / team
     home.mkdir()
@@ -47,9 +53,12 @@ def _team(tmp: Path, team: str, world: World) -> None:
         world.runs[team] = wf.iri
         with wf.task("clean", used={"raw": cl.file(home / "raw.csv")}) as t:
             t.generated(clean=cl.file(clean))
-        with wf.task("train", stage="training", used={"data": cl.dataset(data)}) as t:
+        # what each team calls the same bytes is its own (LABELS)
+        version, split, framework = LABELS[team]
+        used = cl.dataset(data, name=f"{team}-set", version=version, split=split)
+        with wf.task("train", stage="training", used={"data": used}) as t:
             model.write_bytes(b"the same model bytes")
-            t.generated(model=cl.model(model, framework="sklearn"))
+            t.generated(model=cl.model(model, framework=framework, name=f"{team}-model"))
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +71,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     try:
         for team in ("a", "b", "c"):
             _team(tmp, team, w)
+        with cl.workflow("serve") as wf:  # loads team a's model under another label
+            used = {"model": cl.model(tmp / "a" / "a-model.pkl", framework="onnx")}
+            with wf.task("predict", stage="inference", used=used) as t:
+                t.generated(label="yes")
         assert cl.flush()
         w.lost = dict(cl.stats()["lost"])
     finally:
@@ -167,6 +180,7 @@ def test_training_data_names_each_runs_own_path(world: World) -> None:
     for row in rows:
         team = _team_of(world, row["run"])
         assert Path(row["path"]).name == f"{team}-data.csv", row
+        assert (row["version"], row["split"]) == LABELS[team][:2], row
 
 
 def test_models_lists_one_row_per_training_with_its_own_path(world: World) -> None:
@@ -175,17 +189,43 @@ def test_models_lists_one_row_per_training_with_its_own_path(world: World) -> No
     for row in rows:
         team = _team_of(world, row["run"])
         assert Path(row["path"]).name == f"{team}-model.pkl", row
+        assert row["framework"] == LABELS[team][2], row
+
+
+def test_labels_are_on_the_use_not_on_the_content(world: World) -> None:
+    for sha in (world.data_sha, world.model_sha):
+        node = content_iri(sha)
+        assert not _sparql(
+            world.store,
+            f"SELECT ?p ?v WHERE {{ <{node}> ?p ?v . FILTER(?p IN (provml:name, "
+            "provml:version, provml:split, provml:framework, provml:metadata)) }",
+        )
+    uses = ask(world.store, "data-uses", data=world.data_sha)
+    assert sorted((_team_of(world, u["run"]), u["name"], u["version"], u["split"])
+                  for u in uses) == [("a", "a-set", "v1", "train"),
+                                     ("b", "b-set", "2024-06", "test")]  # fmt: skip
+
+
+def test_prediction_model_names_the_framework_its_inference_loaded(world: World) -> None:
+    (prediction,) = _sparql(world.store, "SELECT ?p WHERE { ?p a provml:Prediction }")
+    rows = ask(world.store, "prediction-model", prediction=prediction[0])
+    assert [(r["framework"], Path(r["path"]).name) for r in rows] == [("onnx", "a-model.pkl")]
 
 
 def test_records_list_every_place_once(world: World) -> None:
     model = model_record(world.store, world.model_sha)
     assert sorted(Path(p).name for p in model["paths"]) == [f"{t}-model.pkl" for t in "abc"]
+    # every label any run gave it, once; each training's own in its entry
+    assert model["framework"] == "onnx, scikit-learn, sklearn"  # onnx: as served
+    assert model["name"] == "a-model, b-model, c-model"
     for training in model["trainings"]:
         team = _team_of(world, training["run"])
         assert [Path(d["path"]).name for d in training["data"]] == [f"{team}-data.csv"]
+        assert (training["framework"], training["name"]) == (LABELS[team][2], f"{team}-model")
     dataset = dataset_record(world.store, world.data_sha)
     (version,) = dataset["versions"]  # one content, seen at two places
     assert sorted(Path(p).name for p in version["paths"]) == ["a-data.csv", "b-data.csv"]
+    assert (version["label"], version["split"]) == ("2024-06, v1", "test, train")
 
 
 def test_a_run_export_names_only_that_run(world: World) -> None:

@@ -133,7 +133,7 @@ def test_the_real_clients_records_become_the_provml_graph(
     [lineage] = select(
         store,
         f"""SELECT ?data ?path ?fw ?raw WHERE {{
-        ?m prov:wasGeneratedBy ?t ; a provml:Model ; provml:framework ?fw ;
+        ?m prov:wasGeneratedBy ?t ; a provml:Model ; prov:qualifiedGeneration/provml:framework ?fw ;
            prov:wasDerivedFrom ?data .
         ?t provml:partOf <{wf}> ; a provml:TrainingExecution ; prov:qualifiedUsage ?u .
         ?u prov:entity ?data ; provml:path ?path .  # where the training read it
@@ -383,21 +383,23 @@ def test_references_are_data_named_by_their_reference_or_content(app_client: Cli
     a = content_iri(value_sha256({"reference": "s3://bucket/a.csv", "data_store_id": "ds_1"}))
     rows = select(
         store,
-        f"""SELECT ?path ?meta ?by WHERE {{ <{a}> prov:qualifiedGeneration/provml:path ?path ;
-        provml:metadata ?meta ; prov:wasGeneratedBy ?by . ?user prov:used <{a}> }}""",
+        f"""SELECT ?path ?meta ?by WHERE {{ <{a}> prov:qualifiedGeneration ?g ;
+        prov:wasGeneratedBy ?by . ?g provml:path ?path ; provml:metadata ?meta .
+        ?user prov:used <{a}> }}""",
     )
     assert len(rows) == 1 and rows[0]["path"] == "s3://bucket/a.csv"
     assert json.loads(rows[0]["meta"]) == {"data_store_id": "ds_1", "sha256_of": "reference"}
     [kg] = select(
         store,
-        """SELECT ?meta WHERE { ?d provml:metadata ?meta ;
-        (prov:qualifiedGeneration|^prov:entity)/provml:path "wells/42" }""",
+        """SELECT ?meta WHERE { ?d (prov:qualifiedGeneration|^prov:entity) ?event .
+        ?event provml:metadata ?meta ; provml:path "wells/42" }""",
     )
     assert json.loads(kg["meta"])["reference_type"] == "kg_reference"
     [model] = select(
         store,
         f"""SELECT ?fw WHERE {{ <{content_iri(sha)}> a provml:Model ;
-        provml:framework ?fw ; (prov:qualifiedGeneration|^prov:entity)/provml:path "m.pkl" }}""",
+        (prov:qualifiedGeneration|^prov:entity) ?event .
+        ?event provml:framework ?fw ; provml:path "m.pkl" }}""",
     )
     assert model["fw"] == "torch"
     rows = select(
