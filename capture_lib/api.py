@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _INF = float("inf")
+#: the integers JSON carries exactly here (orjson writes 64-bit integers, no more)
+_I64, _U64 = -(2**63), 2**64
 MAX_NAME = 256
 RESOURCE_THRESHOLD = 0.001  # seconds
 _now = time.time
@@ -59,8 +61,8 @@ def _integer(step: object) -> int:
     if isinstance(step, (str, bytes, bytearray)):
         raise TypeError(f"a metric step is an integer, not {type(step).__name__}")
     number = float(step)  # type: ignore[arg-type]
-    if number != int(number):
-        raise ValueError(f"a metric step is an integer, not {step!r}")
+    if number != int(number) or not _I64 <= int(number) < _U64:
+        raise ValueError(f"a metric step is a 64-bit integer, not {str(step)[:40]}")
     return int(number)
 
 
@@ -115,11 +117,11 @@ class _Execution:
         """Record one value of a metric (loss, accuracy …) measured by this execution."""
         client = self._client
         try:
-            if type(value) is not float and type(value) is not int:
-                value = _number(value)
+            if type(value) is not float and (type(value) is not int or not _I64 <= value < _U64):
+                value = _number(value)  # an int past 64 bits: the float it is, if finite
             if not (-_INF < value < _INF):
                 value = "NaN" if value != value else ("INF" if value > 0 else "-INF")  # type: ignore[assignment]
-            if step is not None and type(step) is not int:
+            if step is not None and (type(step) is not int or not _I64 <= step < _U64):
                 step = _integer(step)
         except (TypeError, ValueError, ArithmeticError):
             # the caller's mistake, not ours: one warning per cause, no traceback

@@ -76,3 +76,25 @@ def shrink(rec: tuple[Any, ...], limit: int) -> tuple[tuple[Any, ...], int]:
                 out = list(rec)
             out[i] = new
     return (rec if out is None else tuple(out)), replaced
+
+
+#: orjson's refusal of an integer it cannot write (past 64 bits)
+BIG_INTEGER = "Integer exceeds 64-bit range"
+_I64, _U64 = -(2**63), 2**64
+
+
+def exact(value: Any) -> Any:
+    """``value`` with every integer past 64 bits (which JSON here cannot carry as a number)
+    written as its decimal digits, a string: exact, and the rest of the batch lands. A
+    copy: the caller's dictionaries are never modified."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if _I64 <= value < _U64 else str(value)
+    if isinstance(value, dict):
+        return {exact(k): exact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [exact(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(exact(v) for v in value)
+    return value

@@ -362,7 +362,18 @@ class Worker:
         return batch, body
 
     def _fit(self, items: list[tuple[Any, ...]]) -> list[tuple[dict[str, Any], bytes]]:
-        batch, body = self._dump(items)
+        try:
+            batch, body = self._dump(items)
+        except TypeError as exc:  # orjson cannot write it even as str(): see _dump
+            if oversize.BIG_INTEGER not in str(exc):
+                raise
+            items = [oversize.exact(rec) for rec in items]
+            self.warn_once(
+                "big_integer",
+                "provml: an integer past 64 bits in a parameter or value is recorded as its "
+                "decimal digits (a string), exactly; JSON numbers here are 64-bit",
+            )
+            batch, body = self._dump(items)
         if len(body) <= MAX_VALUE_BYTES:  # the common case: no value can be over the limit
             return [(batch, body)]
         items = self._shrink(items, MAX_VALUE_BYTES)

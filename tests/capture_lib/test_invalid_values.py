@@ -42,3 +42,27 @@ def test_a_metric_that_is_not_a_number_is_one_warning_and_its_own_count(
     metrics = [(r["name"], r["value"], r.get("step")) for r in read_records(tmp_path / "logs")
                if r["kind"] == "metric"]  # fmt: skip
     assert metrics == [("dec", 0.125, 2), ("flag", 1.0, None)]
+
+
+def test_integers_past_64_bits_never_lose_the_batch(tmp_path: Path) -> None:
+    """JSON numbers here are 64-bit: a metric past that is the float it is (or, past any
+    float, an invalid value); a parameter or output past it is its decimal digits; the
+    rest of the batch lands either way."""
+    big = 10**30
+    cl.init(mode="disk", path=str(tmp_path / "logs"))
+    params = {"seed": big, "nested": {"ids": [1, -(2**70)]}}
+    with cl.workflow("w", params=params) as wf, wf.task("t") as t:
+        t.metric("huge", big)
+        t.metric("beyond", 10**400)  # no float holds it
+        t.metric("loss", 0.5, step=2**64)  # no step either
+        t.metric("ok", 2**63 - 1, step=3)
+        t.generated(count=big)
+    assert cl.flush()
+    assert cl.stats()["lost"] == {"invalid_value": 2}
+    records = read_records(tmp_path / "logs")
+    (start,) = [r for r in records if r["kind"] == "workflow_start"]
+    assert start["params"] == {"seed": str(big), "nested": {"ids": [1, str(-(2**70))]}}
+    metrics = {r["name"]: r["value"] for r in records if r["kind"] == "metric"}
+    assert metrics == {"huge": 1e30, "ok": 2**63 - 1}
+    (end,) = [r for r in records if r["kind"] == "task_end"]
+    assert end["generated"] == {"count": str(big)}
