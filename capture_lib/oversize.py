@@ -33,17 +33,19 @@ def dumps(value: Any) -> bytes:
 
 def digest_only(value: Any, limit: int) -> dict[str, Any] | None:
     """The digest reference standing for ``value`` if its JSON is over ``limit`` bytes,
-    else None. Data and entity references are never over the limit in practice, and are
-    kept as they are."""
+    else None. An entity reference is an IRI, never over it; a data reference over it
+    keeps naming its data, with its sizeable members kept by digest (:func:`_trimmed`)."""
     if value is None or isinstance(value, (bool, int, float)):
         return None
     if isinstance(value, str) and len(value) * 6 + 2 <= limit:  # \\uXXXX at worst
         return None
-    if isinstance(value, dict) and ("@data" in value or "@entity" in value):
+    if isinstance(value, dict) and "@entity" in value:
         return None
     data = dumps(value)
     if len(data) <= limit:
         return None
+    if isinstance(value, dict) and "@data" in value:
+        return _trimmed(value, limit)
     # the digest of the value as the tracker would have read it, so the node is the one
     # the value itself (or cl.digest of it) names
     return {
@@ -52,6 +54,31 @@ def digest_only(value: Any, limit: int) -> dict[str, Any] | None:
         "size": len(data),
         "digest_only": True,
     }
+
+
+#: members of a data reference that name it: never replaced
+_NAMING = frozenset({"@data", "sha256", "size", "path", "host"})
+
+
+def _trimmed(ref: dict[str, Any], limit: int) -> dict[str, Any]:
+    """A data reference over ``limit`` (a 2 MiB description, a huge metadata member) with
+    each sizeable member but its naming ones kept by digest: a string member as a short
+    string saying so (the wire wants strings there), another as a digest reference. The
+    data it names is unchanged."""
+    out = dict(ref)
+    share = max(256, limit // max(1, len(ref)))
+    for key, member in ref.items():
+        if key in _NAMING:
+            continue
+        data = dumps(member)
+        if len(data) <= share:
+            continue
+        sha = value_sha256(orjson.loads(data))
+        if isinstance(member, str):
+            out[key] = f"(kept by digest: sha256 {sha}, {len(data)} bytes of JSON)"
+        else:
+            out[key] = {"@data": "value", "sha256": sha, "size": len(data), "digest_only": True}
+    return out
 
 
 def shrink(rec: tuple[Any, ...], limit: int) -> tuple[tuple[Any, ...], int]:

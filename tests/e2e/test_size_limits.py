@@ -100,3 +100,25 @@ def test_capture_keeps_an_oversized_value_by_digest(tmp_path: Path, server: Serv
         """SELECT (COUNT(?p) AS ?n) WHERE { ?p provml:name "text" ; prov:value ?v }"""
     )
     assert int(notes[0]["n"]) == 20  # values under the limit are kept whole
+
+
+def test_an_oversized_data_reference_still_names_its_data(tmp_path: Path, server: Server) -> None:
+    """A reference with a 2 MiB description: its data lands, named by content, with the
+    description kept by digest; the rest of the run lands too."""
+    data = tmp_path / "train.csv"
+    data.write_text("x,y\n1,2\n")
+    ref = cl.dataset(data, description="d" * (2 << 20), notes={"long": ["n" * 1000] * 2000})
+    cl.init(url=server.url, mode="http", path=str(tmp_path / "spool"))
+    with cl.workflow("big-ref") as wf, wf.task("train", used={"data": ref}) as t:
+        t.metric("loss", 0.5)
+    assert cl.flush(60)
+    stats = cl.stats()
+    assert stats["values_digested"] == 1 and stats["refused"] == {} and stats["lost"] == {}
+    (row,) = server.sparql(
+        f"""SELECT ?description ?meta WHERE {{
+        <https://provml.dev/id/data/sha256/{ref["sha256"]}> ^prov:entity ?use .
+        ?use provml:description ?description ; provml:metadata ?meta }}"""
+    )
+    assert row["description"].startswith("(kept by digest: sha256 ")
+    assert orjson.loads(row["meta"])["notes"]["digest_only"] is True
+    assert server.sparql("""SELECT ?v WHERE { ?m provml:name "loss" ; prov:value ?v }""")
