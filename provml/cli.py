@@ -210,7 +210,7 @@ def serve(
     try:
         tokens = auth.load(tokens_file, config.TOKENS.get())
     except ProvmlError as exc:
-        raise click.ClickException(exc.message) from None
+        raise _failed(exc) from None
     if not tokens and not insecure_no_auth and not auth.is_loopback(host):
         raise click.ClickException(
             f"refusing to serve on {host} without access tokens: anyone who can reach it "
@@ -239,7 +239,7 @@ def serve(
     except ProvmlError as exc:
         if audit is not None:
             audit.close()
-        raise click.ClickException(exc.message) from None
+        raise _failed(exc) from None
     store = app.extensions.get("provml.store")
 
     def ready(url: str) -> None:
@@ -265,7 +265,7 @@ def serve(
     try:
         run_server(app, host, port, threads=threads, ready=ready)
     except ProvmlError as exc:
-        raise click.ClickException(exc.message) from None
+        raise _failed(exc) from None
 
 
 @main.command()
@@ -390,8 +390,9 @@ class _Client:
     def _check(resp: Any) -> dict[str, Any]:
         if resp.status_code >= 400:
             try:
-                message = resp.json().get("message", resp.text)
-            except ValueError:
+                body = resp.json()
+                message = _with_details(str(body.get("message", resp.text)), body.get("details"))
+            except (ValueError, AttributeError):
                 message = resp.text
             raise click.ClickException(f"{resp.status_code}: {message}")
         try:
@@ -487,11 +488,11 @@ def _local_store(data_dir: str, create: bool = False) -> Iterator[Any]:
     try:
         store = open_store(store_url(data_dir))
     except ProvmlError as exc:
-        raise click.ClickException(exc.message) from None
+        raise _failed(exc) from None
     try:
         yield store
     except ProvmlError as exc:
-        raise click.ClickException(exc.message) from None
+        raise _failed(exc) from None
     finally:
         store.close()
 
@@ -607,7 +608,7 @@ def _local_ask(data_dir: str, name: str, values: dict[str, str]) -> tuple[dict[s
             page = pages.ask(store, questions.get(name, store.dialect), values)
             body = solutions_json(page.variables, page)
         except ProvmlError as exc:
-            raise click.ClickException(exc.message) from None
+            raise _failed(exc) from None
     return json.loads(body), page.more
 
 
@@ -676,7 +677,7 @@ def _local_record(data_dir: str, kind: str, ref: str) -> dict[str, Any]:
         try:
             return (model_record if kind == "model" else dataset_record)(store, ref)
         except ProvmlError as exc:
-            raise click.ClickException(exc.message) from None
+            raise _failed(exc) from None
 
 
 main.command(name="model")(_record_command("model"))
@@ -982,14 +983,40 @@ def import_(
 
 def _error_text(resp: Any) -> str:
     try:
-        return str(resp.json().get("message", resp.text[:300]))
-    except ValueError:
+        body = resp.json()
+        return _with_details(str(body.get("message", resp.text[:300])), body.get("details"))
+    except (ValueError, AttributeError):
         return f"{resp.status_code} {resp.text[:300]}"
 
 
+def _with_details(message: str, details: Any) -> str:
+    """An error's message, then its details one per line (the candidates of an ambiguous
+    hash prefix, a batch's problems), at most 20 of them."""
+    if not isinstance(details, list) or not details:
+        return message
+    lines = [f"  {d}" for d in details[:20]]
+    if len(details) > 20:
+        lines.append(f"  … and {len(details) - 20} more")
+    return "\n".join([message, *lines])
+
+
+def _failed(exc: Any) -> click.ClickException:
+    """A ProvmlError as the CLI says it: its message and its details."""
+    return click.ClickException(_with_details(exc.message, exc.details))
+
+
 @main.command()
-@click.option("--model", "model", help="A model's lineage: its SHA-256 or IRI.")
-@click.option("--entity", "entity", help="Any entity's lineage (dataset, prediction …).")
+@click.option(
+    "--model",
+    "model",
+    help="A model's lineage: its SHA-256, a unique prefix of 8+ digits, its IRI, or a "
+    "local file (its content's SHA-256).",
+)
+@click.option(
+    "--entity",
+    "entity",
+    help="Any entity's lineage (dataset, prediction …), named as --model.",
+)
 @click.option("--run", "run", help="One workflow run: its IRI.")
 @click.option("--workflow", "workflow", help="Every run of the workflow with this name.")
 @click.option(
@@ -1054,6 +1081,8 @@ def export(
     if len(chosen) > 1:
         raise click.UsageError("give one of --model/--entity, --run, --workflow, --document")
     scope, ident = chosen[0] if chosen else ("all", None)
+    if scope == "lineage" and ident:
+        ident = _data_ref(ident)
     if data_dir:
         body, unexpressed, sample = _local_export(data_dir, scope, ident, fmt, strict)
     else:

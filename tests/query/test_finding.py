@@ -157,3 +157,28 @@ def test_cli_on_a_data_directory_and_local_files(world: tuple[Scenario, Path]) -
     assert result.exit_code == 0 and s.sha["v2"][:12] in result.output
     result = runner.invoke(main, ["model", "0" * 64, "--data-dir", str(data)])
     assert result.exit_code == 1 and "no model" in result.output and "ask models" in result.output
+    # a lineage export names the model by its local file too (the failed command's
+    # traceback, which the runner keeps, holds the store's lock until collected)
+    del result
+    gc.collect()
+    out = data.parent / "m2.ttl"
+    result = runner.invoke(
+        main, ["export", "--model", str(model_file), "--data-dir", str(data), "-o", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert s.sha["m2"] in out.read_text()
+
+
+def test_the_cli_lists_an_ambiguous_prefixs_candidates(tmp_path: Path) -> None:
+    store = OxigraphStore(str(tmp_path / "data" / "store"))
+    a, b = "abcdef12" + "0" * 56, "abcdef12" + "1" * 56
+    store.update(
+        f"INSERT DATA {{ <https://provml.dev/id/data/sha256/{a}> a provml:Model ; provml:sha256 "
+        f'"{a}" . <https://provml.dev/id/data/sha256/{b}> a provml:Model ; provml:sha256 "{b}" }}'
+    )
+    store.close()
+    del store
+    gc.collect()
+    result = CliRunner().invoke(main, ["model", "abcdef12", "--data-dir", str(tmp_path / "data")])
+    assert result.exit_code == 1
+    assert "ambiguous" in result.output and a in result.output and b in result.output
