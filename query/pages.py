@@ -7,11 +7,13 @@ says so in an HTTP ``Link: <…>; rel="next"`` header (RFC 8288) in every result
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
 from provml.hashprefix import expand_params
+from query import kinds
 from query.questions import PAGING, Question, page
 
 #: rows of a REST answer when the request gives no ``limit``
@@ -26,9 +28,17 @@ class Page:
         self.limit, self.offset = limit, offset
         self.more = False
         self._rows = iter(result)
+        self._first = next(self._rows, None)  # read ahead: an empty answer is told apart
+
+    @property
+    def empty(self) -> bool:
+        return self._first is None
 
     def __iter__(self) -> Iterator[Any]:
-        for i, row in enumerate(self._rows):
+        if self._first is None:
+            return
+        rows = itertools.chain((self._first,), self._rows)
+        for i, row in enumerate(rows):
             if i == self.limit:
                 self.more = True
                 return
@@ -40,10 +50,13 @@ def ask(store: Any, question: Question, values: dict[str, str]) -> Page:
     ``offset``; data parameters may be hash prefixes, see :mod:`provml.hashprefix`)."""
     limit, offset = page(values)
     limit = DEFAULT_LIMIT if limit is None else limit
-    own = {k: v for k, v in values.items() if k not in PAGING}
-    text = question.text(expand_params(store, question, own))
+    own = expand_params(store, question, {k: v for k, v in values.items() if k not in PAGING})
+    text = question.text(own)
     text += f"\nLIMIT {limit + 1}" + (f"\nOFFSET {offset}" if offset else "")
-    return Page(store.query(text), limit, offset)
+    done = Page(store.query(text), limit, offset)
+    if done.empty and not offset:
+        kinds.check(store, question, own)  # an id of nothing, or of another kind: say so
+    return done
 
 
 def next_link(url: str, values: dict[str, str], done: Page) -> str:

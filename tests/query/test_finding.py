@@ -75,6 +75,31 @@ def test_a_unique_prefix_of_eight_digits_names_the_data(
     assert resp.status_code == 404 and "sha256 column" in resp.json["message"]
 
 
+def test_an_id_of_nothing_or_of_another_kind_is_said_not_answered_empty(
+    world: tuple[Scenario, Path], client: object
+) -> None:
+    """An empty answer would read as "no lineage": a dataset's hash given as a model, a
+    run given as a training, an id or a workflow that names nothing are errors."""
+    s, _ = world
+    q = "/api/v1/questions/"
+    resp = client.get(q + "training-data", query_string={"model": s.sha["v2"]})
+    assert resp.status_code == 400
+    assert "is a dataset, not a model" in resp.json["message"]
+    assert "`provml ask models`" in resp.json["message"]
+    resp = client.get(q + "run-metrics", query_string={"training": s.iri["m1-run"]})
+    assert resp.status_code == 400
+    assert "is a workflow run, not a training execution" in resp.json["message"]
+    resp = client.get(q + "training-data", query_string={"model": "e" * 64})
+    assert resp.status_code == 404 and "names nothing in the graph" in resp.json["message"]
+    resp = client.get(q + "runs-history", query_string={"workflow": "no-such-workflow"})
+    assert resp.status_code == 404 and "no workflow named" in resp.json["message"]
+    # of the right kind, with nothing to say: an empty answer is the answer
+    resp = client.get(q + "run-metrics", query_string={"training": s.iri["m1-train"]})
+    assert resp.status_code == 200
+    resp = client.get(q + "training-data", query_string={"model": s.sha["m2"]})
+    assert resp.status_code == 200 and rows(resp)
+
+
 def test_an_ambiguous_prefix_lists_the_candidates() -> None:
     from provml.errors import ValidationError
     from provml.hashprefix import expand as expand_prefix
