@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterable
 
@@ -89,6 +90,18 @@ def syntax_message(text: str, error: str, predeclared: Iterable[str] = ()) -> st
         return " ".join(error.split())
     # the parser says "Prefix not found" only now and then (an undeclared prefix before
     # a variable gets "expected OPTIONAL"): any undeclared prefix is the mistake to name
+    unclosed = _unclosed_string(text)
+    if unclosed is not None:
+        line, col = line_column(text, unclosed)
+        return f"line {line}, column {col}: a string starts here and is not closed on its line"
+    match_word = _unknown_word(text)
+    stuck = _index_of(text, int(match.group(1)), int(match.group(2)))
+    if match_word is not None and (stuck is None or match_word[1] <= stuck):
+        word, index = match_word
+        line, col = line_column(text, index)
+        close = difflib.get_close_matches(word.upper(), sorted(KEYWORDS), n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        return f"line {line}, column {col}: {word!r} is no SPARQL keyword or function{hint}"
     unknown = _undeclared_prefix(text, predeclared)
     if unknown is not None:
         prefix, index = unknown
@@ -111,6 +124,51 @@ def syntax_message(text: str, error: str, predeclared: Iterable[str] = ()) -> st
         else "unexpected input"
     )
     return f"line {line}, column {col}: {expected}, found {found}"
+
+
+#: the words SPARQL 1.1 (and pyoxigraph's 1.2 additions) spell out: keywords, built-in
+#: functions and aggregates; a bare word outside them is a misspelling
+_KEYWORD_TEXT = """BASE PREFIX VERSION SELECT CONSTRUCT DESCRIBE ASK DISTINCT REDUCED AS FROM NAMED WHERE
+    GROUP BY HAVING ORDER ASC DESC LIMIT OFFSET VALUES UNDEF OPTIONAL GRAPH SERVICE SILENT
+    BIND MINUS FILTER UNION NOT IN EXISTS A TRUE FALSE LOAD CLEAR DROP CREATE ADD MOVE COPY
+    TO INTO INSERT DELETE DATA WITH USING DEFAULT ALL LATERAL
+    COUNT SUM MIN MAX AVG SAMPLE GROUP_CONCAT SEPARATOR
+    STR LANG LANGMATCHES DATATYPE BOUND IRI URI BNODE RAND ABS CEIL FLOOR ROUND CONCAT
+    STRLEN UCASE LCASE ENCODE_FOR_URI CONTAINS STRSTARTS STRENDS STRBEFORE STRAFTER YEAR
+    MONTH DAY HOURS MINUTES SECONDS TIMEZONE TZ NOW UUID STRUUID MD5 SHA1 SHA256 SHA384
+    SHA512 COALESCE IF STRLANG STRDT SAMETERM ISIRI ISURI ISBLANK ISLITERAL ISNUMERIC REGEX
+    SUBSTR REPLACE TRIPLE SUBJECT PREDICATE OBJECT ISTRIPLE LANGDIR STRLANGDIR HASLANG
+    HASLANGDIR ADJUST"""
+KEYWORDS = frozenset(_KEYWORD_TEXT.split())
+#: a bare word: not a variable, a prefixed name, a language tag, a number or a blank node
+_BARE_WORD = re.compile(r"(?<![\w?$:@.\-])([A-Za-z][A-Za-z0-9_]*)(?![\w:.\-(]*:)")
+
+
+def _unknown_word(text: str) -> tuple[str, int] | None:
+    """The first bare word outside strings, IRIs and comments that SPARQL does not know
+    (``LIMT``), with where it is; None if there is none."""
+    visible = OPAQUE.sub(lambda m: " " * len(m.group(0)), text)
+    for m in _BARE_WORD.finditer(visible):
+        word = m.group(1)
+        if len(word) < 3 or word.upper() in KEYWORDS or visible[m.end() : m.end() + 1] == ":":
+            continue  # (one or two letters: no misspelt keyword; the parser's list says more)
+        return word, m.start()
+    return None
+
+
+def _unclosed_string(text: str) -> int | None:
+    """Where a quoted string starts that its line does not close (short strings cannot
+    span lines; long ones must end), outside comments and IRIs; None if every one ends."""
+    i = 0
+    while True:
+        m = OPAQUE.search(text, i)
+        gap = text[i : m.start()] if m else text[i:]
+        quote = re.search(r"[\"']", gap)
+        if quote is not None:
+            return i + quote.start()
+        if m is None:
+            return None
+        i = m.end()
 
 
 def _undeclared_prefix(text: str, predeclared: Iterable[str]) -> tuple[str, int] | None:

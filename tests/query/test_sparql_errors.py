@@ -46,6 +46,16 @@ def error_of(client: FlaskClient, query: str) -> str:
         ("SELECT * WHERE { ?s :p ?o }", "line 1, column 21: unknown prefix :"),
         ("SELECT * WHERE {\n  ?s ?p ?o ", "line 2, column 12: expected one of ',', '.', ';', '{'"),
         ("select * where { ?s ?p ?o } limit x", "expected one of HAVING, OFFSET"),
+        # the parser reports the end of the query for both
+        (
+            "SELECT ?s WHERE { ?s ?p ?o } LIMT 5",
+            "column 30: 'LIMT' is no SPARQL keyword or function (did you mean LIMIT?)",
+        ),
+        (
+            'SELECT ?s WHERE {\n ?s ?p "abc }',
+            "line 2, column 8: a string starts here and is not closed on its line",
+        ),
+        ('SELECT ?s { ?s ?p "x"@en FILTER(contans(?s, "a")) }', "'contans' is no SPARQL"),
     ],
 )
 def test_syntax_errors_are_one_readable_line(
