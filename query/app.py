@@ -17,7 +17,7 @@ from provml.errors import Busy, ForbiddenOperation, QueryError, ValidationError
 from provml.service import make_app
 from provml.sparql_text import is_update
 from query import federation, graph_store, pages, questions, service_description
-from query.errors import ReadOnly
+from query.errors import READ_ONLY, ReadOnly
 from query.limits import RETRY_AFTER, GuardedStore, Runner
 from query.results import negotiate
 
@@ -79,8 +79,11 @@ def sparql() -> ResponseReturnValue:
     reading = request.method in ("GET", "HEAD")  # Flask answers HEAD with GET's view
     if "query" not in given:  # (even empty: "?query=" is a missing query, not no query)
         if graph_store.is_graph_request(given):  # ?default has no value
-            if not reading:  # a Graph Store write (POST adds to a graph)
-                raise ReadOnly(request.method, _SPARQL_ALLOWS)
+            if not reading:  # a Graph Store write (POST adds to a graph): refused as updates are
+                raise ForbiddenOperation(
+                    f"{READ_ONLY}: POST with ?graph or ?default would add to a graph (the "
+                    "Graph Store Protocol's write); read a graph with GET"
+                )
             return _graph(given)
         if reading:
             return _service_description()
@@ -132,6 +135,17 @@ def sparql() -> ResponseReturnValue:
 
     body, media = run(work)
     return Response(body, content_type=media, headers={"Vary": "Accept"})
+
+
+@bp.after_request
+def _allow(response: Response) -> Response:
+    """OPTIONS says what a read-only resource allows, as its 405s do (Flask's own answer
+    would list every method a route is registered for, the refused writes too)."""
+    if request.method == "OPTIONS":
+        allows = {"/sparql": _SPARQL_ALLOWS, "/store": _STORE_ALLOWS}.get(request.path)
+        if allows is not None:
+            response.headers["Allow"] = ", ".join(allows)
+    return response
 
 
 @bp.route("/sparql", methods=_WRITES)

@@ -35,8 +35,12 @@ def target(params: dict[str, list[str]]) -> NamedNode | None:
         raise ValidationError(
             f"unknown parameters {unknown}: a graph is read with ?graph=IRI or ?default"
         )
-    if ("graph" in params) == ("default" in params):
+    if "graph" in params and "default" in params:
         raise ValidationError("name one graph: ?graph=IRI or ?default, not both")
+    if "graph" not in params and "default" not in params:
+        raise ValidationError(
+            "name the graph to read: ?graph=IRI, or ?default for the default graph"
+        )
     if "default" in params:
         if any(params["default"]):
             raise ValidationError("?default takes no value")

@@ -159,3 +159,19 @@ def test_reads_are_audited(tmp_path: Any) -> None:
         ("service_description", None, None),
     ]
     assert len(events) == 3  # a refused write changes nothing and reads nothing
+
+
+def test_options_and_graph_writes_on_sparql_say_what_is_allowed() -> None:
+    """OPTIONS lists the methods each resource allows, as its 405s do; a Graph Store
+    write sent to /sparql is refused as updates are (403), not allowed and refused at
+    once; a read without a graph says how to name one."""
+    app, store = app_holding("http://www.example/g", "<a:s> <a:p> <a:o> .")
+    client = app.test_client()
+    assert client.options("/store").headers["Allow"] == "GET, HEAD, OPTIONS"
+    assert client.options("/sparql").headers["Allow"] == "GET, HEAD, OPTIONS, POST"
+    r = client.post("/sparql?graph=http://www.example/g", data="<a:x> <a:y> <a:z> .",
+                    content_type="text/turtle")  # fmt: skip
+    assert r.status_code == 403 and "read-only" in r.json["message"]
+    assert store.count() == 1
+    r = client.get("/store")
+    assert r.status_code == 400 and "?default for the default graph" in r.json["message"]
