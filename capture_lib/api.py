@@ -68,7 +68,7 @@ def _integer(step: object) -> int:
 
 def _failed(client: Client, where: str) -> None:
     log.exception("provml: capture error in %s (ignored)", where)
-    client.count_lost("internal_error")
+    client.lose("internal_error")
 
 
 class _Execution:

@@ -114,7 +114,13 @@ class Client:
         return next(self._counter)
 
     def count_lost(self, reason: str, n: int = 1) -> None:
+        """Count what the workflow gave but could not be captured as given (an unreadable
+        file): the records themselves are delivered, ``flush()`` stays True."""
         self.worker.count_lost(reason, n)
+
+    def lose(self, reason: str, n: int = 1) -> None:
+        """Count records that were not captured: the next ``flush()`` returns False."""
+        self.worker._lose(reason, n)
 
     def invalid_value(self, cause: str, message: str) -> None:
         """A value the caller passed that cannot be recorded (a metric that is not a

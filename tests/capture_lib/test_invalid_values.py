@@ -66,3 +66,19 @@ def test_integers_past_64_bits_never_lose_the_batch(tmp_path: Path) -> None:
     assert metrics == {"huge": 1e30, "ok": 2**63 - 1}
     (end,) = [r for r in records if r["kind"] == "task_end"]
     assert end["generated"] == {"count": str(big)}
+
+
+def test_a_capture_call_that_fails_inside_makes_flush_false(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record capture_lib failed to make is lost: counted, and flush() says so (an
+    unreadable file, delivered as missing data, does not)."""
+    cl.init(mode="disk", path=str(tmp_path / "logs"))
+    with cl.workflow("w") as wf, wf.task("t", used={"raw": cl.file(tmp_path / "none.csv")}) as t:
+        assert cl.flush()  # the missing file is recorded: nothing was lost on the way
+        monkeypatch.setattr("capture_lib.api._now", lambda: 1 / 0)
+        t.metric("loss", 0.5)  # never raises into the workflow
+        monkeypatch.undo()
+    assert not cl.flush()
+    assert cl.stats()["lost"] == {"unreadable_input": 1, "internal_error": 1}
+    assert cl.flush()  # a new period
