@@ -191,6 +191,8 @@ def check_url(url: str | None) -> str:
     Traceback (most recent call last):
     ...
     ValueError: ... is the service's API path; PROVML_URL is its base URL: 'http://127.0.0.1:5000'
+    >>> check_url("https://gateway.example/api")  # provml behind a proxy at /api
+    'https://gateway.example/api'
     """
     if not url:
         raise ValueError("mode='http' needs a url (or PROVML_URL)")
@@ -213,7 +215,8 @@ def check_url(url: str | None) -> str:
 
 
 #: an API path the transport adds itself (``/api/v1/batches``), or a part of it
-_API_PATH = re.compile(r"/api(/v\d+(/batches)?)?$")
+#: the API's own path (a base URL may itself end in /api, behind a proxy: that is kept)
+_API_PATH = re.compile(r"/api/v\d+(/batches)?$")
 
 
 def _discard(record: Any) -> bool:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -98,3 +99,14 @@ def test_a_wrong_url_is_a_clear_error_at_init(tmp_path: Path, url: str, says: st
         cl.init(url=url, mode="http", path=str(tmp_path / "spool"))
     assert says in str(err.value)
     assert not (tmp_path / "spool").exists()
+
+
+def test_a_base_url_under_a_proxy_path_is_kept() -> None:
+    from capture_lib.client import check_url
+
+    assert check_url("https://gateway.example/api/") == "https://gateway.example/api"
+    assert (
+        check_url("https://gateway.example/tools/provml") == "https://gateway.example/tools/provml"
+    )
+    with pytest.raises(ValueError, match=re.escape("base URL: 'https://gateway.example/api'")):
+        check_url("https://gateway.example/api/api/v1")
