@@ -131,7 +131,19 @@ def _provml_error(exc: ProvmlError) -> ResponseReturnValue:
 
 def _http_error(exc: HTTPException) -> ResponseReturnValue:
     code = exc.code or 500
-    body = {"error": (exc.name or "error").lower().replace(" ", "_"), "message": exc.description}
+    message = exc.description
+    if code == 413:  # Flask's words say nothing of the limits or what to do
+        from provml import config as settings
+        from provml.wire import MAX_BATCH_BYTES, MAX_VALUE_BYTES
+
+        message = (
+            f"the request body is over PROVML_MAX_REQUEST_BYTES "
+            f"({settings.MAX_REQUEST_BYTES.get()} bytes). A batch holds at most "
+            f"{MAX_BATCH_BYTES} bytes and one value {MAX_VALUE_BYTES}: send fewer records "
+            "per batch, and keep a larger value in a file (cl.file) or by its digest "
+            "(cl.digest), as capture_lib does by itself"
+        )
+    body = {"error": (exc.name or "error").lower().replace(" ", "_"), "message": message}
     response = jsonify(body)
     response.status_code = code
     headers = dict(exc.get_headers())

@@ -143,7 +143,9 @@ def check_batch_size(size: int) -> None:
     if size > MAX_BATCH_BYTES:
         raise TooLarge(
             f"the batch is {size} bytes, over the limit of {MAX_BATCH_BYTES} bytes per "
-            "batch: send fewer records per batch"
+            f"batch: send fewer records per batch, and keep a value over {MAX_VALUE_BYTES} "
+            "bytes in a file (cl.file) or by its digest (cl.digest), as capture_lib does "
+            "by itself"
         )
 
 

@@ -122,3 +122,18 @@ def test_an_oversized_data_reference_still_names_its_data(tmp_path: Path, server
     assert row["description"].startswith("(kept by digest: sha256 ")
     assert orjson.loads(row["meta"])["notes"]["digest_only"] is True
     assert server.sparql("""SELECT ?v WHERE { ?m provml:name "loss" ; prov:value ?v }""")
+
+
+def test_a_body_over_the_request_limit_says_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from provml.server import build_app
+
+    monkeypatch.setenv("PROVML_MAX_REQUEST_BYTES", str(1 << 20))
+    app = build_app(["manager", "query"], store="memory:")
+    body = orjson.dumps(make_batch([start(1, {"notes": "x" * (2 << 20)})]))
+    r = app.test_client().post("/api/v1/batches", data=body, content_type="application/json")
+    assert r.status_code == 413
+    message = r.json["message"]
+    assert "PROVML_MAX_REQUEST_BYTES (1048576 bytes)" in message
+    assert "cl.digest" in message and str(MAX_VALUE_BYTES) in message
