@@ -196,7 +196,27 @@ MAX_REQUEST_BYTES = Setting(
     "PROVML_MAX_REQUEST_BYTES",
     64 * 1024 * 1024,
     int,
-    "largest request body the services accept (bytes); larger: 413",
+    "largest request body the services accept (bytes); larger: 413, refused by its "
+    "announced length before it is read (a chunked body: read no further than the limit)",
+)
+# connections (provml/http_guard.py)
+HEADER_TIMEOUT = Setting(
+    "PROVML_HEADER_TIMEOUT",
+    10.0,
+    float,
+    "seconds a connection may take to send a request's headers; longer: closed",
+)
+IDLE_TIMEOUT = Setting(
+    "PROVML_IDLE_TIMEOUT",
+    60,
+    int,
+    "seconds an idle connection is kept open",
+)
+MAX_CONNECTIONS = Setting(
+    "PROVML_MAX_CONNECTIONS",
+    1000,
+    int,
+    "connections the server holds at once (idle ones included); more wait to be accepted",
 )
 
 ALL: tuple[Setting, ...] = (
@@ -231,4 +251,7 @@ ALL: tuple[Setting, ...] = (
     QUERY_MAX_ROWS,
     QUERY_MAX_RUNNING,
     MAX_REQUEST_BYTES,
+    HEADER_TIMEOUT,
+    IDLE_TIMEOUT,
+    MAX_CONNECTIONS,
 )

@@ -142,8 +142,12 @@ def serve(app: Flask, host: str, port: int, *, threads: int = 8, ready: Any = No
     """
     from waitress.server import create_server
 
+    from provml.http_guard import guard, server_options
+
     try:
-        server = create_server(app, host=host, port=port, threads=threads, ident="provml")
+        server = create_server(
+            app, host=host, port=port, threads=threads, ident="provml", **server_options()
+        )
     except (OSError, ValueError) as exc:  # the port taken, the address not ours …
         close_app(app, timeout=0)
         why = getattr(exc, "strerror", None) or str(exc)
@@ -151,6 +155,7 @@ def serve(app: Flask, host: str, port: int, *, threads: int = 8, ready: Any = No
         if getattr(exc, "errno", None) == errno.EADDRINUSE:
             hint = ": another process listens there; choose another --port (0: any free one)"
         raise ConfigError(f"cannot listen on {host}:{port}: {why}{hint}") from None
+    guard(server, app)
     bound_port = server.effective_port  # type: ignore[union-attr]
     url = f"http://{display_host(host)}:{bound_port}"
 

@@ -1,0 +1,147 @@
+"""What the HTTP server refuses before the application sees a request.
+
+waitress reads a whole request, body included, before it calls the WSGI application, so
+the checks the application makes (the access token, the request limit) came after the
+body was buffered, possibly to disk. Here, in waitress's request parser, right after the
+headers:
+
+* a body announced over ``PROVML_MAX_REQUEST_BYTES`` is refused (413) without reading it;
+  a chunked one is read no further than the limit;
+* with access tokens configured, a request that carries a body without a valid token is
+  refused (401) before its body is read (requests without a body go on to the
+  application, which answers health checks and says 401 or 403 itself);
+* a connection that takes longer than ``PROVML_HEADER_TIMEOUT`` to send its headers is
+  closed (a client trickling a header byte every few seconds kept the connection busy
+  forever), and idle ones after ``PROVML_IDLE_TIMEOUT``; up to ``PROVML_MAX_CONNECTIONS``
+  are held at once, so that a hundred idle clients do not lock everyone out.
+
+Refusals are JSON like the application's errors, and written to the audit log.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser
+from waitress.utilities import Error
+
+from provml import config
+from provml.auth import credentials
+
+#: how often waitress's maintenance runs (seconds): it closes the slow and the idle
+CLEANUP_INTERVAL = 1
+
+
+class JsonError(Error):
+    """A waitress error response with a JSON body, as the application writes errors."""
+
+    def __init__(self, code: int, reason: str, error: str, message: str,
+                 headers: tuple[tuple[str, str], ...] = ()) -> None:  # fmt: skip
+        super().__init__(message)
+        self.code, self.reason, self.error, self.headers = code, reason, error, headers
+
+    def to_response(self, ident: str | None = None) -> Any:  # (status, headers, bytes)
+        body = json.dumps({"error": self.error, "message": self.body}).encode()
+        headers = [("Content-Type", "application/json"), *self.headers]
+        return f"{self.code} {self.reason}", headers, body
+
+
+def _too_large(limit: int) -> JsonError:
+    from provml.wire import MAX_BATCH_BYTES, MAX_VALUE_BYTES
+
+    return JsonError(
+        413,
+        "Request Entity Too Large",
+        "request_entity_too_large",
+        f"the request body is over PROVML_MAX_REQUEST_BYTES ({limit} bytes), refused before "
+        f"it was read. A batch holds at most {MAX_BATCH_BYTES} bytes and one value "
+        f"{MAX_VALUE_BYTES}: send fewer records per batch, and keep a larger value in a "
+        "file (cl.file) or by its digest (cl.digest), as capture_lib does by itself",
+    )
+
+
+def server_options() -> dict[str, Any]:
+    """waitress settings from the PROVML_* ones."""
+    return {
+        # waitress refuses a body of this size or more: one byte over the limit
+        "max_request_body_size": config.MAX_REQUEST_BYTES.get() + 1,
+        "connection_limit": config.MAX_CONNECTIONS.get(),
+        "channel_timeout": config.IDLE_TIMEOUT.get(),
+        "cleanup_interval": CLEANUP_INTERVAL,
+    }
+
+
+def guard(server: Any, app: Any) -> None:
+    """Install the checks on a waitress server made by ``create_server`` for ``app``."""
+    limit = config.MAX_REQUEST_BYTES.get()
+    header_timeout = config.HEADER_TIMEOUT.get()
+
+    class Parser(HTTPRequestParser):
+        remote = ""
+
+        def __init__(self, adj: Any) -> None:
+            super().__init__(adj)
+            self.started = time.monotonic()
+
+        def received(self, data: bytes) -> int:
+            had_headers = self.headers_finished
+            consumed: int = super().received(data)
+            if self.error is not None and not isinstance(self.error, JsonError):
+                if self.error.code == 413:
+                    self.error = _too_large(limit)
+                return consumed
+            if not had_headers and self.headers_finished and not self.completed:
+                self._check_sender()
+            return consumed
+
+        def _check_sender(self) -> None:
+            """A body follows: refuse it unread if its sender has no valid token."""
+            tokens = app.extensions.get("provml.auth")
+            if not tokens:
+                return
+            token = credentials(self.headers.get("AUTHORIZATION"))
+            if token is not None and tokens.check(token) is not None:
+                return
+            self.error = JsonError(
+                401,
+                "Unauthorized",
+                "unauthorized" if token is None else "invalid_token",
+                "this service needs an access token: send Authorization: Bearer <token> "
+                "(a request with a body is refused before the body is read)"
+                if token is None
+                else "the access token is not valid",
+                (
+                    (
+                        "WWW-Authenticate",
+                        'Bearer realm="provml"'
+                        + ("" if token is None else ', error="invalid_token"'),
+                    ),
+                ),
+            )
+            self.completed = True
+            audit_log = app.extensions.get("provml.audit")
+            if audit_log is not None:
+                path = str(getattr(self, "path", ""))[:500]
+                audit_log.write("denied", who="anonymous", remote=self.remote,
+                                method=self.command, path=path, status=401,
+                                reason=self.error.error, before_body=True)  # fmt: skip
+
+    class Channel(HTTPChannel):
+        def __init__(self, server: Any, sock: Any, addr: Any, adj: Any, map: Any = None):
+            super().__init__(server, sock, addr, adj, map=map)
+            remote = addr[0] if isinstance(addr, tuple) and addr else str(addr or "")
+            self.parser_class = type("RemoteParser", (Parser,), {"remote": remote})
+
+    def maintenance(now: float, _base: Any = server.maintenance) -> None:
+        _base(now)
+        cutoff = time.monotonic() - header_timeout
+        for channel in list(server.active_channels.values()):
+            request = getattr(channel, "request", None)
+            if request is not None and not request.headers_finished and request.started < cutoff:
+                channel.will_close = True  # headers still not in: a slow client, closed
+
+    server.channel_class = Channel
+    server.maintenance = maintenance
