@@ -30,8 +30,14 @@ SECRET_FIELDS: dict[str, tuple[int, ...]] = {
     for kind, fields in COMPACT_FIELDS.items()
 }
 
+#: kind → position of the error message, for the records that carry one: secrets in it
+#: are redacted and its length cut (:meth:`capture_lib.redact.Redactor.text`)
+ERROR_FIELD: dict[str, int] = {
+    kind: fields.index("error") for kind, fields in COMPACT_FIELDS.items() if "error" in fields
+}
+
 #: kind → positions of the fields holding values (params, used, generated): the ones the
 #: wire format's per-value size limit applies to (:mod:`capture_lib.oversize`)
 VALUE_FIELDS = SECRET_FIELDS
 
-__all__ = ["COMPACT_FIELDS", "SECRET_FIELDS", "VALUE_FIELDS"]
+__all__ = ["COMPACT_FIELDS", "ERROR_FIELD", "SECRET_FIELDS", "VALUE_FIELDS"]

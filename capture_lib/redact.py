@@ -11,6 +11,15 @@ metadata of ``cl.file``/``cl.dataset``/``cl.model``) pass through a :class:`Reda
 * a string holding a URL with credentials (``postgres://user:pw@host/db``) keeps the URL
   with ``***`` for the credentials.
 
+An execution's error message (``str`` of the exception a task raised, or what
+``end(error=…)`` was given) is free text: :meth:`Redactor.text` hides the value of every
+``name=value``, ``name: value`` and ``"name": "value"`` whose name is a secret's, a
+``Bearer``/``Basic`` credential and a URL's credentials, and cuts the message to
+:data:`MAX_ERROR_CHARS` characters.
+
+>>> Redactor().text('connect failed: password=hunter2 url=https://u:p@db/x, "api_key": "k1"')
+'connect failed: password=*** url=https://***@db/x, "api_key": "***"'
+
 >>> r = Redactor()
 >>> r({"lr": 0.1, "max_tokens": 512, "apiKey": "sk-1", "db": {"url": "https://u:p@h/x"}})
 {'lr': 0.1, 'max_tokens': 512, 'apiKey': '***', 'db': {'url': 'https://***@h/x'}}
@@ -39,6 +48,14 @@ DEFAULT_PATTERNS: tuple[str, ...] = (
 #: nested deeper than this, a value is left as it is (the tracker refuses it anyway)
 MAX_DEPTH = 40
 
+#: characters of an error message kept (the rest cut, saying how much)
+MAX_ERROR_CHARS = 4_000
+#: ``name=`` / ``name:`` / ``"name":`` in free text (the value follows: _VALUE)
+_KEY = re.compile(r"""(["']?)([A-Za-z_][\w.-]*)\1(\s*[=:]\s*)""")
+_VALUE = re.compile(r""""[^"]*"|'[^']*'|[^\s,;&)\]}]+""")
+_CREDENTIAL = re.compile(r"\b(Bearer|Basic|Token)\s+[A-Za-z0-9._~+/=-]{6,}", re.IGNORECASE)
+_URL_USER = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/\s@]+@")
+
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
 
@@ -63,6 +80,26 @@ class Redactor:
             if len(self._known) < 10_000:
                 self._known[key] = known
         return known
+
+    def text(self, message: str) -> str:
+        """Free text (an error message) with secrets hidden and its length cut."""
+        if len(message) > MAX_ERROR_CHARS:
+            cut = len(message) - MAX_ERROR_CHARS
+            message = f"{message[:MAX_ERROR_CHARS]}… ({cut} more characters cut)"
+
+        message = _CREDENTIAL.sub(lambda m: f"{m.group(1)} {REDACTED}", message)
+        out, at = [], 0
+        for m in _KEY.finditer(message):
+            if m.start() < at or not self.secret(m.group(2)):
+                continue
+            value = _VALUE.match(message, m.end())
+            if value is None:
+                continue
+            quote = value.group(0)[0] if value.group(0)[:1] in ("'", '"') else ""
+            out += [message[at : m.end()], quote, REDACTED, quote]
+            at = value.end()
+        message = "".join([*out, message[at:]])
+        return _URL_USER.sub(lambda m: f"{m.group(1)}{REDACTED}@", message)
 
     def __call__(self, value: Any, depth: int = 0) -> Any:
         """``value`` with secrets hidden; the same object when there is none."""

@@ -32,7 +32,8 @@ from typing import Any
 import orjson
 
 from capture_lib import oversize
-from capture_lib.records import REPORT, SECRET_FIELDS
+from capture_lib.records import ERROR_FIELD, REPORT, SECRET_FIELDS
+from capture_lib.redact import MAX_ERROR_CHARS
 from capture_lib.transport.base import SPOOLED, Refused, Transport, TransportError
 from provml.wire import MAX_BATCH_BYTES, MAX_VALUE_BYTES, WIRE_VERSION
 
@@ -421,12 +422,16 @@ class Worker:
     @staticmethod
     def _redacted(rec: tuple[Any, ...], redact: Callable[[Any], Any]) -> tuple[Any, ...]:
         where = SECRET_FIELDS.get(rec[0], ())
-        if not any(rec[i] for i in where):
+        error = ERROR_FIELD.get(rec[0])
+        if not any(rec[i] for i in where) and (error is None or not rec[error]):
             return rec
         out = list(rec)
         for i in where:
             if out[i]:
                 out[i] = redact(out[i])
+        if error is not None and isinstance(out[error], str):
+            text = getattr(redact, "text", None)
+            out[error] = text(out[error]) if text is not None else out[error][:MAX_ERROR_CHARS]
         return tuple(out)
 
     def _deliver_many(self, batches: list[list[tuple[Any, ...]]]) -> None:

@@ -282,6 +282,21 @@ def _time(v: Any) -> str | None:
     return None
 
 
+#: characters of an execution's error message (capture_lib cuts longer ones)
+MAX_ERROR_CHARS = 65_536
+
+
+def _error_text(v: Any) -> str | None:
+    if not isinstance(v, str):
+        return "must be a string"
+    if len(v) > MAX_ERROR_CHARS:
+        return (
+            f"is {len(v)} characters, over the limit of {MAX_ERROR_CHARS} for an error "
+            "message (capture_lib cuts longer ones)"
+        )
+    return None
+
+
 def _optional(check: Any) -> Any:
     return lambda v: None if v is None else check(v)
 
@@ -445,7 +460,7 @@ _FIELD_CHECKS: dict[str, Any] = {
     "time": _time,
     "stage": _one_of(STAGES),
     "status": _one_of(STATUSES),
-    "error": _optional(lambda v: None if isinstance(v, str) else "must be a string"),
+    "error": _optional(lambda v: _error_text(v)),
     "params": _optional(_mapping(_json_value)),
     "used": _optional(_mapping(_json_value)),
     "generated": _optional(_mapping(_json_value)),

@@ -121,3 +121,31 @@ def test_the_environment_allow_list_is_explicit() -> None:
     assert collected["env.OMP_NUM_THREADS"] == "4" and "env.GITHUB_TOKEN" not in collected
     named = environment.collect(allow_env=("GITHUB_TOKEN",), environ=env, argv=["x"])
     assert named["env.GITHUB_TOKEN"] == SECRET  # named exactly: the user asked for it
+
+
+def test_an_exceptions_text_is_redacted_and_cut(tmp_path: Path) -> None:
+    """A task that raises with a secret in its message, or ends with a huge error: the
+    record holds neither the secret nor more than MAX_ERROR_CHARS of it."""
+    from capture_lib.redact import MAX_ERROR_CHARS
+
+    cl.init(mode="disk", path=str(tmp_path / "logs"))
+    with pytest.raises(RuntimeError), cl.workflow("w") as wf, wf.task("connect"):
+        raise RuntimeError(
+            f"connect failed: password={SECRET} via postgres://app:{SECRET}@db/x "
+            f'{{"api_key": "{SECRET}"}} Authorization: Bearer {SECRET}'
+        )
+    with cl.workflow("w2") as wf:
+        task = wf.task("huge")
+        task.start()
+        task.end("failed", error="E" * (60 << 20))  # 60 MB of error text
+    assert cl.flush()
+    text = (
+        (tmp_path / "logs").read_bytes()
+        if (tmp_path / "logs").is_file()
+        else b"".join(f.read_bytes() for f in sorted((tmp_path / "logs").rglob("*")) if f.is_file())
+    )
+    assert SECRET.encode() not in text
+    errors = [r["error"] for r in read_records(tmp_path / "logs") if r.get("error")]
+    assert any("password=***" in e and "postgres://***@db/x" in e for e in errors), errors
+    huge = next(e for e in errors if e.startswith("EEE"))
+    assert len(huge) < MAX_ERROR_CHARS + 100 and huge.endswith("more characters cut)")

@@ -109,3 +109,17 @@ def test_bad_entity_references_are_refused(iri: str) -> None:
 def test_compact_records_in_a_resolved_batch_are_checked() -> None:
     batch = make_batch([["workflow_start", 1, None, "id", 1.0, None, None, None]])
     assert validate_resolved(batch).records[0]["name"] == "id"
+
+
+def test_an_error_message_over_its_limit_is_refused_and_one_at_it_is_not() -> None:
+    from provml.wire import MAX_ERROR_CHARS
+
+    def end(error: str) -> bytes:
+        rec = {"kind": "workflow_end", "n": 1, "name": "w", "time": 2.0, "status": "failed",
+               "error": error}  # fmt: skip
+        return orjson.dumps(make_batch([rec]))
+
+    parse_batch(end("e" * MAX_ERROR_CHARS))
+    with pytest.raises(ValidationError) as err:
+        parse_batch(end("e" * (MAX_ERROR_CHARS + 1)))
+    assert "over the limit of 65536 for an error message" in err.value.message
