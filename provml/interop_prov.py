@@ -27,7 +27,6 @@ from pyoxigraph import BlankNode, DefaultGraph, Literal, NamedNode, Quad
 from provml.errors import ValidationError
 from provml.vocab import PROV, RDF, RDFS, XSD
 
-_DOCTYPE = re.compile(r"<!\s*DOCTYPE|<!\s*ENTITY", re.IGNORECASE)
 #: characters an IRI may not hold (RFC 3987), percent-encoded when minting one
 _NOT_IN_IRI = re.compile(r'[\x00-\x20<>"{}|\\^`\[\]\x7f]')
 _TYPED_STRING = re.compile(r"(.*)\^\^xsd:([A-Za-z]+)", re.DOTALL)
@@ -38,20 +37,54 @@ _BOTH_REQUIRED = {"Alternate": "alternateOf", "Specialization": "specializationO
 _XSD_STRING = str(XSD.string.value)
 
 
+class _Dtd(Exception):
+    pass
+
+
+def _refuse_dtd(data: bytes, label: str) -> None:
+    """Refuse an XML document with a DTD, found by expat itself (so no encoding — a
+    declared UTF-7, UTF-16 — can hide a ``<!DOCTYPE``), before any other parser reads it.
+
+    PROV-XML needs no DTD; one could declare entities that read local files or expand
+    without bound. The refusal holds by itself, whatever the parser behind ``prov``
+    would have done with the DTD. Expat reads UTF-8, UTF-16, ISO-8859-1 and US-ASCII: a
+    document declaring any other encoding is refused too.
+    """
+    from xml.parsers import expat
+
+    def dtd(*_: object) -> None:
+        raise _Dtd
+
+    parser = expat.ParserCreate()
+    parser.StartDoctypeDeclHandler = dtd
+    parser.EntityDeclHandler = dtd
+    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    try:
+        parser.Parse(data, True)
+    except _Dtd:
+        raise ValidationError(
+            f"{label} documents with a DTD (<!DOCTYPE …>) are refused: provml reads no "
+            "entity declarations"
+        ) from None
+    except ValueError as exc:  # Python's expat takes no multi-byte encoding but UTF-8/16
+        raise ValidationError(
+            f"{label} is read in UTF-8 or UTF-16, not in the encoding it declares ({exc})"
+        ) from None
+    except expat.ExpatError as exc:
+        raise ValidationError(
+            f"not a well-formed {label} document (read as UTF-8): {expat.errors.messages[exc.code]}"
+            f" at line {exc.lineno}, column {exc.offset + 1}"
+        ) from None
+
+
 def read(text: str, fmt: str, label: str, base: str) -> tuple[list[Quad], dict[str, str]]:
     """The quads of a document in ``prov``'s format ``fmt`` (json, xml, provn) and the
     prefixes it declared; :class:`ValidationError` naming what is wrong, and where."""
     from prov.model import ProvDocument
     from prov.serializers.provrdf import ProvRDFSerializer
 
-    if fmt == "xml" and _DOCTYPE.search(text):
-        # PROV-XML needs no DTD; one could declare entities that read local files (the
-        # prov package's parser does not resolve them, but the refusal does not rely on it)
-        # or expand without bound
-        raise ValidationError(
-            f"{label} documents with a DTD (<!DOCTYPE …>) are refused: provml reads no "
-            "entity declarations"
-        )
+    if fmt == "xml":
+        _refuse_dtd(text.encode("utf-8"), label)
     if fmt == "json":
         text = _json_prefixes_under(text, base, label)
     try:

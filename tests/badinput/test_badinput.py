@@ -425,6 +425,11 @@ def test_xml_entities_read_no_file(server: Server, tmp_path: Path) -> None:
     doc = XXE.replace(b"file:///etc/hostname", secret.as_uri().encode())
     resp = requests.post(server.url + IMP, params={"format": "provxml"}, data=doc, timeout=30)
     assert resp.status_code == 400 and "DTD" in resp.json()["message"]
+    # the same in UTF-7, where "<!DOCTYPE" is "+ADw-!DOCTYPE": no text search finds it
+    utf7 = doc.replace(b'<?xml version="1.0"?>', b"").decode().encode("utf-7")
+    utf7 = b'<?xml version="1.0" encoding="UTF-7"?>' + utf7
+    resp = requests.post(server.url + IMP, params={"format": "provxml"}, data=utf7, timeout=30)
+    assert resp.status_code == 400 and "encoding it declares" in resp.json()["message"]
     dump = requests.get(server.url + "/api/v1/export", params={"format": "ntriples"}, timeout=60)
     assert dump.status_code == 200 and marker not in dump.text
 
