@@ -10,8 +10,10 @@ from flask.typing import ResponseReturnValue
 
 from manager.service import Manager
 from manager.store import Store, open_store
+from provml import config as settings
 from provml.errors import ValidationError
 from provml.service import make_app
+from provml.wire import TooLarge
 
 bp = Blueprint("manager", __name__)
 #: the import route, at the root even when the manager shares a process with the tracker
@@ -45,6 +47,15 @@ def import_document() -> ResponseReturnValue:
         raise ValidationError(
             "give the document's format as ?format= (one of "
             f"{', '.join(interop.IMPORT_FORMATS)}) or a known Content-Type"
+        )
+    limit = settings.IMPORT_MAX_BYTES.get()
+    size = request.content_length
+    if size is None or size > limit:  # before reading it: parsing is what costs
+        raise TooLarge(
+            f"an imported document may be {limit} bytes (PROVML_IMPORT_MAX_BYTES), this one "
+            f"is {'of unknown length' if size is None else f'{size} bytes'}: parsing PROV "
+            "costs about 4 s and 19 MB per MB of document; split it, or raise the limit on "
+            "the manager"
         )
     return manager().import_document(request.get_data(cache=False), fmt, request.args.get("base"))
 

@@ -63,6 +63,9 @@ class Tracker:
         self._lock = threading.Lock()
         self._closing = False
         self._stop = threading.Event()
+        #: queue seq → the triples the store said a delivered batch mapped to
+        self._triples: dict[int, int] = {}
+        self._triples_lock = threading.Lock()
         self._pump: threading.Thread | None = None
         if queue is not None:
             self._pump = threading.Thread(target=self._forward_loop, name="provml-forwarder",
@@ -122,16 +125,21 @@ class Tracker:
                 answer["status"] = "stored"
                 self.count("batches_forwarded")
             return answers, 200
-        seq = 0
+        seqs = []
         for one in resolved:
             try:
-                seq = self.queue.put(orjson.dumps(one.to_json()))
+                seqs.append(self.queue.put(orjson.dumps(one.to_json())))
             except QueueFull:
                 self.count("batches_refused_full")
                 raise
+        seq = seqs[-1] if seqs else 0
         stored = seq == 0 or self.queue.wait_delivered(seq, self.ack_wait)
-        for answer in answers:
+        for answer, one_seq in zip(answers, seqs or [0] * len(answers), strict=True):
             answer["status"] = "stored" if stored else "queued"
+            with self._triples_lock:
+                triples = self._triples.pop(one_seq, None) if stored else None
+            if triples is not None:  # what the store said, as without a queue
+                answer["triples"] = triples
         return answers, 200 if stored else 202
 
     def _forward_loop(self) -> None:
@@ -151,7 +159,7 @@ class Tracker:
             if entry is None:
                 continue
             try:
-                self.forwarder.forward_body(entry.body)
+                result = self.forwarder.forward_body(entry.body)
             except UpstreamError as exc:  # the manager is down or failing: try again
                 self.count("forward_retries")
                 log.warning("delivery failed, retrying in %.2fs: %s", wait, exc)
@@ -167,6 +175,11 @@ class Tracker:
                 self._dead_letter(entry.body, exc)
             else:
                 self.count("batches_forwarded")
+                if entry.seq and isinstance(result.get("triples"), int):
+                    with self._triples_lock:  # for the answer waiting on it (accept)
+                        if len(self._triples) >= 10_000:  # answers nobody waited for
+                            self._triples.clear()
+                        self._triples[entry.seq] = result["triples"]
             wait = self.BACKOFF[0]
             self.queue.ack(entry)
 

@@ -7,6 +7,7 @@ an on-disk store; every query goes through this object.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -20,6 +21,24 @@ from provml.sparql_text import syntax_message
 from provml.vocab import PREFIXES
 
 
+def _why(path: str | None, exc: OSError) -> str:
+    """The likely reason a store could not be opened, as a hint for the message."""
+    if path is None:
+        return ""
+    existing = path
+    while existing and not os.path.exists(existing):
+        existing = os.path.dirname(existing.rstrip("/"))
+    denied = exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS) or "Permission denied" in str(
+        exc
+    )
+    if denied or (existing and not os.access(existing, os.W_OK)):
+        return (
+            " (the data directory is not writable here: the embedded store writes to it even "
+            "to read; give this user write access, or copy it somewhere writable)"
+        )
+    return " (is another provml process using this data directory?)"
+
+
 class OxigraphStore(Store):
     def __init__(self, path: str | None) -> None:
         self.path = path
@@ -30,10 +49,7 @@ class OxigraphStore(Store):
                 os.makedirs(path, exist_ok=True)
                 self._store = pyoxigraph.Store(path)
         except OSError as exc:
-            raise StoreError(
-                f"cannot open the store at {path}: {exc} "
-                "(is another provml process using this data directory?)"
-            ) from exc
+            raise StoreError(f"cannot open the store at {path}: {exc}{_why(path, exc)}") from exc
 
     @classmethod
     def from_url(cls, scheme: str, rest: str) -> OxigraphStore:

@@ -137,3 +137,27 @@ def test_a_body_over_the_request_limit_says_what_to_do(
     message = r.json["message"]
     assert "PROVML_MAX_REQUEST_BYTES (1048576 bytes)" in message
     assert "cl.digest" in message and str(MAX_VALUE_BYTES) in message
+
+
+def test_the_trackers_answer_says_how_many_triples_were_stored(server: Server) -> None:
+    """The answer docs/wire-format.md shows: records, and the triples they mapped to."""
+    batch = make_batch([start(1, {"lr": 0.1})])
+    resp = requests.post(server.url + "/api/v1/batches", json=batch, timeout=30)
+    assert resp.status_code == 200, resp.text
+    answer = resp.json()
+    assert answer["records"] == 1 and answer["status"] == "stored"
+    assert isinstance(answer["triples"], int) and answer["triples"] > 5
+
+
+def test_an_import_over_its_limit_is_refused_before_it_is_parsed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from provml.server import build_app
+
+    monkeypatch.setenv("PROVML_IMPORT_MAX_BYTES", "1000")
+    client = build_app(["manager"], store="memory:").test_client()
+    doc = b"<https://e.org/a> <http://www.w3.org/ns/prov#used> <https://e.org/b> .\n"
+    r = client.post("/api/v1/import?format=ntriples", data=doc * 20)
+    assert r.status_code == 413 and "PROVML_IMPORT_MAX_BYTES" in r.json["message"]
+    r = client.post("/api/v1/import?format=ntriples", data=doc * 5)
+    assert r.status_code == 200, r.json

@@ -208,3 +208,22 @@ def test_a_write_the_server_refuses_is_not_retried(tmp_path: Path) -> None:
         assert store.count() == 0
     finally:
         server.stop()
+
+
+def test_a_store_that_cannot_be_opened_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from manager.store.oxigraph import OxigraphStore
+    from provml.errors import StoreError
+
+    first = OxigraphStore(str(tmp_path / "store"))
+    with pytest.raises(StoreError) as err:  # the lock is held: another process, likely
+        OxigraphStore(str(tmp_path / "store"))
+    assert "another provml process" in err.value.message
+    first.close()
+    # a directory this user cannot write (root can write anywhere: os.access says so)
+    monkeypatch.setattr("os.access", lambda *_: False)
+    monkeypatch.setattr("pyoxigraph.Store", lambda *_: (_ for _ in ()).throw(OSError("IO error")))
+    with pytest.raises(StoreError) as err:
+        OxigraphStore(str(tmp_path / "store"))
+    assert "not writable here" in err.value.message
