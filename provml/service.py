@@ -166,6 +166,7 @@ def _authorize() -> ResponseReturnValue | None:
     configured: everyone is :data:`ANONYMOUS` and may do everything)."""
     g.provml_who = ANONYMOUS
     tokens = current_app.extensions.get("provml.auth")
+    g.provml_admin = not tokens  # without tokens everyone may do everything
     if not tokens:
         return None
     endpoint = request.endpoint  # None when no route matched (404, 405)
@@ -190,6 +191,7 @@ def _authorize() -> ResponseReturnValue | None:
             'Bearer realm="provml", error="invalid_token"',
         )
     g.provml_who = identity.name
+    g.provml_admin = identity.allows("admin")
     if scope is None or identity.allows(scope):  # no route: let routing say 404 or 405
         return None
     return _denied(

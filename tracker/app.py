@@ -25,7 +25,7 @@ from collections import Counter
 from typing import Any
 
 import orjson
-from flask import Blueprint, Flask, current_app, request
+from flask import Blueprint, Flask, current_app, g, request
 from flask.typing import ResponseReturnValue
 
 from provml import provlake
@@ -284,12 +284,15 @@ def provlake_prospective() -> ResponseReturnValue:
     """GET: the specifications kept. POST ``?overwrite=True`` or PUT: keep (replace) a
     dataflow's specification; POST without overwrite: 409 if a different one is kept."""
     store = tracker().prospective
-    if request.method == "GET":
-        return {"dataflows": store.documents()}
+    who, admin = g.get("provml_who", "anonymous"), bool(g.get("provml_admin", True))
+    if request.method == "GET":  # a token's own dataflows; an admin's: all
+        return {"dataflows": store.documents(None if admin else who)}
     if not request.is_json:
         raise ValidationError("send the specification as JSON (Content-Type: application/json)")
     overwrite = request.method == "PUT" or _flag("overwrite")
-    spec, created = store.put(provlake.loads(request.get_data(cache=False)), overwrite=overwrite)
+    spec, created = store.put(
+        provlake.loads(request.get_data(cache=False)), overwrite=overwrite, owner=who, admin=admin
+    )
     tracker().count("provlake_prospective_received")
     answer = {"dataflow_name": spec.name, "data_transformations": len(spec.transformations),
               "status": "stored"}  # fmt: skip

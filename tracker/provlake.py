@@ -2,11 +2,17 @@
 
 The ProvLake client POSTs a dataflow's specification (its data transformations and
 their input and output attributes) to ``<service_url>prospective-provenance``. The
-tracker keeps the latest one per dataflow name, in ``provlake-prospective.json`` in its
-queue directory (memory only without a queue), and converts the ProvLake records it
-receives with it (:func:`provml.provlake.to_batches`): it tells which plain input values
-are data rather than parameters, and may give a data transformation its stage. The
-routes are in :mod:`tracker.app`.
+tracker keeps the latest one per dataflow name, one file per dataflow in
+``provlake-prospective/`` in its queue directory (memory only without a queue), and
+converts the ProvLake records it receives with it (:func:`provml.provlake.to_batches`):
+it tells which plain input values are data rather than parameters, and may give a data
+transformation its stage. The routes are in :mod:`tracker.app`.
+
+Bounds and owners: a specification is at most :data:`MAX_SPEC_BYTES` of JSON and all of
+them together :data:`MAX_TOTAL_BYTES` (past either: 413); a write rewrites only its own
+dataflow's file. Each dataflow belongs to the token that first stored it: another token
+may neither replace it (403) nor read it, unless it has the ``admin`` scope (without
+tokens, everyone is one caller).
 """
 
 from __future__ import annotations
@@ -31,56 +37,123 @@ class Conflict(ProvmlError):
     code = "conflict"
 
 
+class NotYours(ProvmlError):
+    """Another token's dataflow, and the caller is no admin."""
+
+    status = 403
+    code = "forbidden"
+
+
+#: bytes of JSON of one dataflow's specification, and of all of them
+MAX_SPEC_BYTES = 1 << 20
+MAX_TOTAL_BYTES = 64 << 20
+
+
 class ProspectiveStore:
-    FILE = "provlake-prospective.json"
+    DIRECTORY = "provlake-prospective"
+    #: the single file older versions kept every specification in (read once, then split)
+    OLD_FILE = "provlake-prospective.json"
 
     def __init__(self, directory: str | None = None) -> None:
-        self.path = os.path.join(directory, self.FILE) if directory else None
+        self.path = os.path.join(directory, self.DIRECTORY) if directory else None
         self._lock = threading.Lock()
         self._documents: dict[str, Any] = {}
+        self._owners: dict[str, str] = {}
+        self._sizes: dict[str, int] = {}
         self._specs: dict[str, DataflowSpec] = {}
-        if self.path and os.path.exists(self.path):
-            try:
-                with open(self.path, "rb") as f:
-                    documents = orjson.loads(f.read())
-                for doc in documents.values():
-                    spec = parse_prospective(doc)
-                    self._documents[spec.name] = doc
-                    self._specs[spec.name] = spec
-            except (OSError, ValueError, AttributeError, ProvmlError):
-                log.exception("cannot read %s: starting without prospective provenance", self.path)
+        if self.path:
+            self._load(directory or "")
 
-    def put(self, doc: Any, *, overwrite: bool) -> tuple[DataflowSpec, bool]:
+    def _load(self, directory: str) -> None:
+        assert self.path is not None
+        os.makedirs(self.path, exist_ok=True)
+        for name in sorted(os.listdir(self.path)):
+            if not name.endswith(".json"):
+                continue
+            try:
+                with open(os.path.join(self.path, name), "rb") as f:
+                    kept = orjson.loads(f.read())
+                self._keep(kept["document"], kept.get("owner") or "anonymous")
+            except (OSError, ValueError, KeyError, TypeError, AttributeError, ProvmlError):
+                log.exception("cannot read %s: that dataflow's specification is left out", name)
+        old = os.path.join(directory, self.OLD_FILE)
+        if os.path.exists(old):  # an older version's single file: split, then remove
+            try:
+                with open(old, "rb") as f:
+                    for doc in orjson.loads(f.read()).values():
+                        spec = self._keep(doc, "anonymous")
+                        self._write(spec.name)
+                os.remove(old)
+            except (OSError, ValueError, AttributeError, ProvmlError):
+                log.exception("cannot read %s: starting without its specifications", old)
+
+    def _keep(self, doc: Any, owner: str) -> DataflowSpec:
+        spec = parse_prospective(doc)
+        self._documents = {**self._documents, spec.name: doc}
+        self._owners[spec.name] = owner
+        self._sizes[spec.name] = len(orjson.dumps(doc))
+        self._specs = {**self._specs, spec.name: spec}
+        return spec
+
+    def put(
+        self, doc: Any, *, overwrite: bool, owner: str = "anonymous", admin: bool = True
+    ) -> tuple[DataflowSpec, bool]:
         """Keep ``doc`` (checked first: a bad one changes nothing); return its spec and
         whether the dataflow had none before. Without ``overwrite``, a different document
-        for the same dataflow is a :class:`Conflict`."""
+        for the same dataflow is a :class:`Conflict`; another ``owner``'s dataflow is
+        :class:`NotYours` unless ``admin``; over a size bound, :class:`TooLarge`."""
+        from provml.wire import TooLarge
+
+        size = len(orjson.dumps(doc))
+        if size > MAX_SPEC_BYTES:
+            raise TooLarge(
+                f"a dataflow's prospective provenance is {size} bytes of JSON, over the "
+                f"limit of {MAX_SPEC_BYTES}: it names transformations and attributes only"
+            )
         spec = parse_prospective(doc)
         with self._lock:
             before = self._documents.get(spec.name)
+            kept_by = self._owners.get(spec.name, owner)
+            if before is not None and kept_by != owner and not admin:
+                raise NotYours(
+                    f"dataflow {spec.name!r} belongs to another token ({kept_by!r}): only "
+                    "it, or a token with the admin scope, may replace it"
+                )
             if before is not None and before != doc and not overwrite:
                 raise Conflict(
                     f"dataflow {spec.name!r} already has prospective provenance; "
                     "send it with ?overwrite=true (or PUT) to replace it"
                 )
-            documents = {**self._documents, spec.name: doc}
+            total = sum(self._sizes.values()) - self._sizes.get(spec.name, 0) + size
+            if total > MAX_TOTAL_BYTES:
+                raise TooLarge(
+                    f"the tracker keeps at most {MAX_TOTAL_BYTES} bytes of prospective "
+                    "provenance, and this one would pass it"
+                )
+            self._keep(doc, kept_by)
             if self.path:
-                self._save(documents)
-            self._documents = documents
-            self._specs = {**self._specs, spec.name: spec}
+                self._write(spec.name)
         return spec, before is None
 
     def specs(self) -> dict[str, DataflowSpec]:
         """The current specifications by dataflow name (a snapshot)."""
         return self._specs
 
-    def documents(self) -> dict[str, Any]:
-        return self._documents
+    def documents(self, owner: str | None = None) -> dict[str, Any]:
+        """The documents kept, all of them or those of ``owner``."""
+        docs = self._documents
+        return {k: v for k, v in docs.items() if owner is None or self._owners.get(k) == owner}
 
-    def _save(self, documents: dict[str, Any]) -> None:
+    def _write(self, name: str) -> None:
+        """Rewrite one dataflow's file (atomically, fsynced)."""
         assert self.path is not None
-        tmp = self.path + ".tmp"
+        import hashlib
+
+        file = os.path.join(self.path, hashlib.sha256(name.encode()).hexdigest() + ".json")
+        kept = {"owner": self._owners[name], "document": self._documents[name]}
+        tmp = file + ".tmp"
         with open(tmp, "wb") as f:
-            f.write(orjson.dumps(documents))
+            f.write(orjson.dumps(kept))
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        os.replace(tmp, file)

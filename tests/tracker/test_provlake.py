@@ -460,3 +460,41 @@ def test_offline_logs_are_read_a_bag_per_line(tmp_path: Path) -> None:
         (4, None),
         (5, "torn last line (process killed mid-write?)"),
     ]
+
+
+def test_prospective_provenance_is_bounded_and_each_tokens_own(tmp_path: Path) -> None:
+    """One token cannot read or replace another's dataflow (an admin can); a huge
+    specification is refused; each dataflow is a file of its own; an older version's
+    single file is split on start."""
+    from provml.auth import load
+
+    a, b, admin = "tok-a-" + "1" * 16, "tok-b-" + "2" * 16, "tok-admin-" + "3" * 16
+    tokens = load(env_value=f"{a} capture team-a; {b} capture team-b; {admin} admin ops")
+    store = "memory:"
+    app = build_app(["tracker", "manager"], store=store, queue_dir=str(tmp_path / "q"),
+                    tokens=tokens)  # fmt: skip
+    client = app.test_client()
+
+    def as_(token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+    assert client.put(PROSPECTIVE, json=SPEC, headers=as_(a)).status_code == 201
+    other = {**SPEC, "data_transformations": {}}
+    resp = client.put(PROSPECTIVE, json=other, headers=as_(b))
+    assert resp.status_code == 403 and "team-a" in resp.json["message"]
+    assert client.get(PROSPECTIVE, headers=as_(b)).json["dataflows"] == {}
+    assert WORKFLOW in client.get(PROSPECTIVE, headers=as_(a)).json["dataflows"]
+    huge = {**SPEC, "dataflow_name": "huge", "extra": "x" * (4 << 20)}
+    resp = client.put(PROSPECTIVE, json=huge, headers=as_(b))
+    assert resp.status_code == 413
+    assert "huge" not in client.get(PROSPECTIVE, headers=as_(admin)).json["dataflows"]
+    assert client.put(PROSPECTIVE, json=SPEC, headers=as_(admin)).status_code == 200
+    files = list((tmp_path / "q" / ProspectiveStore.DIRECTORY).glob("*.json"))
+    assert len(files) == 1 and json.loads(files[0].read_text())["owner"] == "team-a"
+    # an older version kept every specification in one file: read, split, removed
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / ProspectiveStore.OLD_FILE).write_text(json.dumps({WORKFLOW: SPEC}))
+    assert WORKFLOW in ProspectiveStore(str(old)).specs()
+    assert not (old / ProspectiveStore.OLD_FILE).exists()
+    assert WORKFLOW in ProspectiveStore(str(old)).specs()
