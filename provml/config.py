@@ -192,6 +192,26 @@ QUERY_MAX_RUNNING = Setting(
     int,
     "query evaluations at once, timed-out ones still winding down included; more: 503",
 )
+QUERY_WORKERS = Setting(
+    "PROVML_QUERY_WORKERS",
+    2,
+    int,
+    "worker processes evaluating the embedded on-disk store's queries, killed past their "
+    "time or memory limit (0: in the server's process, where a query cannot be stopped)",
+)
+QUERY_MEMORY = Setting(
+    "PROVML_QUERY_MEMORY",
+    2048,
+    int,
+    "MiB of resident memory one query's worker may reach; past it the query is stopped "
+    "(422 query_memory)",
+)
+QUERY_MAX_BYTES = Setting(
+    "PROVML_QUERY_MAX_BYTES",
+    64 * 1024,
+    int,
+    "largest SPARQL query text (bytes); larger: 413, refused before it is parsed",
+)
 MAX_REQUEST_BYTES = Setting(
     "PROVML_MAX_REQUEST_BYTES",
     64 * 1024 * 1024,
@@ -257,6 +277,9 @@ ALL: tuple[Setting, ...] = (
     QUERY_TIMEOUT,
     QUERY_MAX_ROWS,
     QUERY_MAX_RUNNING,
+    QUERY_WORKERS,
+    QUERY_MEMORY,
+    QUERY_MAX_BYTES,
     MAX_REQUEST_BYTES,
     IMPORT_MAX_BYTES,
     HEADER_TIMEOUT,

@@ -103,6 +103,9 @@ def close_app(app: Flask, timeout: float | None = None) -> None:
     wait = config.DRAIN_TIMEOUT.get() if timeout is None else timeout
     if tracker is not None and not tracker.close(wait):
         log.warning("stopped with batches still queued: they are delivered at the next start")
+    runner = app.extensions.get("provml.query_runner")
+    if runner is not None:
+        runner.close()  # its query worker processes, before the store they read
     store = app.extensions.get("provml.store")
     if store is not None:
         store.close()

@@ -13,9 +13,11 @@ from flask.typing import ResponseReturnValue
 from pyoxigraph import NamedNode
 
 from manager.store import Store, open_store
+from provml import config as settings
 from provml.errors import Busy, ForbiddenOperation, QueryError, ValidationError
 from provml.service import make_app
 from provml.sparql_text import is_update
+from provml.wire import TooLarge
 from query import federation, graph_store, pages, questions, service_description
 from query.errors import READ_ONLY, ReadOnly
 from query.limits import RETRY_AFTER, GuardedStore, Runner
@@ -114,6 +116,12 @@ def sparql() -> ResponseReturnValue:
             )
     if not text or not text.strip():
         raise QueryError("missing the query parameter")
+    limit = settings.QUERY_MAX_BYTES.get()
+    if len(text) > limit or len(text.encode()) > limit:  # before any parser reads it
+        raise TooLarge(
+            f"the query is {len(text.encode())} bytes, over the limit of {limit} "
+            "(PROVML_QUERY_MAX_BYTES)"
+        )
     if is_update(text):  # an update sent as a query: refused as what it is
         raise ForbiddenOperation(_UPDATE_REFUSED)
     options: dict[str, Any] = {"base_iri": _base_iri()}

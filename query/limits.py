@@ -7,16 +7,20 @@ means, exactly:
 
 * The client always has its answer by the deadline: the result, or 503
   ``query_timeout``. Waiting for a free slot counts too.
-* pyoxigraph evaluates lazily and releases the GIL while it computes a row, but it
-  cannot be interrupted from Python. The evaluation is checked between rows: at the
-  first row after the deadline it stops, and its thread and slot are freed. An
-  operator that needs every row before giving the first (ORDER BY, GROUP BY and
-  aggregates, DISTINCT over a large input, ASK, a remote store's CONSTRUCT) runs to
-  the end of that phase in its abandoned thread, on one core, outside the GIL, and only
-  then stops.
+* On an embedded on-disk store with query workers (``PROVML_QUERY_WORKERS``, the
+  default), each query is evaluated in a worker process that is killed at the deadline
+  or past its memory budget (:mod:`query.workers`): the evaluation stops at once and its
+  CPU and memory are returned.
+* Otherwise (no workers, an in-memory store) pyoxigraph evaluates in a thread here,
+  lazily, releasing the GIL while it computes a row; it cannot be interrupted from
+  Python. The evaluation is checked between rows: at the first row after the deadline it
+  stops, and its thread and slot are freed. An operator that needs every row before
+  giving the first (ORDER BY, GROUP BY and aggregates, DISTINCT over a large input,
+  ASK, a remote store's CONSTRUCT) runs to the end of that phase in its abandoned
+  thread, on one core, outside the GIL, and only then stops.
 * At most ``max_running`` evaluations at once (``PROVML_QUERY_MAX_RUNNING``), abandoned
-  ones still winding down included: the CPU a runaway query can burn is bounded, and
-  past it requests get 503 ``busy`` with Retry-After rather than piling up.
+  ones still winding down included, and past it requests get 503 ``busy`` with
+  Retry-After rather than piling up.
 * One request reads at most ``max_rows`` rows — solutions or triples, over all the
   queries it makes (``PROVML_QUERY_MAX_ROWS``); one more is 422 ``result_too_large``.
   Rows are counted as they are read, so an oversized result is refused without being
@@ -53,6 +57,10 @@ class Limits:
     timeout: float = 30.0
     max_rows: int = 100_000
     max_running: int = 8
+    #: query worker processes for an embedded on-disk store (0: none, query/workers.py)
+    workers: int = 0
+    #: bytes of resident memory a worker may reach (0: no limit)
+    memory: int = 0
 
     @classmethod
     def from_env(cls) -> Limits:
@@ -60,6 +68,8 @@ class Limits:
             timeout=config.QUERY_TIMEOUT.get(),
             max_rows=config.QUERY_MAX_ROWS.get(),
             max_running=config.QUERY_MAX_RUNNING.get(),
+            workers=config.QUERY_WORKERS.get(),
+            memory=config.QUERY_MEMORY.get() << 20,
         )
 
 
@@ -124,15 +134,19 @@ class Guarded:
 class GuardedStore:
     """A store seen through a guard: what query code gets to read with."""
 
-    def __init__(self, store: Store, guard: Guard) -> None:
+    def __init__(self, store: Store, guard: Guard, pool: Any = None) -> None:
         self.store = store
         self.guard = guard
         self.dialect = store.dialect
+        self.pool = pool  # query worker processes (query/workers.py), or None
         self._handed_out: list[Guarded] = []
 
     def query(self, sparql: str, **options: Any) -> Any:
         self.guard.check()
-        result = self.store.query(sparql, timeout=max(self.guard.remaining(), 0.001), **options)
+        if self.pool is not None:
+            result = self._in_worker(sparql, options)
+        else:
+            result = self.store.query(sparql, timeout=max(self.guard.remaining(), 0.001), **options)
         if isinstance(result, pyoxigraph.QueryBoolean):
             self.guard.check()
             return result
@@ -141,6 +155,29 @@ class GuardedStore:
         self._handed_out.append(guarded)
         self.guard.check()
         return guarded
+
+    def _in_worker(self, sparql: str, options: dict[str, Any]) -> Any:
+        """``sparql`` evaluated by a worker process, killed at the deadline (the store's
+        own error translation for a syntax error)."""
+        from provml.errors import QueryError
+        from provml.sparql_text import syntax_message
+        from provml.vocab import PREFIXES
+
+        guard = self.guard
+        try:
+            return self.pool.query(
+                sparql,
+                options,
+                getattr(self.store, "generation", 0),
+                max(guard.limits.max_rows - guard.rows, 0),
+                guard.deadline,
+                guard.cancelled,
+                timeout_message(guard.limits),
+            )
+        except SyntaxError as exc:
+            raise QueryError(
+                f"SPARQL syntax error: {syntax_message(sparql, str(exc), PREFIXES)}"
+            ) from None
 
     def release(self) -> None:
         """Release every result handed out (in the thread that made them)."""
@@ -155,6 +192,35 @@ class Runner:
     def __init__(self, limits: Limits | None = None) -> None:
         self.limits = limits or Limits.from_env()
         self._slots = threading.BoundedSemaphore(self.limits.max_running)
+        self._pools: dict[str, Any] = {}
+        self._pools_lock = threading.Lock()
+
+    def pool(self, store: Store) -> Any:
+        """The query worker processes of an embedded on-disk store (made at its first
+        query); None for other stores, or without workers."""
+        path = getattr(store, "path", None)
+        if not self.limits.workers or not path or getattr(store, "dialect", None):
+            return None
+        from manager.store.oxigraph import OxigraphStore
+
+        if not isinstance(store, OxigraphStore):
+            return None
+        with self._pools_lock:
+            pool = self._pools.get(path)
+            if pool is None:
+                from provml.vocab import PREFIXES
+                from query.workers import Pool
+
+                pool = Pool(path, self.limits.workers, self.limits.memory, dict(PREFIXES))
+                self._pools[path] = pool
+        return pool
+
+    def close(self) -> None:
+        """Stop the worker processes."""
+        with self._pools_lock:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.close()
 
     def run(self, store: Store, work: Callable[[GuardedStore], T]) -> T:
         """``work(guarded store)`` in a thread of its own; its value, or its error, or
@@ -171,8 +237,10 @@ class Runner:
         box: dict[str, Any] = {}
         done = threading.Event()
 
+        pool = self.pool(store)
+
         def target() -> None:
-            guarded = GuardedStore(store, guard)
+            guarded = GuardedStore(store, guard, pool)
             try:
                 box["value"] = work(guarded)
             except BaseException as exc:  # handed to the request thread, without the

@@ -42,6 +42,9 @@ def _why(path: str | None, exc: OSError) -> str:
 class OxigraphStore(Store):
     def __init__(self, path: str | None) -> None:
         self.path = path
+        #: writes so far: a query worker's read-only view older than this is reopened
+        #: (query/workers.py)
+        self.generation = 0
         try:
             if path is None:
                 self._store = pyoxigraph.Store()
@@ -60,6 +63,7 @@ class OxigraphStore(Store):
     def add(self, quads: Sequence[Quad]) -> None:
         try:
             self._store.extend(quads)
+            self.generation += 1
         except OSError as exc:
             raise StoreError(f"write failed: {exc}") from exc
 
@@ -79,12 +83,14 @@ class OxigraphStore(Store):
         ``provml ingest --data-dir``, where no one reads meanwhile)."""
         try:
             self._store.bulk_load(nquads, format=pyoxigraph.RdfFormat.N_QUADS)
+            self.generation += 1
         except OSError as exc:
             raise StoreError(f"write failed: {exc}") from exc
 
     def update(self, sparql: str) -> None:
         try:
             self._store.update(sparql, prefixes=PREFIXES)
+            self.generation += 1
         except SyntaxError as exc:
             raise QueryError(f"SPARQL update syntax error: {exc}") from None
         except OSError as exc:
