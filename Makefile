@@ -67,6 +67,9 @@ bench-query: $(VENV)/.run-stamp
 bench-load: $(VENV)/.run-stamp
 	$(BIN)/python bench/load.py $(BENCH_ARGS)
 
+bench-attacks: $(VENV)/.run-stamp
+	$(BIN)/python bench/attacks.py $(BENCH_ARGS)
+
 bench-ingest: $(VENV)/.dev-stamp
 	$(BIN)/python bench/ingest.py $(BENCH_ARGS)
 

@@ -164,6 +164,9 @@ class GuardedStore:
         from provml.vocab import PREFIXES
 
         guard = self.guard
+        flush = getattr(self.store, "flush_for_readers", None)
+        if flush is not None:  # a short log for the view the worker may reopen
+            flush()
         try:
             return self.pool.query(
                 sparql,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -45,6 +47,8 @@ class OxigraphStore(Store):
         #: writes so far: a query worker's read-only view older than this is reopened
         #: (query/workers.py)
         self.generation = 0
+        self._flushed = (0, 0.0)  # (generation, monotonic time) of the last flush for readers
+        self._flush_lock = threading.Lock()
         try:
             if path is None:
                 self._store = pyoxigraph.Store()
@@ -95,6 +99,24 @@ class OxigraphStore(Store):
             raise QueryError(f"SPARQL update syntax error: {exc}") from None
         except OSError as exc:
             raise StoreError(f"update failed: {exc}") from exc
+
+    def flush_for_readers(self, interval: float = 1.0) -> None:
+        """Flush what was written since the last flush, at most every ``interval``
+        seconds: a read-only view (query/workers.py) replays the unflushed write-ahead log
+        when it opens, 3.3 s after 300,000 unflushed triples, 10 ms after a flush."""
+        if self.path is None or self._flushed[0] == self.generation:
+            return
+        with self._flush_lock:
+            generation, at = self._flushed
+            now = time.monotonic()
+            if generation == self.generation or now - at < interval:
+                return
+            current = self.generation
+            try:
+                self._store.flush()
+            except OSError as exc:
+                raise StoreError(f"flush failed: {exc}") from exc
+            self._flushed = (current, now)
 
     def count(self) -> int:
         return len(self._store)
