@@ -194,14 +194,15 @@ QUERY_MAX_RUNNING = Setting(
 )
 QUERY_WORKERS = Setting(
     "PROVML_QUERY_WORKERS",
-    2,
+    4,
     int,
-    "worker processes evaluating the embedded on-disk store's queries, killed past their "
-    "time or memory limit (0: in the server's process, where a query cannot be stopped)",
+    "worker processes evaluating the embedded on-disk store's queries at once (started as "
+    "needed), killed past their time or memory limit (0: in the server's process, where a "
+    "query cannot be stopped)",
 )
 QUERY_MEMORY = Setting(
     "PROVML_QUERY_MEMORY",
-    2048,
+    1024,
     int,
     "MiB of resident memory one query's worker may reach; past it the query is stopped "
     "(422 query_memory)",
