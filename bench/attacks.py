@@ -82,18 +82,25 @@ class Watch:
         self.peak = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+        self._memory = threading.Thread(target=self._sample, daemon=True)
 
     def __enter__(self) -> Watch:
         self._thread.start()
+        self._memory.start()
         return self
 
     def __exit__(self, *_: Any) -> None:
         self._stop.set()
         self._thread.join()
+        self._memory.join()
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, rss_mib(self.pid))
+            self._stop.wait(0.02)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, rss_mib(self.pid))
             t0 = time.monotonic()
             try:
                 ok = requests.post(self.url + "/sparql", data={"query": CHEAP}, timeout=10,

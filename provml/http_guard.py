@@ -92,6 +92,8 @@ def guard(server: Any, app: Any) -> None:
             if self.error is not None and not isinstance(self.error, JsonError):
                 if self.error.code == 413:
                     self.error = _too_large(limit)
+                    # an unauthenticated sender learns nothing of the limits: 401 first
+                    self._check_sender()
                 return consumed
             if not had_headers and self.headers_finished and not self.completed:
                 self._check_sender()

@@ -87,6 +87,12 @@ def test_an_unauthenticated_body_is_refused_before_it_is_read(guarded: Server) -
             status, body = _response(sock)  # no body byte sent
         assert status == 401, body
         assert body["error"] == ("unauthorized" if not auth else "invalid_token")
+    # over the limit too: still 401 first (the limits are no one's business but callers')
+    with _connect(guarded) as sock:
+        sock.sendall(_headers("/api/v1/batches", "Content-Type: application/json",
+                              f"Content-Length: {900 << 20}"))  # fmt: skip
+        status, body = _response(sock)
+        assert status == 401, body
     # with its token, the same request is read and answered by the application
     batch = make_batch([{"kind": "workflow_start", "n": 1, "name": "w", "time": 1.0}])
     resp = requests.post(guarded.url + "/api/v1/batches", json=batch, timeout=10,
@@ -95,7 +101,7 @@ def test_an_unauthenticated_body_is_refused_before_it_is_read(guarded: Server) -
     # and the refusals are in the audit log, without the body's content
     audit = (guarded.data_dir / "audit.log").read_text()
     denied = [json.loads(line) for line in audit.splitlines() if '"denied"' in line]
-    assert [d["status"] for d in denied if d.get("before_body")] == [401, 401]
+    assert [d["status"] for d in denied if d.get("before_body")] == [401, 401, 401]
 
 
 def test_slow_headers_do_not_lock_anyone_out(guarded: Server) -> None:
