@@ -116,7 +116,7 @@ class Guarded:
 
     def __init__(self, result: Any, guard: Guard) -> None:
         self.result = result
-        self.graph = isinstance(result, pyoxigraph.QueryTriples)
+        self.graph = isinstance(result, (pyoxigraph.QueryTriples, list))  # list: a worker's
         self.variables: list[pyoxigraph.Variable] = [] if self.graph else result.variables
         self._rows = guard.iterate(result)
 

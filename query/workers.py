@@ -17,9 +17,9 @@ replaced.
   error" or "Corruption" while reading. The worker then opens a fresh view and asks
   again (up to :data:`RETRIES` times; measured in the test suite, one retry sufficed).
 * A query is evaluated whole in the worker and its rows (at most the request's remaining
-  row budget, plus one to tell that there were more) come back as SPARQL JSON results
-  (CONSTRUCT and DESCRIBE as N-Triples), read back into pyoxigraph results: the query
-  code above sees the same types as from the store itself.
+  row budget, plus one to tell that there were more) come back as SPARQL JSON results,
+  read back into pyoxigraph results, or, for CONSTRUCT and DESCRIBE, as N-Triples read
+  back into a list of triples in their order, duplicates and blank node labels kept.
 * The parent waits in steps of :data:`TICK` seconds, checking the request's deadline
   (or its cancellation) and the worker's resident memory (``/proc/<pid>/statm``)
   against ``PROVML_QUERY_MEMORY``: past either, the worker is killed.
@@ -99,12 +99,13 @@ def _evaluate(
     if isinstance(result, pyoxigraph.QueryBoolean):
         return "boolean", b"true" if bool(result) else b"false"
     if isinstance(result, pyoxigraph.QueryTriples):
-        lines = []
-        for i, triple in enumerate(result):
+        triples = []
+        for i, triple in enumerate(result):  # in order, duplicates and labels kept
             if i > max_rows:
                 break
-            lines.append(f"{triple.subject} {triple.predicate} {triple.object} .\n")
-        return "triples", "".join(lines).encode()
+            triples.append(triple)
+        data = pyoxigraph.serialize(triples, format=pyoxigraph.RdfFormat.N_TRIPLES)
+        return "triples", data or b""
     variables = result.variables
     rows = []
     for i, solution in enumerate(result):
@@ -124,10 +125,9 @@ def _result(kind: str, data: bytes) -> Any:
         )
     if kind == "solutions":
         return pyoxigraph.parse_query_results(data, format=pyoxigraph.QueryResultsFormat.JSON)
-    # a graph: the triples as a CONSTRUCT over an in-memory store gives them as QueryTriples
-    scratch = pyoxigraph.Store()
-    scratch.load(data, format=pyoxigraph.RdfFormat.N_TRIPLES)
-    return scratch.query("CONSTRUCT WHERE { ?s ?p ?o }")
+    # a graph: its triples in order, with their duplicates and blank node labels (a list,
+    # which query.limits.Guarded and query.results take as a graph result)
+    return [quad.triple for quad in pyoxigraph.parse(data, format=pyoxigraph.RdfFormat.N_TRIPLES)]
 
 
 class _Worker:
