@@ -18,7 +18,8 @@ QUERIES = [
     # duplicates with a blank node: a set would drop them, and the row limit with them
     "CONSTRUCT { ?s <http://ex/q> 1 } WHERE { ?s <http://ex/p> ?o } ORDER BY ?s",
     "DESCRIBE <http://ex/s1> <http://ex/s3>",
-    "SELECT ?s ?o (LANG(?l) AS ?lang) WHERE { ?s <http://ex/p> ?o OPTIONAL { ?s <http://ex/l> ?l } } ORDER BY ?s ?o",
+    "SELECT ?s ?o (LANG(?l) AS ?lang) WHERE { ?s <http://ex/p> ?o "
+    "OPTIONAL { ?s <http://ex/l> ?l } } ORDER BY ?s ?o",
     "ASK { _:x <http://ex/p> ?o }",
 ]
 
