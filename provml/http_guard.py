@@ -94,6 +94,7 @@ def guard(server: Any, app: Any) -> None:
                     self.error = _too_large(limit)
                     # an unauthenticated sender learns nothing of the limits: 401 first
                     self._check_sender()
+                self.expect_continue = False  # (waitress would say 100 and read on)
                 return consumed
             if not had_headers and self.headers_finished and not self.completed:
                 self._check_sender()
@@ -124,6 +125,8 @@ def guard(server: Any, app: Any) -> None:
                 ),
             )
             self.completed = True
+            # no "100 Continue": waitress would send it and read the body after all
+            self.expect_continue = False
             audit_log = app.extensions.get("provml.audit")
             if audit_log is not None:
                 path = str(getattr(self, "path", ""))[:500]
@@ -141,6 +144,8 @@ def guard(server: Any, app: Any) -> None:
         _base(now)
         cutoff = time.monotonic() - header_timeout
         for channel in list(server.active_channels.values()):
+            if getattr(channel, "requests", None):  # serving one: the next one's headers wait
+                continue
             request = getattr(channel, "request", None)
             if request is not None and not request.headers_finished and request.started < cutoff:
                 channel.will_close = True  # headers still not in: a slow client, closed
