@@ -87,16 +87,17 @@ class Tracker:
         answers, status = self.accept([batch])
         return answers[0], status
 
-    def ingest_provlake(self, body: bytes) -> tuple[dict[str, Any], int]:
+    def ingest_provlake(self, body: bytes, owner: str | None = None) -> tuple[dict[str, Any], int]:
         """A ProvLake client's bag of records (:mod:`provml.provlake`): converted to wire
         batches, one per workflow execution, checked whole (any problem: nothing is
-        queued), then taken like any batch."""
+        queued), then taken like any batch. Converted with ``owner``'s prospective
+        provenance only (None: every dataflow's, for an admin or without tokens)."""
         if self._closing:
             raise ShuttingDown("the tracker is shutting down: retry later")
         try:
             check_batch_size(len(body))  # the same limit as a batch of capture_lib's
             bag = provlake.parse_bag(body)
-            batches = provlake.to_batches(bag, self.prospective.specs())
+            batches = provlake.to_batches(bag, self.prospective.specs(owner))
         except ValidationError as exc:
             # the client does not report refusals: say it here
             log.warning("refused ProvLake records: %s", exc.message)
@@ -274,7 +275,9 @@ def provlake_retrospective() -> ResponseReturnValue:
         raise ValidationError("send the records as JSON (Content-Type: application/json)")
     _flag("with_validation")
     try:
-        answer, status = tracker().ingest_provlake(request.get_data(cache=False))
+        admin = bool(g.get("provml_admin", True))
+        owner = None if admin else g.get("provml_who", "anonymous")
+        answer, status = tracker().ingest_provlake(request.get_data(cache=False), owner)
     except (QueueFull, ShuttingDown) as exc:
         return exc.to_json(), exc.status, {"Retry-After": str(Tracker.RETRY_AFTER)}
     return answer, status

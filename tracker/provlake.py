@@ -11,8 +11,8 @@ transformation its stage. The routes are in :mod:`tracker.app`.
 Bounds and owners: a specification is at most :data:`MAX_SPEC_BYTES` of JSON and all of
 them together :data:`MAX_TOTAL_BYTES` (past either: 413); a write rewrites only its own
 dataflow's file. Each dataflow belongs to the token that first stored it: another token
-may neither replace it (403) nor read it, unless it has the ``admin`` scope (without
-tokens, everyone is one caller).
+may neither replace it (403) nor read it, nor have its own records converted with it,
+unless it has the ``admin`` scope (without tokens, everyone is one caller).
 """
 
 from __future__ import annotations
@@ -135,9 +135,14 @@ class ProspectiveStore:
                 self._write(spec.name)
         return spec, before is None
 
-    def specs(self) -> dict[str, DataflowSpec]:
-        """The current specifications by dataflow name (a snapshot)."""
-        return self._specs
+    def specs(self, owner: str | None = None) -> dict[str, DataflowSpec]:
+        """The current specifications by dataflow name (a snapshot): all of them, or
+        ``owner``'s (another token's specification never changes how a caller's records
+        are read)."""
+        specs = self._specs
+        if owner is None:
+            return specs
+        return {k: v for k, v in specs.items() if self._owners.get(k) == owner}
 
     def documents(self, owner: str | None = None) -> dict[str, Any]:
         """The documents kept, all of them or those of ``owner``."""

@@ -484,6 +484,9 @@ def test_prospective_provenance_is_bounded_and_each_tokens_own(tmp_path: Path) -
     assert resp.status_code == 403 and "team-a" in resp.json["message"]
     assert client.get(PROSPECTIVE, headers=as_(b)).json["dataflows"] == {}
     assert WORKFLOW in client.get(PROSPECTIVE, headers=as_(a)).json["dataflows"]
+    # nor is team b's own data read with team a's specification
+    kept = app.extensions["provml.tracker"].prospective
+    assert WORKFLOW in kept.specs("team-a") and kept.specs("team-b") == {}
     huge = {**SPEC, "dataflow_name": "huge", "extra": "x" * (4 << 20)}
     resp = client.put(PROSPECTIVE, json=huge, headers=as_(b))
     assert resp.status_code == 413
