@@ -8,15 +8,16 @@ converts the ProvLake records it receives with it (:func:`provml.provlake.to_bat
 it tells which plain input values are data rather than parameters, and may give a data
 transformation its stage. The routes are in :mod:`tracker.app`.
 
-Bounds and owners: a specification is at most :data:`MAX_SPEC_BYTES` of JSON and all of
-them together :data:`MAX_TOTAL_BYTES` (past either: 413); a write rewrites only its own
-dataflow's file. Each dataflow belongs to the token that first stored it: another token
+Bounds and owners: a specification is at most :data:`MAX_SPEC_BYTES` of JSON, all of
+them together :data:`MAX_TOTAL_BYTES`, at most :data:`MAX_DATAFLOWS` (past any: 413);
+a write rewrites only its own dataflow's file, on disk before in memory. Each dataflow belongs to the token that first stored it: another token
 may neither replace it (403) nor read it, nor have its own records converted with it,
 unless it has the ``admin`` scope (without tokens, everyone is one caller).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -24,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from provml.errors import ProvmlError
+from provml.errors import ProvmlError, StoreError
 from provml.provlake import DataflowSpec, parse_prospective
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class NotYours(ProvmlError):
 #: bytes of JSON of one dataflow's specification, and of all of them
 MAX_SPEC_BYTES = 1 << 20
 MAX_TOTAL_BYTES = 64 << 20
+MAX_DATAFLOWS = 10_000
 
 
 class ProspectiveStore:
@@ -60,6 +62,7 @@ class ProspectiveStore:
         self._documents: dict[str, Any] = {}
         self._owners: dict[str, str] = {}
         self._sizes: dict[str, int] = {}
+        self._total = 0
         self._specs: dict[str, DataflowSpec] = {}
         if self.path:
             self._load(directory or "")
@@ -82,16 +85,18 @@ class ProspectiveStore:
                 with open(old, "rb") as f:
                     for doc in orjson.loads(f.read()).values():
                         spec = self._keep(doc, "anonymous")
-                        self._write(spec.name)
+                        self._write(spec.name, "anonymous", doc)
                 os.remove(old)
             except (OSError, ValueError, AttributeError, ProvmlError):
                 log.exception("cannot read %s: starting without its specifications", old)
 
     def _keep(self, doc: Any, owner: str) -> DataflowSpec:
         spec = parse_prospective(doc)
+        size = len(orjson.dumps(doc))
+        self._total += size - self._sizes.get(spec.name, 0)
         self._documents = {**self._documents, spec.name: doc}
         self._owners[spec.name] = owner
-        self._sizes[spec.name] = len(orjson.dumps(doc))
+        self._sizes[spec.name] = size
         self._specs = {**self._specs, spec.name: spec}
         return spec
 
@@ -124,15 +129,17 @@ class ProspectiveStore:
                     f"dataflow {spec.name!r} already has prospective provenance; "
                     "send it with ?overwrite=true (or PUT) to replace it"
                 )
-            total = sum(self._sizes.values()) - self._sizes.get(spec.name, 0) + size
-            if total > MAX_TOTAL_BYTES:
+            total = self._total - self._sizes.get(spec.name, 0) + size
+            if total > MAX_TOTAL_BYTES or (
+                before is None and len(self._documents) >= MAX_DATAFLOWS
+            ):
                 raise TooLarge(
-                    f"the tracker keeps at most {MAX_TOTAL_BYTES} bytes of prospective "
-                    "provenance, and this one would pass it"
+                    f"the tracker keeps at most {MAX_DATAFLOWS} dataflows and {MAX_TOTAL_BYTES} "
+                    "bytes of prospective provenance, and this one would pass that"
                 )
+            if self.path:  # on disk first: a failed write changes nothing
+                self._write(spec.name, kept_by, doc)
             self._keep(doc, kept_by)
-            if self.path:
-                self._write(spec.name)
         return spec, before is None
 
     def specs(self, owner: str | None = None) -> dict[str, DataflowSpec]:
@@ -149,16 +156,20 @@ class ProspectiveStore:
         docs = self._documents
         return {k: v for k, v in docs.items() if owner is None or self._owners.get(k) == owner}
 
-    def _write(self, name: str) -> None:
-        """Rewrite one dataflow's file (atomically, fsynced)."""
+    def _write(self, name: str, owner: str, doc: Any) -> None:
+        """Rewrite one dataflow's file (atomically, fsynced; nothing left on failure)."""
         assert self.path is not None
         import hashlib
 
         file = os.path.join(self.path, hashlib.sha256(name.encode()).hexdigest() + ".json")
-        kept = {"owner": self._owners[name], "document": self._documents[name]}
         tmp = file + ".tmp"
-        with open(tmp, "wb") as f:
-            f.write(orjson.dumps(kept))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, file)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(orjson.dumps({"owner": owner, "document": doc}))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, file)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+            raise StoreError(f"cannot keep the prospective provenance: {exc}") from exc
