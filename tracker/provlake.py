@@ -10,9 +10,10 @@ transformation its stage. The routes are in :mod:`tracker.app`.
 
 Bounds and owners: a specification is at most :data:`MAX_SPEC_BYTES` of JSON, all of
 them together :data:`MAX_TOTAL_BYTES`, at most :data:`MAX_DATAFLOWS` (past any: 413);
-a write rewrites only its own dataflow's file, on disk before in memory. Each dataflow belongs to the token that first stored it: another token
-may neither replace it (403) nor read it, nor have its own records converted with it,
-unless it has the ``admin`` scope (without tokens, everyone is one caller).
+a write rewrites only its own dataflow's file, on disk before in memory. Each dataflow
+belongs to the token that first stored it: another token may neither replace it (403)
+nor read it, nor have its own records converted with it, unless it has the ``admin``
+scope (without tokens, everyone is one caller).
 """
 
 from __future__ import annotations
