@@ -197,6 +197,7 @@ class Runner:
         self._slots = threading.BoundedSemaphore(self.limits.max_running)
         self._pools: dict[str, Any] = {}
         self._pools_lock = threading.Lock()
+        self._closed = False
 
     def pool(self, store: Store) -> Any:
         """The query worker processes of an embedded on-disk store (made at its first
@@ -209,6 +210,8 @@ class Runner:
         if not isinstance(store, OxigraphStore):
             return None
         with self._pools_lock:
+            if self._closed:  # shutting down: no new workers for a request still in flight
+                return None
             pool = self._pools.get(path)
             if pool is None:
                 from provml.vocab import PREFIXES
@@ -221,6 +224,7 @@ class Runner:
     def close(self) -> None:
         """Stop the worker processes."""
         with self._pools_lock:
+            self._closed = True
             pools, self._pools = list(self._pools.values()), {}
         for pool in pools:
             pool.close()

@@ -149,3 +149,18 @@ def test_an_exceptions_text_is_redacted_and_cut(tmp_path: Path) -> None:
     assert any("password=***" in e and "postgres://***@db/x" in e for e in errors), errors
     huge = next(e for e in errors if e.startswith("EEE"))
     assert len(huge) < MAX_ERROR_CHARS + 100 and huge.endswith("more characters cut)")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{'password': 'a\\'b\"c-" + SECRET + "'}",  # str() of a dict, an escaped quote
+        'password="abc\\"' + SECRET + '"',
+        "{'api_keys': ['" + SECRET + "', 'k2-" + SECRET + "']}",
+        "postgres://user:p@" + SECRET + "@host/db",  # an @ in the password
+        "x" * 3990 + ' password="' + SECRET + SECRET + '"',  # across the cut
+    ],
+)
+def test_no_secret_survives_in_an_error(text: str) -> None:
+    out = Redactor().text(text)
+    assert SECRET not in out and SECRET[:10] not in out, out
