@@ -136,8 +136,13 @@ class _Worker:
         self.proc = ctx.Process(
             target=_serve, args=(child, path, prefixes), name="provml-query-worker", daemon=True
         )
-        self.proc.start()
-        child.close()
+        try:
+            self.proc.start()
+        except BaseException:
+            self.conn.close()
+            raise
+        finally:
+            child.close()
 
     def rss(self) -> int:
         try:
@@ -196,8 +201,14 @@ class Pool:
             raise QueryTimeout(timeout_message)
         worker = None
         try:
-            worker = self._take()
-            worker.conn.send((sparql, options, generation, max_rows))
+            try:
+                worker = self._take()
+                worker.conn.send((sparql, options, generation, max_rows))
+            except OSError as exc:  # no process to be had, or it died before the query
+                if worker is not None:
+                    self._kill(worker)
+                    worker = None
+                raise StoreError(f"cannot start a query worker: {exc}") from None
             while not worker.conn.poll(TICK):
                 if cancelled.is_set() or time.monotonic() > deadline:
                     self._kill(worker)
