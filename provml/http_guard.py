@@ -50,16 +50,10 @@ class JsonError(Error):
 
 
 def _too_large(limit: int) -> JsonError:
-    from provml.wire import MAX_BATCH_BYTES, MAX_VALUE_BYTES
+    from provml.wire import request_too_large
 
     return JsonError(
-        413,
-        "Request Entity Too Large",
-        "request_entity_too_large",
-        f"the request body is over PROVML_MAX_REQUEST_BYTES ({limit} bytes), refused before "
-        f"it was read. A batch holds at most {MAX_BATCH_BYTES} bytes and one value "
-        f"{MAX_VALUE_BYTES}: send fewer records per batch, and keep a larger value in a "
-        "file (cl.file) or by its digest (cl.digest), as capture_lib does by itself",
+        413, "Request Entity Too Large", "request_entity_too_large", request_too_large(limit, True)
     )
 
 

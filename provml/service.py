@@ -134,15 +134,9 @@ def _http_error(exc: HTTPException) -> ResponseReturnValue:
     message = exc.description
     if code == 413:  # Flask's words say nothing of the limits or what to do
         from provml import config as settings
-        from provml.wire import MAX_BATCH_BYTES, MAX_VALUE_BYTES
+        from provml.wire import request_too_large
 
-        message = (
-            f"the request body is over PROVML_MAX_REQUEST_BYTES "
-            f"({settings.MAX_REQUEST_BYTES.get()} bytes). A batch holds at most "
-            f"{MAX_BATCH_BYTES} bytes and one value {MAX_VALUE_BYTES}: send fewer records "
-            "per batch, and keep a larger value in a file (cl.file) or by its digest "
-            "(cl.digest), as capture_lib does by itself"
-        )
+        message = request_too_large(settings.MAX_REQUEST_BYTES.get())
     body = {"error": (exc.name or "error").lower().replace(" ", "_"), "message": message}
     response = jsonify(body)
     response.status_code = code

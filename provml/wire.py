@@ -138,14 +138,30 @@ class TooLarge(ValidationError):
     code = "too_large"
 
 
+#: what to do with a value too large to send, for the size limits' messages
+LARGE_VALUE_ADVICE = (
+    "keep a larger value in a file (cl.file) or by its digest (cl.digest), as capture_lib "
+    "does by itself"
+)
+
+
+def request_too_large(limit: int, unread: bool = False) -> str:
+    """The message of a request body over ``PROVML_MAX_REQUEST_BYTES`` (``limit``)."""
+    when = ", refused before it was read" if unread else ""
+    return (
+        f"the request body is over PROVML_MAX_REQUEST_BYTES ({limit} bytes){when}. A batch "
+        f"holds at most {MAX_BATCH_BYTES} bytes and one value {MAX_VALUE_BYTES}: send fewer "
+        f"records per batch, and {LARGE_VALUE_ADVICE}"
+    )
+
+
 def check_batch_size(size: int) -> None:
     """Refuse a batch (or a ProvLake bag) whose JSON is over :data:`MAX_BATCH_BYTES`."""
     if size > MAX_BATCH_BYTES:
         raise TooLarge(
             f"the batch is {size} bytes, over the limit of {MAX_BATCH_BYTES} bytes per "
-            f"batch: send fewer records per batch, and keep a value over {MAX_VALUE_BYTES} "
-            "bytes in a file (cl.file) or by its digest (cl.digest), as capture_lib does "
-            "by itself"
+            f"batch: send fewer records per batch; for a value over {MAX_VALUE_BYTES} bytes, "
+            f"{LARGE_VALUE_ADVICE}"
         )
 
 

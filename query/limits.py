@@ -202,13 +202,11 @@ class Runner:
     def pool(self, store: Store) -> Any:
         """The query worker processes of an embedded on-disk store (made at its first
         query); None for other stores, or without workers."""
-        path = getattr(store, "path", None)
-        if not self.limits.workers or not path or getattr(store, "dialect", None):
-            return None
         from manager.store.oxigraph import OxigraphStore
 
-        if not isinstance(store, OxigraphStore):
+        if not self.limits.workers or not isinstance(store, OxigraphStore) or not store.path:
             return None
+        path = store.path
         with self._pools_lock:
             if self._closed:  # shutting down: no new workers for a request still in flight
                 return None
