@@ -42,8 +42,8 @@ run: $(VENV)/.run-stamp
 	$(BIN)/provml serve --host 127.0.0.1 --port $(PORT) --data-dir $(DATA) --demo
 
 lint: $(VENV)/.dev-stamp
-	$(BIN)/ruff check provml capture_lib tracker manager query tests bench
-	$(BIN)/ruff format --check provml capture_lib tracker manager query tests bench
+	$(BIN)/ruff check provml capture_lib tracker manager query examples tests bench
+	$(BIN)/ruff format --check provml capture_lib tracker manager query examples tests bench
 
 typecheck: $(VENV)/.dev-stamp
 	$(BIN)/mypy

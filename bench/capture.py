@@ -248,7 +248,7 @@ def notes(contender: Contender, runs: list[dict[str, Any]], summary: dict[str, A
         parts.append(f"lost {lost[-1]}")
     invalid = max((r.get("invalid_batches", 0) for r in ok), default=0)
     if invalid:
-        parts.append(f"{invalid:,} batch line(s) refused by provml.wire")
+        parts.append(f"{invalid:,} batch line(s) refused by provml.core.wire")
     if any(r.get("flush_ok") is False for r in ok):
         parts.append("flush timed out")
     if summary["repeats_with_missing_records"]:

@@ -86,7 +86,7 @@ def make_batch(tasks: int, counter: list[int], session: str) -> bytes:
 
 
 def client(url: str, duration: float, tasks: int, out: Any) -> None:
-    from provml.ids import new_session_id
+    from provml.core.ids import new_session_id
 
     http = requests.Session()
     session, counter = new_session_id(), [0]

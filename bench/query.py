@@ -2,8 +2,8 @@
 
 Builds (or reuses) a store of synthetic provenance, a year of ML workflow runs made by
 ``bench/query_scenario.py`` and sent through provml's own pipeline (wire batches →
-``provml.wire.validate_batch`` → ``provml.resolve.resolve_batch`` →
-``provml.mapping.batch_to_quads`` → ``Store.bulk_extend``), then times every named
+``provml.core.wire.validate_batch`` → ``provml.core.resolve.resolve_batch`` →
+``provml.core.mapping.batch_to_quads`` → ``Store.bulk_extend``), then times every named
 question of ``query/queries/*.rq`` (and a few raw lineage patterns for comparison), warm,
 with different parameter values on each run, bound as the query service binds them
 (``Question.text``), and for comparison through pyoxigraph's ``substitutions``. Usage::
@@ -45,7 +45,7 @@ ROOT = BENCH.parent
 # `query` package: import the project first, then look in bench/ for query_scenario only.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH]
 
-from provml import mapping, resolve, vocab, wire  # noqa: E402
+from provml.core import mapping, resolve, vocab, wire  # noqa: E402
 from query.questions import Param, Question, questions  # noqa: E402
 
 sys.path.append(str(BENCH))
@@ -55,11 +55,11 @@ from query_scenario import GENERATOR_VERSION, YEAR, YEAR_START, Scenario  # noqa
 META = "meta.json"
 STORE_SUBDIR = "oxigraph"
 PIPELINE_SOURCES = (
-    "provml/wire.py",
-    "provml/resolve.py",
-    "provml/mapping.py",
-    "provml/ids.py",
-    "provml/vocab.py",
+    "provml/core/wire.py",
+    "provml/core/resolve.py",
+    "provml/core/mapping.py",
+    "provml/core/ids.py",
+    "provml/core/vocab.py",
     "bench/query_scenario.py",
 )
 
@@ -211,7 +211,7 @@ def build(store_dir: Path, args: argparse.Namespace, params: dict[str, Any]) -> 
             pending = []
             t2 = time.perf_counter()
             load_s += t2 - t1
-            # as the manager does after each write (provml.mapping.derivation_update)
+            # as the manager does after each write (provml.core.mapping.derivation_update)
             update = mapping.derivation_update(executions)
             if update is not None:
                 store.update(update, prefixes=vocab.PREFIXES)

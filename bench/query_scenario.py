@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 from typing import Any
 from unittest import mock
 
-from provml import ids, wire
+from provml.core import ids, wire
 
 #: Bump when the shape of the generated data changes: a stored build is then not reused.
 GENERATOR_VERSION = 3
@@ -326,7 +326,7 @@ class Scenario:
         return hashlib.sha256(f"{self.seed}/{self._hashes}/{label}".encode()).hexdigest()
 
     def session_id(self, start: float) -> str:
-        """A session id from :func:`provml.ids.new_session_id` at the run's start time,
+        """A session id from :func:`provml.core.ids.new_session_id` at the run's start time,
         its random bits drawn from the seeded generator so a rebuild gives the same ids."""
         with mock.patch.object(os, "urandom", self.rng.randbytes):
             return ids.new_session_id(int(start * 1000))

@@ -29,8 +29,8 @@ from capture_lib.api import Section, Task, Workflow, current
 from capture_lib.client import Client
 from capture_lib.decorators import default_workflow_name, task
 from capture_lib.refs import reference
-from provml.errors import ProvmlError
-from provml.ids import value_sha256
+from provml.core.errors import ProvmlError
+from provml.core.ids import value_sha256
 
 __all__ = [
     "Client",

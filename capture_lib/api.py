@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from capture_lib import records as R
-from provml.ids import execution_iri, generated_value_iri
+from provml.core.ids import execution_iri, generated_value_iri
 
 if TYPE_CHECKING:
     from capture_lib.client import Client
@@ -110,7 +110,7 @@ class _Execution:
 
     @property
     def iri(self) -> str:
-        """The IRI this execution has in the graph (ids are derived: see provml.ids)."""
+        """The IRI this execution has in the graph (ids are derived: see provml.core.ids)."""
         return execution_iri(self._session, self.n)
 
     def metric(self, name: str, value: float, step: int | None = None) -> None:

@@ -19,8 +19,8 @@ from capture_lib.transport import (
     Transport,
 )
 from capture_lib.worker import Worker
-from provml import config
-from provml.ids import new_session_id
+from provml.core import config
+from provml.core.ids import new_session_id
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """Values over the wire format's size limit, kept by digest so the rest of a run lands.
 
 The tracker refuses a batch holding a value (one entry of ``params``, ``used`` or
-``generated``) whose JSON is over :data:`provml.wire.MAX_VALUE_BYTES`, and a batch over
-:data:`provml.wire.MAX_BATCH_BYTES`. Rather than lose the whole batch, the worker replaces
+``generated``) whose JSON is over :data:`provml.core.wire.MAX_VALUE_BYTES`, and a batch over
+:data:`provml.core.wire.MAX_BATCH_BYTES`. Rather than lose the whole batch, the worker replaces
 such a value with a reference to its SHA-256 — the node ``cl.digest(value)`` names — that
 says it was kept by digest only::
 
@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from capture_lib.records import VALUE_FIELDS
-from provml.ids import value_sha256
+from provml.core.ids import value_sha256
 
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 

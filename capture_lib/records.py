@@ -1,7 +1,7 @@
 """Records as the caller's thread makes them: tuples in the wire format's compact form.
 
 A capture call builds one tuple, the cheapest Python container to build, and queues
-it. A tuple is a compact record (see :data:`provml.wire.COMPACT_FIELDS`): the kind,
+it. A tuple is a compact record (see :data:`provml.core.wire.COMPACT_FIELDS`): the kind,
 then the fields in a fixed order, None for an absent optional field. The worker
 serialises the tuples as they are (orjson writes a tuple as a JSON array), after
 redacting secret-looking parameter values (:data:`SECRET_FIELDS`); the tracker expands
@@ -12,7 +12,7 @@ was numbered in another session (made before a ``fork``, used in the child).
 
 from __future__ import annotations
 
-from provml.wire import COMPACT_FIELDS
+from provml.core.wire import COMPACT_FIELDS
 
 WF_START = "workflow_start"
 WF_END = "workflow_end"

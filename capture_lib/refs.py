@@ -20,7 +20,7 @@ import socket
 import threading
 from typing import Any
 
-from provml.wire import DATA_STRING_FIELDS
+from provml.core.wire import DATA_STRING_FIELDS
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ from capture_lib import oversize
 from capture_lib.records import ERROR_FIELD, REPORT, SECRET_FIELDS
 from capture_lib.redact import MAX_ERROR_CHARS
 from capture_lib.transport.base import SPOOLED, Refused, Transport, TransportError
-from provml.wire import MAX_BATCH_BYTES, MAX_VALUE_BYTES, WIRE_VERSION
+from provml.core.wire import MAX_BATCH_BYTES, MAX_VALUE_BYTES, WIRE_VERSION
 
 log = logging.getLogger(__name__)
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS

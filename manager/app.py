@@ -10,10 +10,10 @@ from flask.typing import ResponseReturnValue
 
 from manager.service import Manager
 from manager.store import Store, open_store
-from provml import config as settings
-from provml.errors import ValidationError
-from provml.service import make_app
-from provml.wire import TooLarge
+from provml.core import config as settings
+from provml.core.errors import ValidationError
+from provml.core.wire import TooLarge
+from provml.web.app import make_app
 
 bp = Blueprint("manager", __name__)
 #: the import route, at the root even when the manager shares a process with the tracker

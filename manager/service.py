@@ -8,9 +8,9 @@ from collections import Counter
 from typing import Any
 
 from manager.store.base import Store
-from provml.mapping import batch_to_quads, derivation_update, deriving_executions
-from provml.resolve import validate_resolved
-from provml.wire import Batch
+from provml.core.mapping import batch_to_quads, derivation_update, deriving_executions
+from provml.core.resolve import validate_resolved
+from provml.core.wire import Batch
 
 
 class Manager:
@@ -57,7 +57,7 @@ class Manager:
         """Parse a PROV document (:func:`provml.interop.parse_document`) and write it in
         one atomic write, with a copy in its own named graph (so that it can be exported
         by itself); a document that does not parse writes nothing."""
-        from provml.interop import parse_document
+        from provml.interop.documents import parse_document
 
         started = time.perf_counter()
         doc = parse_document(data, fmt, base_iri)

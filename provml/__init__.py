@@ -1,10 +1,11 @@
 """provml: provenance of ML and HPC workflows as a W3C PROV graph.
 
-The core package holds what every component shares and does no I/O of its own:
-the vocabulary (:mod:`provml.vocab`), the wire format (:mod:`provml.wire`),
-identifiers (:mod:`provml.ids`), the record → RDF mapping (:mod:`provml.mapping`)
-and configuration (:mod:`provml.config`). The ``provml`` command lives in
-:mod:`provml.cli`.
+The layers (docs/architecture.md): :mod:`provml.core` is the pure core (vocabulary,
+identifiers, wire format, mapping, errors, settings); :mod:`provml.interop` reads and
+writes other formats; :mod:`provml.web` is the Flask support the services share. The
+services are the packages ``tracker``, ``manager`` and ``query``; capture is
+``capture_lib``. :mod:`provml.server` composes them and :mod:`provml.cli` is the
+``provml`` command; :mod:`provml.offline` loads records without a server.
 """
 
 __version__ = "0.1.0"

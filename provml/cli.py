@@ -13,7 +13,8 @@ from typing import Any
 
 import click
 
-from provml import __version__, config
+from provml import __version__
+from provml.core import config
 
 _URL_HELP = "URL of the provml service (tracker and query)."
 #: seconds to connect (and, for https, to finish the TLS handshake) before giving up
@@ -55,7 +56,7 @@ def _env(setting: config.Setting, fallback: Any = None) -> Any:
     is a usage error naming the variable, not a traceback."""
 
     def default() -> Any:
-        from provml.errors import ConfigError
+        from provml.core.errors import ConfigError
 
         try:
             value = setting.get()
@@ -199,12 +200,12 @@ def serve(
     Without access tokens (--tokens-file, PROVML_TOKENS_FILE, PROVML_TOKENS) it serves
     only on a loopback address unless given --insecure-no-auth (docs/security.md).
     """
-    from provml import auth
-    from provml.audit import AuditLog
-    from provml.errors import ProvmlError
+    from provml.core.errors import ProvmlError
     from provml.server import COMPONENTS, build_app
     from provml.server import serve as run_server
     from provml.server import store_url as mk_url
+    from provml.web import auth
+    from provml.web.audit import AuditLog
 
     wanted = components or COMPONENTS
     try:
@@ -300,7 +301,7 @@ def _demo_and_report(url: str, workdir: str, token: str | None, again: bool = Tr
     import dataclasses
 
     import capture_lib as cl
-    from provml import demo as demo_mod
+    from examples import sklearn_demo as demo_mod
 
     client = _Client(url, token)
     marker = os.path.join(workdir, "demo-run.json")
@@ -458,7 +459,7 @@ def query(
         query_text = query_file.read()
     if not query_text:
         raise click.UsageError("give a query as an argument or with --file")
-    from provml.sparql_text import first_keyword, is_update
+    from provml.core.sparql_text import first_keyword, is_update
 
     if is_update(query_text):  # said before sending: the parser would say "expected CONSTRUCT"
         raise click.ClickException(
@@ -480,7 +481,7 @@ def _local_store(data_dir: str, create: bool = False) -> Iterator[Any]:
     errors (none there, another process using it, a failed read or write) as CLI
     messages."""
     from manager.store import open_store
-    from provml.errors import ProvmlError
+    from provml.core.errors import ProvmlError
     from provml.server import store_url
 
     if not create and not os.path.isdir(os.path.join(data_dir, "store")):
@@ -503,7 +504,7 @@ def _local_query(data_dir: str, text: str) -> dict[str, Any] | str:
     with _local_store(data_dir) as store:
         result = store.query(text)
         if isinstance(result, pyoxigraph.QueryTriples):
-            from provml.vocab import PREFIXES
+            from provml.core.vocab import PREFIXES
 
             turtle = pyoxigraph.serialize(
                 result, format=pyoxigraph.RdfFormat.TURTLE, prefixes=PREFIXES
@@ -599,7 +600,7 @@ def ask(
 
 
 def _local_ask(data_dir: str, name: str, values: dict[str, str]) -> tuple[dict[str, Any], bool]:
-    from provml.errors import ProvmlError
+    from provml.core.errors import ProvmlError
     from query import pages, questions
     from query.results import solutions_json
 
@@ -670,7 +671,7 @@ def _record_command(kind: str) -> Any:
 
 
 def _local_record(data_dir: str, kind: str, ref: str) -> dict[str, Any]:
-    from provml.errors import ProvmlError
+    from provml.core.errors import ProvmlError
     from query.records import dataset_record, model_record
 
     with _local_store(data_dir) as store:
@@ -750,7 +751,7 @@ def ingest(
     """
     import requests
 
-    from provml.ingest import FORMATS, Report, expand, read_lines
+    from provml.offline import FORMATS, Report, expand, read_lines
 
     files = expand(list(paths), fmt)
     if not files:
@@ -831,7 +832,7 @@ def _ingest_direct(
     workers: int,
     compact: bool,
 ) -> Any:
-    from provml.ingest import load_direct
+    from provml.offline import load_direct
 
     with _local_store(data_dir, create=True) as store:
         bar = click.progressbar(
@@ -929,7 +930,7 @@ def import_(
 
     import requests
 
-    from provml.interop import guess_format
+    from provml.interop.documents import guess_format
 
     fields = ("{name}", "{path}", "{sha256}")
     if base_iri and len(paths) > 1 and not any(f in base_iri for f in fields):
@@ -1105,8 +1106,8 @@ def export(
         sample = resp.headers.get("Provml-Unexpressed-Sample", "").split(" ; ")
     output.write(body)
     if unexpressed:
-        from provml.interop import FORMATS
-        from provml.interop_export import Exported
+        from provml.interop.documents import FORMATS
+        from provml.interop.export import Exported
 
         note = Exported(b"", unexpressed, sample).summary(FORMATS[fmt].label)
         click.echo(f"provml export: {note}", err=True)
@@ -1115,7 +1116,7 @@ def export(
 def _local_export(
     data_dir: str, scope: str, ident: str | None, fmt: str, strict: bool
 ) -> tuple[bytes, int, list[str]]:
-    from provml import interop_export as ex
+    from provml.interop import export as ex
 
     with _local_store(data_dir) as store:
         quads = ex.collect(store, scope, ident)
@@ -1147,8 +1148,8 @@ def token(scopes: str, name: str | None) -> None:
     server's tokens file (PROVML_TOKENS_FILE): one with the token, one with only its
     SHA-256, so that the file holds no secret. docs/security.md explains the scopes.
     """
-    from provml import auth
-    from provml.errors import ProvmlError
+    from provml.core.errors import ProvmlError
+    from provml.web import auth
 
     if name is not None and not auth.valid_name(name):
         raise click.UsageError(f"--name: {auth.NAME_RULE}")

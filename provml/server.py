@@ -19,8 +19,8 @@ from typing import Any
 
 from flask import Flask
 
-from provml.errors import ConfigError
-from provml.service import make_app
+from provml.core.errors import ConfigError
+from provml.web.app import make_app
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +39,9 @@ def build_app(
 ) -> Flask:
     """One WSGI app with the chosen components. ``store``: a Store or a store URL.
 
-    ``tokens`` (:class:`provml.auth.Tokens`): the access tokens every route but the
+    ``tokens`` (:class:`provml.web.auth.Tokens`): the access tokens every route but the
     health checks requires (None or empty: no access control); ``audit_log``
-    (:class:`provml.audit.AuditLog`): where the audit events go; ``manager_token``: what
+    (:class:`provml.web.audit.AuditLog`): where the audit events go; ``manager_token``: what
     a tracker forwarding to ``manager_url`` sends.
     """
     from manager.app import bp as manager_bp
@@ -78,7 +78,7 @@ def build_app(
             forwarder = HttpForwarder(manager_url, token=manager_token)
         else:
             raise ConfigError("a tracker without a manager needs --manager-url")
-        from provml import config
+        from provml.core import config
         from tracker.queue import DurableQueue
 
         queue = (
@@ -89,15 +89,15 @@ def build_app(
     if "query" in wanted:
         blueprints.append((query_bp, ""))
     if tokens is not None:  # also when empty: SIGHUP may bring some (reload_tokens)
-        extensions["provml.auth"] = tokens
+        extensions["provml.web.auth"] = tokens
     if audit_log is not None:
-        extensions["provml.audit"] = audit_log
+        extensions["provml.web.audit"] = audit_log
     return make_app("provml", blueprints, extensions)
 
 
 def close_app(app: Flask, timeout: float | None = None) -> None:
     """Shut down in order: the tracker delivers what it queued, then the store closes."""
-    from provml import config
+    from provml.core import config
 
     tracker = app.extensions.get("provml.tracker")
     wait = config.DRAIN_TIMEOUT.get() if timeout is None else timeout
@@ -109,7 +109,7 @@ def close_app(app: Flask, timeout: float | None = None) -> None:
     store = app.extensions.get("provml.store")
     if store is not None:
         store.close()
-    audit_log = app.extensions.get("provml.audit")
+    audit_log = app.extensions.get("provml.web.audit")
     if audit_log is not None:
         audit_log.close()
 
@@ -117,10 +117,10 @@ def close_app(app: Flask, timeout: float | None = None) -> None:
 def reload_tokens(app: Flask) -> bool:
     """Re-read the app's tokens file (on SIGHUP); logged and audited. On an error the
     tokens in force stay as they were."""
-    from provml import auth
+    from provml.web import auth
 
-    tokens = app.extensions.get("provml.auth")
-    audit_log = app.extensions.get("provml.audit")
+    tokens = app.extensions.get("provml.web.auth")
+    audit_log = app.extensions.get("provml.web.audit")
     if tokens is None:
         return False
     try:
@@ -145,7 +145,7 @@ def serve(app: Flask, host: str, port: int, *, threads: int = 8, ready: Any = No
     """
     from waitress.server import create_server
 
-    from provml.http_guard import guard, server_options
+    from provml.web.guard import guard, server_options
 
     try:
         server = create_server(
@@ -171,7 +171,7 @@ def serve(app: Flask, host: str, port: int, *, threads: int = 8, ready: Any = No
         # off the signal handler: reading files and writing the audit log take locks
         threading.Thread(target=reload_tokens, args=(app,), name="provml-reload").start()
 
-    tokens = app.extensions.get("provml.auth")
+    tokens = app.extensions.get("provml.web.auth")
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, stop)
         # only with a tokens file to re-read; otherwise SIGHUP stops the server, as usual

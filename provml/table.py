@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from provml.vocab import ID_BASE, PREFIXES, XSD_NS
+from provml.core.vocab import ID_BASE, PREFIXES, XSD_NS
 
 _SHORT = [("id:", ID_BASE), *((p + ":", iri) for p, iri in PREFIXES.items())]
 

@@ -13,11 +13,11 @@ from flask.typing import ResponseReturnValue
 from pyoxigraph import NamedNode
 
 from manager.store import Store, open_store
-from provml import config as settings
-from provml.errors import Busy, ForbiddenOperation, QueryError, ValidationError
-from provml.service import make_app
-from provml.sparql_text import is_update
-from provml.wire import TooLarge
+from provml.core import config as settings
+from provml.core.errors import Busy, ForbiddenOperation, QueryError, ValidationError
+from provml.core.sparql_text import is_update
+from provml.core.wire import TooLarge
+from provml.web.app import make_app
 from query import federation, graph_store, pages, questions, service_description
 from query.errors import READ_ONLY, ReadOnly
 from query.limits import RETRY_AFTER, GuardedStore, Runner
@@ -289,8 +289,8 @@ def export() -> ResponseReturnValue:
     provxml, turtle, ntriples, jsonld, trig; default turtle), ``strict`` (true: refuse a
     PROV export that would leave statements out; default false: leave them out, and say
     how many in ``Provml-Unexpressed`` and a few in ``Provml-Unexpressed-Sample``)."""
-    from provml import interop_export
-    from provml.interop import EXPORT_FORMATS, format_named
+    from provml.interop import export as interop_export
+    from provml.interop.documents import EXPORT_FORMATS, format_named
 
     args = _args()
     scope = args.get("scope", "all")

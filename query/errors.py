@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from provml.errors import ProvmlError
+from provml.core.errors import ProvmlError
 
 #: what every refused write says: the query service never changes the store
 READ_ONLY = "this endpoint is read-only: it never changes the store"

@@ -28,8 +28,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from provml.errors import ForbiddenOperation, QueryError
-from provml.sparql_text import OPAQUE
+from provml.core.errors import ForbiddenOperation, QueryError
+from provml.core.sparql_text import OPAQUE
 
 MESSAGE = "federated queries (SERVICE) are not allowed on this endpoint"
 

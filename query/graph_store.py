@@ -14,7 +14,7 @@ from typing import Any
 
 from pyoxigraph import NamedNode
 
-from provml.errors import NotFound, ValidationError
+from provml.core.errors import NotFound, ValidationError
 from query.limits import GuardedStore
 from query.results import negotiate
 

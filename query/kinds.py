@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from provml.errors import NotFound, ValidationError
-from provml.vocab import PROV, PROVML
+from provml.core.errors import NotFound, ValidationError
+from provml.core.vocab import PROV, PROVML
 
 #: parameter name → (the classes a node it names has one of, what it is, where they are)
 KINDS: dict[str, tuple[tuple[str, ...], str, str]] = {

@@ -41,8 +41,8 @@ from typing import Any, TypeVar
 import pyoxigraph
 
 from manager.store.base import Store
-from provml import config
-from provml.errors import Busy, QueryTimeout, ResultTooLarge, StoreError
+from provml.core import config
+from provml.core.errors import Busy, QueryTimeout, ResultTooLarge, StoreError
 
 T = TypeVar("T")
 
@@ -159,9 +159,9 @@ class GuardedStore:
     def _in_worker(self, sparql: str, options: dict[str, Any]) -> Any:
         """``sparql`` evaluated by a worker process, killed at the deadline (the store's
         own error translation for a syntax error)."""
-        from provml.errors import QueryError
-        from provml.sparql_text import syntax_message
-        from provml.vocab import PREFIXES
+        from provml.core.errors import QueryError
+        from provml.core.sparql_text import syntax_message
+        from provml.core.vocab import PREFIXES
 
         guard = self.guard
         flush = getattr(self.store, "flush_for_readers", None)
@@ -212,7 +212,7 @@ class Runner:
                 return None
             pool = self._pools.get(path)
             if pool is None:
-                from provml.vocab import PREFIXES
+                from provml.core.vocab import PREFIXES
                 from query.workers import Pool
 
                 pool = Pool(path, self.limits.workers, self.limits.memory, dict(PREFIXES))

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
-from provml.hashprefix import expand_params
+from provml.core.hashprefix import expand_params
 from query import kinds
 from query.questions import PAGING, Question, page
 
@@ -47,7 +47,7 @@ class Page:
 
 def ask(store: Any, question: Question, values: dict[str, str]) -> Page:
     """One page of ``question``'s answer (``values``: its parameters, ``limit``,
-    ``offset``; data parameters may be hash prefixes, see :mod:`provml.hashprefix`)."""
+    ``offset``; data parameters may be hash prefixes, see :mod:`provml.core.hashprefix`)."""
     limit, offset = page(values)
     limit = DEFAULT_LIMIT if limit is None else limit
     own = expand_params(store, question, {k: v for k, v in values.items() if k not in PAGING})

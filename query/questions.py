@@ -33,9 +33,9 @@ from typing import Any
 
 from pyoxigraph import Literal, NamedNode, Variable
 
-from provml.errors import NotFound, ValidationError
-from provml.ids import ref_iri
-from provml.vocab import XSD_NS
+from provml.core.errors import NotFound, ValidationError
+from provml.core.ids import ref_iri
+from provml.core.vocab import XSD_NS
 
 _WHERE = re.compile(r"\bWHERE\s*\{", re.IGNORECASE)
 #: a comment line a query puts where the VALUES block goes, in each group that needs it:

@@ -11,8 +11,8 @@ from typing import Any
 import pyoxigraph
 
 from manager.store import Store
-from provml.errors import NotFound
-from provml.hashprefix import expand
+from provml.core.errors import NotFound
+from provml.core.hashprefix import expand
 from query import questions
 from query.limits import Guarded, GuardedStore
 

@@ -11,8 +11,8 @@ from pyoxigraph import QueryResultsFormat as QRF
 from pyoxigraph import RdfFormat
 from werkzeug.datastructures import MIMEAccept
 
-from provml.errors import NotAcceptable
-from provml.vocab import PREFIXES
+from provml.core.errors import NotAcceptable
+from provml.core.vocab import PREFIXES
 
 _XSD_STRING = "http://www.w3.org/2001/XMLSchema#string"
 

@@ -41,7 +41,7 @@ from typing import Any
 
 import pyoxigraph
 
-from provml.errors import QueryError, QueryTimeout, ResultTooLarge, StoreError
+from provml.core.errors import QueryError, QueryTimeout, ResultTooLarge, StoreError
 
 #: seconds between the parent's checks of a running query
 TICK = 0.05

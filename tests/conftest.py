@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 
-from provml.ids import new_session_id
+from provml.core.ids import new_session_id
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"

@@ -27,8 +27,8 @@ import yaml
 from click.testing import CliRunner
 
 import provml.server
-from provml import config
 from provml.cli import main
+from provml.core import config
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -673,7 +673,7 @@ def test_deploy_doc_mentions_only_real_variables() -> None:
     names = {s.name for s in config.ALL}
     mentioned = set(VARIABLE_RE.findall(text))
     assert mentioned, "docs/deploy.md mentions no PROVML_* variable"
-    assert mentioned <= names, f"not in provml.config.ALL: {sorted(mentioned - names)}"
+    assert mentioned <= names, f"not in provml.core.config.ALL: {sorted(mentioned - names)}"
 
 
 def test_deploy_doc_tables_every_variable() -> None:

@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 import requests
 
-from provml import auth
-from provml.errors import ConfigError
+from provml.core.errors import ConfigError
+from provml.web import auth
 from tests.conftest import SHA_M, Server, free_port, full_records, make_batch, provml_cmd
 
 pytestmark = pytest.mark.integration

@@ -2,7 +2,7 @@
 
 A batch is validated whole (any problem: 400 with every problem listed, nothing
 queued), resolved (identifiers assigned, executions linked to their plans, see
-:mod:`provml.resolve`) and appended to the durable queue (:mod:`tracker.queue`); only
+:mod:`provml.core.resolve`) and appended to the durable queue (:mod:`tracker.queue`); only
 then is it acknowledged. A forwarder thread delivers queued batches to the manager,
 retrying with backoff while it is down, and resumes after a restart from the queue's
 cursor. The tracker waits up to ``ack_wait`` seconds for the delivery so that a client
@@ -10,7 +10,7 @@ usually reads its own writes: 200 means written to the store, 202 means queued d
 and not yet written. A full queue answers 503 with ``Retry-After``.
 
 The ProvLake client's ``retrospective-provenance`` records take the same path once
-converted (:mod:`provml.provlake`); its ``prospective-provenance`` is kept by
+converted (:mod:`provml.interop.provlake`); its ``prospective-provenance`` is kept by
 :mod:`tracker.provlake`. docs/provlake.md says how to point a ProvLake workflow here.
 """
 
@@ -28,11 +28,11 @@ import orjson
 from flask import Blueprint, Flask, current_app, g, request
 from flask.typing import ResponseReturnValue
 
-from provml import provlake
-from provml.errors import ConfigError, ProvmlError, UpstreamError, ValidationError
-from provml.resolve import resolve_batch
-from provml.service import make_app
-from provml.wire import Batch, check_batch_size, parse_batch
+from provml.core.errors import ConfigError, ProvmlError, UpstreamError, ValidationError
+from provml.core.resolve import resolve_batch
+from provml.core.wire import Batch, check_batch_size, parse_batch
+from provml.interop import provlake
+from provml.web.app import make_app
 from tracker.forward import Forwarder, HttpForwarder
 from tracker.provlake import ProspectiveStore
 from tracker.queue import DurableQueue, QueueFull
@@ -88,7 +88,7 @@ class Tracker:
         return answers[0], status
 
     def ingest_provlake(self, body: bytes, owner: str | None = None) -> tuple[dict[str, Any], int]:
-        """A ProvLake client's bag of records (:mod:`provml.provlake`): converted to wire
+        """A ProvLake client's bag of records (:mod:`provml.interop.provlake`): converted to wire
         batches, one per workflow execution, checked whole (any problem: nothing is
         queued), then taken like any batch. Converted with ``owner``'s prospective
         provenance only (None: every dataflow's, for an admin or without tokens)."""

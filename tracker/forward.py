@@ -8,8 +8,8 @@ from typing import Any
 import orjson
 import requests
 
-from provml.errors import ProvmlError, UpstreamError
-from provml.wire import Batch
+from provml.core.errors import ProvmlError, UpstreamError
+from provml.core.wire import Batch
 
 
 class Forwarder(abc.ABC):
@@ -37,7 +37,7 @@ class InProcessForwarder(Forwarder):
         return result
 
     def forward_body(self, body: bytes) -> dict[str, Any]:
-        from provml.errors import StoreError
+        from provml.core.errors import StoreError
 
         try:
             result: dict[str, Any] = self.manager.apply_json(orjson.loads(body))

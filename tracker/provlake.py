@@ -4,7 +4,7 @@ The ProvLake client POSTs a dataflow's specification (its data transformations a
 their input and output attributes) to ``<service_url>prospective-provenance``. The
 tracker keeps the latest one per dataflow name, one file per dataflow in
 ``provlake-prospective/`` in its queue directory (memory only without a queue), and
-converts the ProvLake records it receives with it (:func:`provml.provlake.to_batches`):
+converts the ProvLake records it receives with it (:func:`provml.interop.provlake.to_batches`):
 it tells which plain input values are data rather than parameters, and may give a data
 transformation its stage. The routes are in :mod:`tracker.app`.
 
@@ -26,8 +26,8 @@ from typing import Any
 
 import orjson
 
-from provml.errors import ProvmlError, StoreError
-from provml.provlake import DataflowSpec, parse_prospective
+from provml.core.errors import ProvmlError, StoreError
+from provml.interop.provlake import DataflowSpec, parse_prospective
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ class ProspectiveStore:
         whether the dataflow had none before. Without ``overwrite``, a different document
         for the same dataflow is a :class:`Conflict`; another ``owner``'s dataflow is
         :class:`NotYours` unless ``admin``; over a size bound, :class:`TooLarge`."""
-        from provml.wire import TooLarge
+        from provml.core.wire import TooLarge
 
         size = len(orjson.dumps(doc))
         if size > MAX_SPEC_BYTES:

@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from provml.errors import ProvmlError
+from provml.core.errors import ProvmlError
 
 
 class QueueFull(ProvmlError):
@@ -69,7 +69,7 @@ class DurableQueue:
         overwrite each other's cursor. An advisory lock, released when the process ends."""
         import fcntl
 
-        from provml.errors import ConfigError
+        from provml.core.errors import ConfigError
 
         fd = os.open(os.path.join(path, "owner.lock"), os.O_RDWR | os.O_CREAT, 0o644)
         try:

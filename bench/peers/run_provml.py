@@ -10,8 +10,8 @@ from typing import Any
 import _harness as h
 
 import capture_lib as cl
-from provml.errors import ValidationError
-from provml.wire import parse_batch
+from provml.core.errors import ValidationError
+from provml.core.wire import parse_batch
 
 CAPTURE_KINDS = {"workflow_start", "workflow_end", "task_start", "task_end", "metric"}
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 
 from manager.store.base import Store
-from provml.errors import ConfigError
+from provml.core.errors import ConfigError
 
 #: scheme → "module:Class"
 BACKENDS: dict[str, str] = {

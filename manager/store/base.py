@@ -27,7 +27,7 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def query(self, sparql: str, **options: Any) -> Any:
         """Run a SPARQL query; returns pyoxigraph's QuerySolutions, QueryTriples or
-        QueryBoolean. Raises :class:`provml.errors.QueryError` for a bad query.
+        QueryBoolean. Raises :class:`provml.core.errors.QueryError` for a bad query.
 
         Option ``timeout`` (seconds): a store whose server can stop a query tells it so;
         the embedded store cannot, and its caller enforces the limit

@@ -18,9 +18,9 @@ import pyoxigraph
 from pyoxigraph import Quad
 
 from manager.store.base import Store
-from provml.errors import QueryError, StoreError
-from provml.sparql_text import syntax_message
-from provml.vocab import PREFIXES
+from provml.core.errors import QueryError, StoreError
+from provml.core.sparql_text import syntax_message
+from provml.core.vocab import PREFIXES
 
 
 def _why(path: str | None, exc: OSError) -> str:

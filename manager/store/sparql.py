@@ -43,9 +43,9 @@ import urllib3
 from pyoxigraph import DefaultGraph, NamedNode, Quad, QueryResultsFormat, RdfFormat
 
 from manager.store.base import Store
-from provml.errors import ConfigError, ProvmlError, QueryError, QueryTimeout, StoreError
-from provml.sparql_text import OPAQUE
-from provml.vocab import PREFIXES
+from provml.core.errors import ConfigError, ProvmlError, QueryError, QueryTimeout, StoreError
+from provml.core.sparql_text import OPAQUE
+from provml.core.vocab import PREFIXES
 
 
 #: flavour → (query path, update path, graph store path, graph store takes N-Quads, graph)

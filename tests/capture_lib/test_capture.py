@@ -13,8 +13,8 @@ import pytest
 
 import capture_lib as cl
 from capture_lib.transport.base import Transport
-from provml.ingest import expand, read_lines
-from provml.wire import parse_batch
+from provml.core.wire import parse_batch
+from provml.offline import expand, read_lines
 
 
 @pytest.fixture(autouse=True)
@@ -267,7 +267,7 @@ def test_a_forked_child_is_its_own_session(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_task_run_in_a_forked_child_links_to_the_parents_workflow(tmp_path: Path) -> None:
-    from provml.resolve import resolve_batch
+    from provml.core.resolve import resolve_batch
 
     cl.init(mode="disk", path=str(tmp_path / "logs"))
     wf = cl.workflow("parent").start()
@@ -358,7 +358,7 @@ def test_parameters_are_captured_as_they_were(tmp_path: Path) -> None:
 
 
 def test_inference_keeps_a_digest_of_inputs_by_default(tmp_path: Path) -> None:
-    from provml.ids import value_sha256
+    from provml.core.ids import value_sha256
 
     cl.init(mode="disk", path=str(tmp_path / "logs"))
     (tmp_path / "m.pkl").write_bytes(b"m")

@@ -11,8 +11,8 @@ import pytest
 
 import capture_lib as cl
 from capture_lib.transport.http import HttpTransport
-from provml.ingest import read_lines
-from provml.wire import parse_batch
+from provml.core.wire import parse_batch
+from provml.offline import read_lines
 from tests.conftest import free_port
 
 

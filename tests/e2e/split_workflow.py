@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import capture_lib as cl
-from provml.ids import content_iri
+from provml.core.ids import content_iri
 
 #: the same content in every workflow: one node of the graph, used by every run
 SHARED = b"id,label\n1,a\n2,b\n3,a\n"

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from provml.ingest import expand, read_lines
-from provml.wire import parse_batch
+from provml.core.wire import parse_batch
+from provml.offline import expand, read_lines
 from tests.conftest import Server, provml_cmd
 
 pytestmark = pytest.mark.integration

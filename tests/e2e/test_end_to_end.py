@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 
-from provml.ids import content_iri
+from provml.core.ids import content_iri
 from tests.conftest import Server, free_port, provml_cmd
 
 pytestmark = pytest.mark.integration

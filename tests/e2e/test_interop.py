@@ -11,8 +11,8 @@ import pytest
 import requests
 from prov.model import ProvDocument
 
-from provml import interop
-from provml.ids import content_iri
+from provml.core.ids import content_iri
+from provml.interop import documents as interop
 from tests.conftest import Server, provml_cmd
 from tests.e2e.test_end_to_end import run_workflow
 

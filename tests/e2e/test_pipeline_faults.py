@@ -19,8 +19,8 @@ import requests
 
 from manager.service import Manager
 from manager.store.oxigraph import OxigraphStore
-from provml.resolve import resolve_batch
-from provml.wire import parse_batch
+from provml.core.resolve import resolve_batch
+from provml.core.wire import parse_batch
 from tests.conftest import Server
 
 pytestmark = pytest.mark.integration

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import requests
 
-from provml.ids import execution_iri
-from provml.provlake import workflow_session
+from provml.core.ids import execution_iri
+from provml.interop.provlake import workflow_session
 from tests.conftest import Server, provml_cmd
 from tests.e2e.provlake_workflow import SPEC, WORKFLOW
 

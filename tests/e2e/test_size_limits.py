@@ -12,8 +12,8 @@ import pytest
 import requests
 
 import capture_lib as cl
-from provml.errors import ValidationError
-from provml.wire import MAX_BATCH_BYTES, MAX_VALUE_BYTES, TooLarge, parse_batch
+from provml.core.errors import ValidationError
+from provml.core.wire import MAX_BATCH_BYTES, MAX_VALUE_BYTES, TooLarge, parse_batch
 from tests.conftest import Server, make_batch, provml_cmd
 
 pytestmark = pytest.mark.integration

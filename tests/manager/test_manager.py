@@ -8,9 +8,9 @@ import pytest
 from manager.app import create_app
 from manager.store import open_store
 from manager.store.oxigraph import OxigraphStore
-from provml.errors import ConfigError, StoreError
-from provml.resolve import resolve_batch
-from provml.wire import validate_batch
+from provml.core.errors import ConfigError, StoreError
+from provml.core.resolve import resolve_batch
+from provml.core.wire import validate_batch
 from tests.conftest import full_records, make_batch
 
 

@@ -15,10 +15,10 @@ from pyoxigraph import DefaultGraph, Literal, NamedNode, Quad
 
 from manager.service import Manager
 from manager.store import Store, open_store
-from provml.errors import QueryError, StoreError
-from provml.ingest import expand, read_lines
-from provml.resolve import resolve_batch
-from provml.wire import parse_batch
+from provml.core.errors import QueryError, StoreError
+from provml.core.resolve import resolve_batch
+from provml.core.wire import parse_batch
+from provml.offline import expand, read_lines
 from query import questions
 from tests.query.scenario import Scenario, build
 from tests.sparql_servers import SparqlServer, start_oxigraph, start_virtuoso
@@ -107,7 +107,7 @@ def test_update_adds_derivation_edges(store: Store) -> None:
                  DefaultGraph()),
         ]
     )  # fmt: skip
-    from provml.mapping import derivation_update
+    from provml.core.mapping import derivation_update
 
     update = derivation_update([iri(f"{t}/act").value])
     assert update is not None
@@ -214,7 +214,7 @@ def test_a_store_that_cannot_be_opened_says_why(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from manager.store.oxigraph import OxigraphStore
-    from provml.errors import StoreError
+    from provml.core.errors import StoreError
 
     first = OxigraphStore(str(tmp_path / "store"))
     with pytest.raises(StoreError) as err:  # the lock is held: another process, likely

@@ -3,7 +3,7 @@
 The tracker's ingest (wire batches: arbitrary JSON, mutated valid batches, raw bytes),
 the ProvLake conversion, the PROV importers (random bytes, mutated corpus documents)
 and ``provml ingest``'s file readers. The property everywhere: the only exception is a
-:class:`provml.errors.ValidationError`; and what validation accepts goes through the rest
+:class:`provml.core.errors.ValidationError`; and what validation accepts goes through the rest
 of the pipeline (identifiers, RDF, the store) without an error. Derandomised, bounded:
 a few seconds each, the same examples on every run.
 """
@@ -24,12 +24,13 @@ from hypothesis import strategies as st
 
 from manager.service import Manager
 from manager.store.oxigraph import OxigraphStore
-from provml import interop, provlake
-from provml.errors import ValidationError
-from provml.ingest import _map_chunk, read_lines
-from provml.mapping import batch_to_quads
-from provml.resolve import resolve_batch
-from provml.wire import parse_batch, validate_batch
+from provml.core.errors import ValidationError
+from provml.core.mapping import batch_to_quads
+from provml.core.resolve import resolve_batch
+from provml.core.wire import parse_batch, validate_batch
+from provml.interop import documents as interop
+from provml.interop import provlake
+from provml.offline import _map_chunk, read_lines
 from tests.conftest import SHARED, full_records, make_batch
 
 #: PROVML_FUZZ_EXAMPLES=5000 for a longer, randomised hunt (CI: 150, derandomised)

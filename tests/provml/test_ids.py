@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import uuid
 
-from provml import ids
-from provml.resolve import resolve_batch
-from provml.wire import validate_batch
+from provml.core import ids
+from provml.core.resolve import resolve_batch
+from provml.core.wire import validate_batch
 from tests.conftest import full_records, make_batch
 
 

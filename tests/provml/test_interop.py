@@ -12,9 +12,10 @@ from pyoxigraph import DefaultGraph, Literal, NamedNode, Quad
 
 from manager.service import Manager
 from manager.store.oxigraph import OxigraphStore
-from provml import interop, interop_export
-from provml.errors import ProvmlError, ValidationError
-from provml.vocab import PROV_NS
+from provml.core.errors import ProvmlError, ValidationError
+from provml.core.vocab import PROV_NS
+from provml.interop import documents as interop
+from provml.interop import export as interop_export
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 TRUNGDONG = CORPUS / "trungdong-prov"
@@ -260,7 +261,7 @@ def test_a_prov_export_that_would_lose_triples_is_refused() -> None:
     import threading
     import warnings
 
-    from provml.errors import CannotExpress
+    from provml.core.errors import CannotExpress
 
     ttl = b"""@prefix prov: <http://www.w3.org/ns/prov#> . @prefix ex: <http://example.org/> .
     ex:e a prov:Entity ; ex:about ex:thing . ex:thing a ex:Gadget ; ex:colour "red" .
@@ -327,7 +328,7 @@ def test_a_lineage_export_keeps_a_qualified_derivation_whole(fmt: str) -> None:
 def test_one_relation_id_for_two_relations_is_refused_with_its_reason() -> None:
     """PROV-O makes one node of ``wasDerivedFrom(ex:d; e2, e1)`` and ``wasDerivedFrom(ex:d;
     e3, e1)``; prov would keep one of the two, so a PROV export refuses, naming it."""
-    from provml.errors import CannotExpress
+    from provml.core.errors import CannotExpress
 
     store = OxigraphStore(None)
     Manager(store).import_document(b"""document
@@ -348,7 +349,7 @@ def test_an_untyped_relation_node_stays_a_relation_and_failures_say_why() -> Non
     (not as an attribute of its subject); a property named ``…qualified…`` pointing at
     an entity (``prov`` then failed with a bare ``StopIteration:``) is counted as left
     out, and refused with its reason under ``strict``."""
-    from provml.errors import CannotExpress
+    from provml.core.errors import CannotExpress
 
     ttl = b"""@prefix prov: <http://www.w3.org/ns/prov#> . @prefix ex: <http://example.org/> .
     ex:e2 a prov:Entity ; prov:qualifiedDerivation ex:d ; ex:qualifiedBy ex:e1 .
@@ -373,7 +374,7 @@ def test_taverna_runs_export_as_prov_by_document_and_whole(
     and with the whole store in PROV-N, PROV-JSON and PROV-XML: its PROV records with
     the other statements about them as attributes; what has no PROV record is counted.
     Before, every one of these answered 422. ``strict`` still refuses."""
-    from provml.errors import CannotExpress
+    from provml.core.errors import CannotExpress
 
     store, runs = taverna
     prefixes = interop_export.declared_prefixes(store)

@@ -10,11 +10,11 @@ import pyoxigraph
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from provml import ids
-from provml.mapping import batch_to_quads
-from provml.resolve import resolve_batch
-from provml.vocab import sparql_prefixes
-from provml.wire import parse_batch
+from provml.core import ids
+from provml.core.mapping import batch_to_quads
+from provml.core.resolve import resolve_batch
+from provml.core.vocab import sparql_prefixes
+from provml.core.wire import parse_batch
 from tests.conftest import SHA_A, SHA_M, full_records, make_batch
 
 
@@ -120,7 +120,7 @@ json_values = st.recursive(
     json_scalars,
     lambda inner: (
         st.lists(inner, max_size=4)
-        # a key starting with "@" makes an object a data or entity reference (provml.wire)
+        # a key starting with "@" makes an object a data or entity reference (provml.core.wire)
         | st.dictionaries(
             st.text(max_size=8).filter(lambda k: not k.startswith("@")), inner, max_size=4
         )

@@ -6,10 +6,10 @@ import pytest
 import rdflib
 from rdflib.namespace import OWL, RDF, RDFS
 
-from provml.mapping import batch_to_quads
-from provml.resolve import resolve_batch
-from provml.vocab import PROV_NS, PROVML_NS, RDF_NS, RDFS_NS, XSD_NS, ontology_turtle
-from provml.wire import validate_batch
+from provml.core.mapping import batch_to_quads
+from provml.core.resolve import resolve_batch
+from provml.core.vocab import PROV_NS, PROVML_NS, RDF_NS, RDFS_NS, XSD_NS, ontology_turtle
+from provml.core.wire import validate_batch
 from tests.conftest import SHARED, full_records, make_batch
 
 PROV_O = SHARED / "corpus" / "provtoolbox" / "sparql-query" / "prov-o.ttl"

@@ -1,6 +1,6 @@
 """The JSON Schema of a wire batch (provml/schema/batch.schema.json) against the validator.
 
-``provml.wire.validate_batch`` is the reference; the schema must accept and refuse the same
+``provml.core.wire.validate_batch`` is the reference; the schema must accept and refuse the same
 batches, except for the few checks its ``$comment`` names (integers written as ``1.0``,
 nesting depth of inline values), which are pinned in ``test_checks_the_schema_cannot_express``.
 """
@@ -21,8 +21,8 @@ import pytest
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError as SchemaError
 
-from provml.errors import ValidationError
-from provml.wire import (
+from provml.core.errors import ValidationError
+from provml.core.wire import (
     DATA_TYPES,
     KINDS,
     MAX_DEPTH,

@@ -3,9 +3,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from provml.errors import ValidationError
-from provml.resolve import resolve_batch, validate_resolved
-from provml.wire import parse_batch
+from provml.core.errors import ValidationError
+from provml.core.resolve import resolve_batch, validate_resolved
+from provml.core.wire import parse_batch
 from tests.conftest import full_records, make_batch
 
 
@@ -112,7 +112,7 @@ def test_compact_records_in_a_resolved_batch_are_checked() -> None:
 
 
 def test_an_error_message_over_its_limit_is_refused_and_one_at_it_is_not() -> None:
-    from provml.wire import MAX_ERROR_CHARS
+    from provml.core.wire import MAX_ERROR_CHARS
 
     def end(error: str) -> bytes:
         rec = {"kind": "workflow_end", "n": 1, "name": "w", "time": 2.0, "status": "failed",

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import capture_lib as cl
-from provml.ids import content_iri
+from provml.core.ids import content_iri
 
 
 @dataclass

@@ -15,10 +15,10 @@ from SPARQLWrapper import JSON, JSONLD, POST, POSTDIRECTLY, TURTLE, URLENCODED, 
 
 from manager.service import Manager
 from manager.store import open_store
-from provml import ids
-from provml.resolve import resolve_batch
+from provml.core import ids
+from provml.core.resolve import resolve_batch
+from provml.core.wire import validate_batch
 from provml.server import store_url
-from provml.wire import validate_batch
 from tests.conftest import SHA_M, Server, full_records, make_batch
 
 pytestmark = pytest.mark.integration

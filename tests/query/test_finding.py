@@ -17,10 +17,10 @@ from click.testing import CliRunner
 from manager.service import Manager
 from manager.store.oxigraph import OxigraphStore
 from provml.cli import main
-from provml.ingest import expand, read_lines
-from provml.resolve import resolve_batch
+from provml.core.resolve import resolve_batch
+from provml.core.wire import parse_batch
+from provml.offline import expand, read_lines
 from provml.server import build_app
-from provml.wire import parse_batch
 from tests.query.scenario import Scenario, build
 
 
@@ -101,8 +101,8 @@ def test_an_id_of_nothing_or_of_another_kind_is_said_not_answered_empty(
 
 
 def test_an_ambiguous_prefix_lists_the_candidates() -> None:
-    from provml.errors import ValidationError
-    from provml.hashprefix import expand as expand_prefix
+    from provml.core.errors import ValidationError
+    from provml.core.hashprefix import expand as expand_prefix
 
     store = OxigraphStore(None)
     a, b = "abcdef12" + "0" * 56, "abcdef12" + "1" * 56

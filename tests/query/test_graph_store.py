@@ -140,10 +140,10 @@ def test_reads_are_audited(tmp_path: Any) -> None:
     """Like every read route: who read which graph, and who fetched the description."""
     import json
 
-    from provml.audit import AuditLog
+    from provml.web.audit import AuditLog
 
     app, _ = app_holding("http://www.example/g", "<a:s> <a:p> <a:o> .")
-    audit = app.extensions["provml.audit"] = AuditLog(str(tmp_path / "audit.log"))
+    audit = app.extensions["provml.web.audit"] = AuditLog(str(tmp_path / "audit.log"))
     client = app.test_client()
     try:
         assert client.get("/store?graph=http://www.example/g").status_code == 200

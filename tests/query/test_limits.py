@@ -22,10 +22,10 @@ from pyoxigraph import BlankNode, Literal, NamedNode, Quad, Triple
 
 from manager.service import Manager
 from manager.store.sparql import SparqlStore
-from provml.errors import ForbiddenOperation, QueryTimeout, StoreError
-from provml.resolve import resolve_batch
+from provml.core.errors import ForbiddenOperation, QueryTimeout, StoreError
+from provml.core.resolve import resolve_batch
+from provml.core.wire import validate_batch
 from provml.server import build_app
-from provml.wire import validate_batch
 from query import federation
 from query.limits import Limits, Runner
 from query.results import solutions_json

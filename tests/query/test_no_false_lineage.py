@@ -18,11 +18,11 @@ import pytest
 import capture_lib as cl
 from manager.service import Manager
 from manager.store.oxigraph import OxigraphStore
-from provml import interop_export as interop
-from provml.ids import content_iri
-from provml.ingest import expand, read_lines
-from provml.resolve import resolve_batch
-from provml.wire import parse_batch
+from provml.core.ids import content_iri
+from provml.core.resolve import resolve_batch
+from provml.core.wire import parse_batch
+from provml.interop import export as interop
+from provml.offline import expand, read_lines
 from query import questions
 from query.records import dataset_record, model_record
 

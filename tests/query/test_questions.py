@@ -10,9 +10,9 @@ import pytest
 
 from manager.service import Manager
 from manager.store.oxigraph import OxigraphStore
-from provml.ingest import expand, read_lines
-from provml.resolve import resolve_batch
-from provml.wire import parse_batch
+from provml.core.resolve import resolve_batch
+from provml.core.wire import parse_batch
+from provml.offline import expand, read_lines
 from query import questions
 from tests.query.scenario import Scenario, build
 

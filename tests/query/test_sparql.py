@@ -13,10 +13,10 @@ import rdflib
 from flask.testing import FlaskClient
 
 from manager.service import Manager
-from provml import ids
-from provml.resolve import resolve_batch
+from provml.core import ids
+from provml.core.resolve import resolve_batch
+from provml.core.wire import validate_batch
 from provml.server import build_app
-from provml.wire import validate_batch
 from tests.conftest import SHA_M, full_records, make_batch
 
 SELECT = "SELECT ?name WHERE { ?t a provml:TrainingExecution ; provml:name ?name }"

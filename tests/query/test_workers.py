@@ -10,7 +10,7 @@ import pyoxigraph as ox
 import pytest
 
 from manager.store.oxigraph import OxigraphStore
-from provml.errors import ResultTooLarge
+from provml.core.errors import ResultTooLarge
 from query.limits import Limits, Runner
 
 EX = "http://ex/"

@@ -18,12 +18,12 @@ import orjson
 import pytest
 from flask.testing import FlaskClient
 
-from provml.ids import content_iri, execution_iri, value_sha256
-from provml.ingest import expand, read_lines
-from provml.mapping import timestamp
-from provml.provlake import execution_identity, workflow_session
+from provml.core.ids import content_iri, execution_iri, value_sha256
+from provml.core.mapping import timestamp
+from provml.core.wire import _UUID
+from provml.interop.provlake import execution_identity, workflow_session
+from provml.offline import expand, read_lines
 from provml.server import build_app
-from provml.wire import _UUID
 from tests.e2e.provlake_workflow import SPEC, WORKFLOW
 from tracker.provlake import ProspectiveStore
 
@@ -466,7 +466,7 @@ def test_prospective_provenance_is_bounded_and_each_tokens_own(tmp_path: Path) -
     """One token cannot read or replace another's dataflow (an admin can); a huge
     specification is refused; each dataflow is a file of its own; an older version's
     single file is split on start."""
-    from provml.auth import load
+    from provml.web.auth import load
 
     a, b, admin = "tok-a-" + "1" * 16, "tok-b-" + "2" * 16, "tok-admin-" + "3" * 16
     tokens = load(env_value=f"{a} capture team-a; {b} capture team-b; {admin} admin ops")

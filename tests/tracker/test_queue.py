@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from provml.errors import UpstreamError, ValidationError
+from provml.core.errors import UpstreamError, ValidationError
 from tests.conftest import full_records, make_batch
 from tracker.app import Tracker
 from tracker.forward import Forwarder
@@ -224,7 +224,7 @@ def test_a_failed_append_leaves_a_clean_queue(
 
 
 def test_one_tracker_per_queue_directory(tmp_path: Path) -> None:
-    from provml.errors import ConfigError
+    from provml.core.errors import ConfigError
 
     first = DurableQueue(str(tmp_path / "q"))
     with pytest.raises(ConfigError, match="in use by another tracker"):

@@ -28,8 +28,8 @@ from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
 from waitress.utilities import Error
 
-from provml import config
-from provml.auth import credentials
+from provml.core import config
+from provml.web.auth import credentials
 
 #: how often waitress's maintenance runs (seconds): it closes the slow and the idle
 CLEANUP_INTERVAL = 1
@@ -50,7 +50,7 @@ class JsonError(Error):
 
 
 def _too_large(limit: int) -> JsonError:
-    from provml.wire import request_too_large
+    from provml.core.wire import request_too_large
 
     return JsonError(
         413, "Request Entity Too Large", "request_entity_too_large", request_too_large(limit, True)
@@ -96,7 +96,7 @@ def guard(server: Any, app: Any) -> None:
 
         def _check_sender(self) -> None:
             """A body follows: refuse it unread if its sender has no valid token."""
-            tokens = app.extensions.get("provml.auth")
+            tokens = app.extensions.get("provml.web.auth")
             if not tokens:
                 return
             token = credentials(self.headers.get("AUTHORIZATION"))
@@ -121,7 +121,7 @@ def guard(server: Any, app: Any) -> None:
             self.completed = True
             # no "100 Continue": waitress would send it and read the body after all
             self.expect_continue = False
-            audit_log = app.extensions.get("provml.audit")
+            audit_log = app.extensions.get("provml.web.audit")
             if audit_log is not None:
                 path = str(getattr(self, "path", ""))[:500]
                 audit_log.write("denied", who="anonymous", remote=self.remote,

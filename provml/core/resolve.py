@@ -19,8 +19,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from provml import ids
-from provml.wire import MISSING, Batch, is_data_ref, is_entity_ref, is_missing_ref
+from provml.core import ids
+from provml.core.wire import MISSING, Batch, is_data_ref, is_entity_ref, is_missing_ref
 
 #: kinds whose records are not executions
 ID_MAKERS = {"metric": ids.metric_iri, "capture_report": ids.report_iri}
@@ -118,8 +118,8 @@ def validate_resolved(obj: Any) -> Batch:
     differs from what the record implies is refused, so a manager never writes ids it
     cannot account for.
     """
-    from provml.errors import ValidationError
-    from provml.wire import validate_batch
+    from provml.core.errors import ValidationError
+    from provml.core.wire import validate_batch
 
     if not isinstance(obj, dict) or not isinstance(obj.get("records"), list):
         return validate_batch(obj)  # raises with the usual message

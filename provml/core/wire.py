@@ -24,8 +24,8 @@ from typing import Any
 import orjson
 from pyoxigraph import NamedNode
 
-from provml.errors import ValidationError
-from provml.vocab import ID_BASE
+from provml.core.errors import ValidationError
+from provml.core.vocab import ID_BASE
 
 WIRE_VERSION = 1
 SUPPORTED_VERSIONS = frozenset({1})
@@ -46,7 +46,7 @@ STATUSES = frozenset({"finished", "failed", "running"})
 DATA_TYPES = frozenset({"file", "directory", "dataset", "model", "code", "value", "missing"})
 #: ``@data`` of a reference to data that could not be read: no content, so no sha256
 MISSING = "missing"
-#: string fields of a data reference with a property of their own (see provml.mapping)
+#: string fields of a data reference with a property of their own (see provml.core.mapping)
 DATA_STRING_FIELDS = ("path", "framework", "framework_version", "version", "split", "source",
                       "license", "name", "description", "algorithm", "host",
                       "error")  # fmt: skip

@@ -15,9 +15,9 @@ from typing import Any
 
 from pyoxigraph import DefaultGraph, Literal, NamedNode, Quad
 
-from provml import ids
-from provml.vocab import PROV, PROVML, RDF_NS, RDF_TYPE, XSD
-from provml.wire import MISSING, Batch, is_data_ref, is_entity_ref
+from provml.core import ids
+from provml.core.vocab import PROV, PROVML, RDF_NS, RDF_TYPE, XSD
+from provml.core.wire import MISSING, Batch, is_data_ref, is_entity_ref
 
 Term = NamedNode | Literal
 
@@ -158,7 +158,7 @@ def derivation_update(executions: Iterable[str]) -> str | None:
 
 
 def batch_to_quads(batch: Batch) -> list[Quad]:
-    """Map a resolved batch (see :mod:`provml.resolve`) to quads in the default graph."""
+    """Map a resolved batch (see :mod:`provml.core.resolve`) to quads in the default graph."""
     out: list[Quad] = []
     for rec in batch.records:
         emit = _EMITTERS[rec["kind"]]
@@ -245,7 +245,7 @@ def _data(node: NamedNode, value: Any, stage: str | None, generated: bool) -> It
     yield node, RDF_TYPE, PROV.Entity
     yield node, RDF_TYPE, PROVML.Data
     if is_data_ref(value) and value["@data"] == MISSING:
-        # named by this use alone (provml.resolve): where it was and why it was not read
+        # named by this use alone (provml.core.resolve): where it was and why it was not read
         yield node, RDF_TYPE, PROVML.MissingData
         for key, field in (*USE_FIELDS.items(), ("error", PROVML.error)):
             if isinstance(value.get(key), str):

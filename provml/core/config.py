@@ -29,7 +29,7 @@ class Setting:
         try:
             return self.parse(raw)
         except ValueError:
-            from provml.errors import ConfigError
+            from provml.core.errors import ConfigError
 
             shown = "<secret>" if self.secret else repr(raw)
             wanted = getattr(self.parse, "wanted", None) or _WANTED.get(self.parse)

@@ -3,7 +3,7 @@
 Who (a token's name, never the token; ``anonymous`` when the server has no tokens)
 wrote which batch, ran which query or question, imported or exported what, and which
 requests were refused for want of a token or a scope; when (UTC) and from where.
-:mod:`provml.service` writes the events; docs/security.md lists their members.
+:mod:`provml.web.app` writes the events; docs/security.md lists their members.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from urllib.parse import quote
 
 import orjson
 
-from provml.vocab import ID_BASE, PREFIXES
+from provml.core.vocab import ID_BASE, PREFIXES
 
 _LOW32 = (1 << 32) - 1
 

@@ -25,8 +25,8 @@ from typing import Any
 
 import orjson
 
-from provml.errors import ValidationError
-from provml.provlake import loads
+from provml.core.errors import ValidationError
+from provml.interop.provlake import loads
 
 
 @dataclass(frozen=True)
@@ -165,10 +165,10 @@ def _map_chunk(job: tuple[str, list[tuple[str, int, bytes]]]) -> Mapped:
     the executions to derive edges for, the batches and records mapped, and refusals."""
     import pyoxigraph
 
-    from provml.mapping import batch_to_quads, deriving_executions
-    from provml.provlake import parse_bag, to_batches
-    from provml.resolve import resolve_batch
-    from provml.wire import check_batch_size, parse_batch
+    from provml.core.mapping import batch_to_quads, deriving_executions
+    from provml.core.resolve import resolve_batch
+    from provml.core.wire import check_batch_size, parse_batch
+    from provml.interop.provlake import parse_bag, to_batches
 
     fmt, lines = job
     quads: list[Any] = []
@@ -208,7 +208,7 @@ def load_direct(
     triples: nothing is added twice)."""
     import multiprocessing
 
-    from provml.mapping import derivation_update
+    from provml.core.mapping import derivation_update
 
     report = Report(files=len(files))
 

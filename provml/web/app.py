@@ -6,10 +6,10 @@ module and :mod:`provml.cli` are the shell around it.
 
 Access control (docs/security.md) is enforced here, for every blueprint, by a
 ``before_request`` hook keyed on the route's endpoint (:data:`ENDPOINT_SCOPES`): when
-the app has tokens (``app.extensions["provml.auth"]``, a :class:`provml.auth.Tokens`),
+the app has tokens (``app.extensions["provml.web.auth"]``, a :class:`provml.web.auth.Tokens`),
 every route but ``/healthz`` and ``/readyz`` needs a token with the route's scope; a
 route nobody listed needs ``admin``. An ``after_request`` hook writes the audit log
-(``app.extensions["provml.audit"]``, a :class:`provml.audit.AuditLog`).
+(``app.extensions["provml.web.audit"]``, a :class:`provml.web.audit.AuditLog`).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from provml import __version__
-from provml.auth import ADMIN, CAPTURE, READ, credentials
-from provml.errors import ProvmlError
+from provml.core.errors import ProvmlError
+from provml.web.auth import ADMIN, CAPTURE, READ, credentials
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def make_app(
 ) -> Flask:
     """A Flask app with ``blueprints`` mounted at their prefixes and ``extensions`` set."""
     app = Flask(name)
-    from provml import config as settings
+    from provml.core import config as settings
 
     # larger bodies: 413 (PROVML_MAX_REQUEST_BYTES)
     app.config["MAX_CONTENT_LENGTH"] = settings.MAX_REQUEST_BYTES.get()
@@ -133,8 +133,8 @@ def _http_error(exc: HTTPException) -> ResponseReturnValue:
     code = exc.code or 500
     message = exc.description
     if code == 413:  # Flask's words say nothing of the limits or what to do
-        from provml import config as settings
-        from provml.wire import request_too_large
+        from provml.core import config as settings
+        from provml.core.wire import request_too_large
 
         message = request_too_large(settings.MAX_REQUEST_BYTES.get())
     body = {"error": (exc.name or "error").lower().replace(" ", "_"), "message": message}
@@ -159,7 +159,7 @@ def _authorize() -> ResponseReturnValue | None:
     """Before every request: the caller's token and the route's scope (no tokens
     configured: everyone is :data:`ANONYMOUS` and may do everything)."""
     g.provml_who = ANONYMOUS
-    tokens = current_app.extensions.get("provml.auth")
+    tokens = current_app.extensions.get("provml.web.auth")
     g.provml_admin = not tokens  # without tokens everyone may do everything
     if not tokens:
         return None
@@ -212,7 +212,7 @@ def _denied(
 
 def _audit(response: Response) -> Response:
     """After every request: its audit event, if it makes one (never failing it)."""
-    audit_log = current_app.extensions.get("provml.audit")
+    audit_log = current_app.extensions.get("provml.web.audit")
     if audit_log is not None:
         try:
             _audit_event(audit_log, response)
@@ -222,7 +222,7 @@ def _audit(response: Response) -> Response:
 
 
 def _audit_event(audit_log: Any, response: Response) -> None:
-    from provml.audit import truncate
+    from provml.web.audit import truncate
 
     endpoint = request.endpoint or ""
     path = truncate(request.path, 500)[0]

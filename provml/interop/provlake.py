@@ -7,7 +7,7 @@ offline log files (``prov-<uuid4>.log``). A record is::
     {"act_type": "workflow" | "task" | "cycle", "dataflow_name": …,
      "custom_metadata": {…}?, "context": …?, "prov_obj": {…}}
 
-This module turns a bag into validated provml wire batches (:mod:`provml.wire`), which
+This module turns a bag into validated provml wire batches (:mod:`provml.core.wire`), which
 the tracker then resolves and queues exactly like ``POST /api/v1/batches``; so a workflow
 instrumented with ProvLake ends in the same PROV-ML graph as one captured by capture_lib.
 It is pure: no I/O, no Flask. What maps to what is ``docs/provlake.md``.
@@ -34,9 +34,9 @@ from typing import Any, TypeGuard
 
 import orjson
 
-from provml.errors import ValidationError
-from provml.ids import canonical_json, value_sha256
-from provml.wire import DATA_TYPES, MAX_DEPTH, STAGES, WIRE_VERSION, Batch, validate_batch
+from provml.core.errors import ValidationError
+from provml.core.ids import canonical_json, value_sha256
+from provml.core.wire import DATA_TYPES, MAX_DEPTH, STAGES, WIRE_VERSION, Batch, validate_batch
 
 #: the task or workflow a record without a workflow belongs to (ProvLake's own names)
 GLOBAL_WORKFLOW = "global_workflow"
@@ -224,7 +224,7 @@ def _digest(*parts: Any) -> bytes:
 
 def _uuid7(ms: int, rand42: int) -> str:
     """A UUIDv7 with this timestamp and 42 random bits, the lowest 32 bits zero (a
-    session id, see :func:`provml.ids.new_session_id`)."""
+    session id, see :func:`provml.core.ids.new_session_id`)."""
     rand = (rand42 & ((1 << 42) - 1)) << 32
     value = ((ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | (rand >> 62) << 64 | 0b10 << 62
              | (rand & ((1 << 62) - 1)))  # fmt: skip

@@ -24,9 +24,10 @@ from typing import Any
 import pyoxigraph as ox
 from pyoxigraph import BlankNode, DefaultGraph, Literal, NamedNode, Quad, RdfFormat
 
-from provml.errors import CannotExpress, NotFound, ValidationError
-from provml.hashprefix import expand
-from provml.interop import (
+from provml.core.errors import CannotExpress, NotFound, ValidationError
+from provml.core.hashprefix import expand
+from provml.core.vocab import PROV, PROVML
+from provml.interop.documents import (
     DOCUMENT_BASE,
     EXPORT_FORMATS,
     QUALIFIED,
@@ -35,8 +36,7 @@ from provml.interop import (
     format_named,
     plain_triples,
 )
-from provml.interop_prefixes import prefixes_for
-from provml.vocab import PROV, PROVML
+from provml.interop.prefixes import prefixes_for
 
 #: links followed from every node in an export: the parts of a record (every qualified
 #: relation with what it names, associations, plans with their declared parameters and
@@ -160,7 +160,7 @@ def declared_prefixes(store: Any) -> dict[str, str]:
 
 
 def _node(ident: str) -> NamedNode:
-    from provml.ids import ref_iri
+    from provml.core.ids import ref_iri
 
     try:
         iri = ref_iri(ident)

@@ -1,8 +1,8 @@
 """W3C PROV in: formats, and import of documents into the graph (export:
-:mod:`provml.interop_export`).
+:mod:`provml.interop.export`).
 
 Import: PROV-JSON, PROV-XML and PROV-N are read with the ``prov`` package and turned into
-quads from its PROV-O (:mod:`provml.interop_prov`, which also takes producers' quirks);
+quads from its PROV-O (:mod:`provml.interop.prov`, which also takes producers' quirks);
 PROV-O in Turtle, TriG, N-Triples or N-Quads is parsed by pyoxigraph. Relative IRIs
 resolve against the base given, else against the document's own
 (``https://provml.dev/id/import/<sha256 of the document>/``), so that two documents'
@@ -30,9 +30,9 @@ from urllib.parse import quote
 import pyoxigraph as ox
 from pyoxigraph import BlankNode, DefaultGraph, Literal, NamedNode, Quad, RdfFormat
 
-from provml.errors import ValidationError
-from provml.vocab import ID_BASE, PROV, XSD
-from provml.vocab import _Namespace as _Terms
+from provml.core.errors import ValidationError
+from provml.core.vocab import ID_BASE, PROV, XSD
+from provml.core.vocab import _Namespace as _Terms
 
 
 @dataclass(frozen=True)
@@ -208,7 +208,7 @@ def parse_document(data: bytes, fmt: str, base_iri: str | None = None) -> Import
 
 
 def _read_prov(data: bytes, spec: Format, base: str) -> tuple[list[Quad], dict[str, str]]:
-    from provml import interop_prov
+    from provml.interop import prov as interop_prov
 
     try:
         text = data.decode("utf-8")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from provml.errors import NotFound, ValidationError
+from provml.core.errors import NotFound, ValidationError
 
 MIN_PREFIX = 8
 #: candidates listed when a prefix is ambiguous
@@ -23,7 +23,7 @@ _PREFIX = re.compile(rf"(?:sha256:)?([0-9a-fA-F]{{{MIN_PREFIX},63}})", re.IGNORE
 
 def expand(store: Any, raw: str) -> str:
     """``raw`` with a unique hash prefix replaced by the whole hash; anything else as
-    given (a whole hash, an IRI, a short form: :func:`provml.ids.ref_iri` reads those)."""
+    given (a whole hash, an IRI, a short form: :func:`provml.core.ids.ref_iri` reads those)."""
     match = _PREFIX.fullmatch(raw.strip())
     if match is None:
         return raw

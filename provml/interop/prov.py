@@ -24,8 +24,8 @@ from urllib.parse import urljoin
 
 from pyoxigraph import BlankNode, DefaultGraph, Literal, NamedNode, Quad
 
-from provml.errors import ValidationError
-from provml.vocab import PROV, RDF, RDFS, XSD
+from provml.core.errors import ValidationError
+from provml.core.vocab import PROV, RDF, RDFS, XSD
 
 #: characters an IRI may not hold (RFC 3987), percent-encoded when minting one
 _NOT_IN_IRI = re.compile(r'[\x00-\x20<>"{}|\\^`\[\]\x7f]')
@@ -220,7 +220,7 @@ def _bare_relations(bundle: Any, terms: _Terms) -> list[Quad]:
     """Relations given only their first argument, no id and no attribute
     (``wasAssociatedWith(ex:a)``): ``prov`` writes nothing for them; PROV-O says them
     as a qualified relation node of their class."""
-    from provml.interop import QUALIFIED
+    from provml.interop.documents import QUALIFIED
 
     graph = DefaultGraph() if bundle.is_document() else terms.node(bundle.identifier)
     out: list[Quad] = []

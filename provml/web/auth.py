@@ -19,7 +19,7 @@ where TOKEN may be ``sha256:<64 hex>`` so that the file holds no token at all.
 ``PROVML_TOKENS`` holds such lines separated by ``;`` or newlines. A running server
 re-reads them on SIGHUP (:func:`reload`), so tokens can be rotated without a restart.
 
-This module does not import Flask: :mod:`provml.service` enforces the scopes.
+This module does not import Flask: :mod:`provml.web.app` enforces the scopes.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from provml.errors import ConfigError
+from provml.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
