@@ -25,6 +25,7 @@ from typing import Any
 
 import orjson
 
+from manager.store.oxigraph import OxigraphStore
 from provml.core.errors import ValidationError
 from provml.interop.provlake import loads
 
@@ -196,7 +197,11 @@ def _map_chunk(job: tuple[str, list[tuple[str, int, bytes]]]) -> Mapped:
 
 
 def load_direct(
-    files: list[str], store: Any, fmt: str = "native", progress: Any = None, workers: int = 1
+    files: list[str],
+    store: OxigraphStore,
+    fmt: str = "native",
+    progress: Any = None,
+    workers: int = 1,
 ) -> Report:
     """Load segment files straight into an embedded store (no server): the tracker's
     validation and identifiers, the manager's mapping and derivation edges, and

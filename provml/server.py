@@ -19,8 +19,18 @@ from typing import Any
 
 from flask import Flask
 
+from manager import app as manager_app
+from manager.store import Store, open_store
+from provml.core import config
 from provml.core.errors import ConfigError
+from provml.web import auth
 from provml.web.app import make_app
+from provml.web.audit import AuditLog
+from provml.web.auth import Tokens
+from provml.web.guard import guard, server_options
+from query import app as query_app
+from tracker import app as tracker_app
+from tracker.forward import Forwarder, HttpForwarder, InProcessForwarder
 
 log = logging.getLogger(__name__)
 
@@ -30,77 +40,58 @@ COMPONENTS = ("tracker", "manager", "query")
 def build_app(
     components: Iterable[str] = COMPONENTS,
     *,
-    store: Any = None,
+    store: Store | str | None = None,
     manager_url: str | None = None,
     queue_dir: str | None = None,
-    tokens: Any = None,
-    audit_log: Any = None,
+    tokens: Tokens | None = None,
+    audit_log: AuditLog | None = None,
     manager_token: str | None = None,
+    config: dict[str, Any] | None = None,
 ) -> Flask:
-    """One WSGI app with the chosen components. ``store``: a Store or a store URL.
+    """One WSGI app with the chosen components, each installed by its own package's
+    ``install`` (the path its ``create_app`` takes too). ``store``: a Store or a store URL.
 
-    ``tokens`` (:class:`provml.web.auth.Tokens`): the access tokens every route but the
-    health checks requires (None or empty: no access control); ``audit_log``
-    (:class:`provml.web.audit.AuditLog`): where the audit events go; ``manager_token``: what
-    a tracker forwarding to ``manager_url`` sends.
+    ``tokens``: the access tokens every route but the health checks requires (None or
+    empty: no access control); ``audit_log``: where the audit events go;
+    ``manager_token``: what a tracker forwarding to ``manager_url`` sends; ``config``:
+    ``app.config`` entries, over the ``PROVML_*`` settings read from the environment.
     """
-    from manager.app import bp as manager_bp
-    from manager.app import import_bp
-    from manager.service import Manager
-    from manager.store import Store, open_store
-    from query.app import bp as query_bp
-    from tracker.app import Tracker
-    from tracker.app import bp as tracker_bp
-    from tracker.forward import HttpForwarder, InProcessForwarder
-
     wanted = set(components)
     unknown = wanted - set(COMPONENTS)
     if unknown or not wanted:
         raise ConfigError(f"components must be among {COMPONENTS}, got {sorted(unknown)}")
-    blueprints = []
-    extensions: dict[str, Any] = {}
-    manager = None
+    if "tracker" in wanted and "manager" not in wanted and not manager_url:
+        raise ConfigError("a tracker without a manager needs --manager-url")
+    st: Store | None = None
     if wanted & {"manager", "query"}:
         if store is None:
             raise ConfigError("the manager and the query service need a store")
         st = store if isinstance(store, Store) else open_store(store)
-        extensions["provml.store"] = st
-    if "manager" in wanted:
-        manager = Manager(extensions["provml.store"])
-        extensions["provml.manager"] = manager
-        # mounted under /manager when the tracker shares the process, else at the root
-        blueprints.append((manager_bp, "/manager" if "tracker" in wanted else ""))
-        blueprints.append((import_bp, ""))
+    app = make_app("provml", config=config)
+    manager = None
+    if st is not None and "manager" in wanted:
+        # the batch route under /manager when the tracker shares the process
+        manager = manager_app.install(app, st, "/manager" if "tracker" in wanted else "")
     if "tracker" in wanted:
-        if manager is not None:
-            forwarder: Any = InProcessForwarder(manager)
-        elif manager_url:
-            forwarder = HttpForwarder(manager_url, token=manager_token)
-        else:
-            raise ConfigError("a tracker without a manager needs --manager-url")
-        from provml.core import config
-        from tracker.queue import DurableQueue
-
-        queue = (
-            DurableQueue(queue_dir, max_bytes=config.QUEUE_MAX_BYTES.get()) if queue_dir else None
+        forwarder: Forwarder = (
+            InProcessForwarder(manager)
+            if manager is not None
+            else HttpForwarder(manager_url or "", token=manager_token)
         )
-        extensions["provml.tracker"] = Tracker(forwarder, queue, ack_wait=config.ACK_WAIT.get())
-        blueprints.append((tracker_bp, ""))
-    if "query" in wanted:
-        blueprints.append((query_bp, ""))
+        tracker_app.install(app, forwarder, queue_dir)
+    if st is not None and "query" in wanted:
+        query_app.install(app, st)
     if tokens is not None:  # also when empty: SIGHUP may bring some (reload_tokens)
-        extensions["provml.web.auth"] = tokens
+        app.extensions["provml.auth"] = tokens
     if audit_log is not None:
-        extensions["provml.web.audit"] = audit_log
-    return make_app("provml", blueprints, extensions)
+        app.extensions["provml.audit"] = audit_log
+    return app
 
 
 def close_app(app: Flask, timeout: float | None = None) -> None:
     """Shut down in order: the tracker delivers what it queued, then the store closes."""
-    from provml.core import config
-
     tracker = app.extensions.get("provml.tracker")
-    wait = config.DRAIN_TIMEOUT.get() if timeout is None else timeout
+    wait = config.DRAIN_TIMEOUT.of(app.config) if timeout is None else timeout
     if tracker is not None and not tracker.close(wait):
         log.warning("stopped with batches still queued: they are delivered at the next start")
     runner = app.extensions.get("provml.query_runner")
@@ -109,7 +100,7 @@ def close_app(app: Flask, timeout: float | None = None) -> None:
     store = app.extensions.get("provml.store")
     if store is not None:
         store.close()
-    audit_log = app.extensions.get("provml.web.audit")
+    audit_log = app.extensions.get("provml.audit")
     if audit_log is not None:
         audit_log.close()
 
@@ -117,10 +108,8 @@ def close_app(app: Flask, timeout: float | None = None) -> None:
 def reload_tokens(app: Flask) -> bool:
     """Re-read the app's tokens file (on SIGHUP); logged and audited. On an error the
     tokens in force stay as they were."""
-    from provml.web import auth
-
-    tokens = app.extensions.get("provml.web.auth")
-    audit_log = app.extensions.get("provml.web.audit")
+    tokens = app.extensions.get("provml.auth")
+    audit_log = app.extensions.get("provml.audit")
     if tokens is None:
         return False
     try:
@@ -145,12 +134,11 @@ def serve(app: Flask, host: str, port: int, *, threads: int = 8, ready: Any = No
     """
     from waitress.server import create_server
 
-    from provml.web.guard import guard, server_options
-
     try:
         server = create_server(
-            app, host=host, port=port, threads=threads, ident="provml", **server_options()
-        )
+            app, host=host, port=port, threads=threads, ident="provml",
+            **server_options(app.config),
+        )  # fmt: skip
     except (OSError, ValueError) as exc:  # the port taken, the address not ours …
         close_app(app, timeout=0)
         why = getattr(exc, "strerror", None) or str(exc)
@@ -171,7 +159,7 @@ def serve(app: Flask, host: str, port: int, *, threads: int = 8, ready: Any = No
         # off the signal handler: reading files and writing the audit log take locks
         threading.Thread(target=reload_tokens, args=(app,), name="provml-reload").start()
 
-    tokens = app.extensions.get("provml.web.auth")
+    tokens = app.extensions.get("provml.auth")
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, stop)
         # only with a tokens file to re-read; otherwise SIGHUP stops the server, as usual

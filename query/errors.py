@@ -1,4 +1,4 @@
-"""Errors of the query service's protocol routes that carry an HTTP header too."""
+"""The query service's errors: one root, :class:`QueryServiceError`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,11 @@ from provml.core.errors import ProvmlError
 READ_ONLY = "this endpoint is read-only: it never changes the store"
 
 
-class ReadOnly(ProvmlError):
+class QueryServiceError(ProvmlError):
+    """Root of the errors only the query service raises."""
+
+
+class ReadOnly(QueryServiceError):
     """A write method (PUT, POST, DELETE, PATCH) on a read-only resource: 405, with the
     methods the resource does allow in ``allow`` (sent as the Allow header, which HTTP
     requires on a 405)."""
@@ -19,3 +23,6 @@ class ReadOnly(ProvmlError):
     def __init__(self, method: str, allow: tuple[str, ...]) -> None:
         super().__init__(f"{READ_ONLY}; {method} is not allowed here, only {', '.join(allow)}")
         self.allow = allow
+
+    def headers(self) -> dict[str, str]:
+        return {**super().headers(), "Allow": ", ".join(self.allow)}

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from provml.core.errors import NotFound, ValidationError
+from provml.core.queryable import Queryable
 from provml.core.vocab import PROV, PROVML
 
 #: parameter name → (the classes a node it names has one of, what it is, where they are)
@@ -53,7 +54,7 @@ _NAMES = {
 }
 
 
-def check(store: Any, question: Any, values: dict[str, str]) -> None:
+def check(store: Queryable, question: Any, values: dict[str, str]) -> None:
     """Raise if a parameter of ``question`` (bound as ``values``, prefixes expanded)
     names nothing, or a node of another kind than the question asks about."""
     from query.questions import _term  # the parameter as the question binds it
@@ -79,7 +80,7 @@ def check(store: Any, question: Any, values: dict[str, str]) -> None:
             )
 
 
-def _classes(store: Any, node: str) -> set[str] | None:
+def _classes(store: Queryable, node: str) -> set[str] | None:
     """The classes of ``node``; None when the graph says nothing of it at all."""
     text = f"SELECT ?c WHERE {{ <{node}> a ?c }}"
     classes = {row[0].value for row in store.query(text)}
@@ -96,7 +97,7 @@ def _describe(classes: set[str]) -> str:
     return "a node of no kind provml knows"
 
 
-def _check_workflow(store: Any, question: str, name: str) -> None:
+def _check_workflow(store: Queryable, question: str, name: str) -> None:
     text = (
         "SELECT ?run WHERE { ?run provml:name ?name . "
         "FILTER EXISTS { ?run a provml:WorkflowExecution } } LIMIT 1"

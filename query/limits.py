@@ -34,101 +34,21 @@ from __future__ import annotations
 import threading
 import time
 import traceback
-from collections.abc import Callable, Generator, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pyoxigraph
 
 from manager.store.base import Store
-from provml.core import config
-from provml.core.errors import Busy, QueryTimeout, ResultTooLarge, StoreError
+from provml.core.errors import Busy, QueryTimeout
+from query.guard import Guard, Guarded, Limits, timeout_message
 
 T = TypeVar("T")
 
 #: seconds a client is asked to wait when every slot is taken
-RETRY_AFTER = 2
+RETRY_AFTER = Busy.retry_after
 #: seconds a request waits for a free slot at most
 SLOT_WAIT = 2.0
-
-
-@dataclass(frozen=True)
-class Limits:
-    timeout: float = 30.0
-    max_rows: int = 100_000
-    max_running: int = 8
-    #: query worker processes for an embedded on-disk store (0: none, query/workers.py)
-    workers: int = 0
-    #: bytes of resident memory a worker may reach (0: no limit)
-    memory: int = 0
-
-    @classmethod
-    def from_env(cls) -> Limits:
-        return cls(
-            timeout=config.QUERY_TIMEOUT.get(),
-            max_rows=config.QUERY_MAX_ROWS.get(),
-            max_running=config.QUERY_MAX_RUNNING.get(),
-            workers=config.QUERY_WORKERS.get(),
-            memory=config.QUERY_MEMORY.get() << 20,
-        )
-
-
-class Guard:
-    """The deadline and the row budget of one request."""
-
-    def __init__(self, limits: Limits, deadline: float) -> None:
-        self.limits = limits
-        self.deadline = deadline
-        self.rows = 0
-        self.cancelled = threading.Event()
-
-    def remaining(self) -> float:
-        return self.deadline - time.monotonic()
-
-    def check(self) -> None:
-        if self.cancelled.is_set() or time.monotonic() > self.deadline:
-            raise QueryTimeout(timeout_message(self.limits))
-
-    def iterate(self, items: Iterable[T]) -> Generator[T, None, None]:
-        """``items``, checking the deadline before each and counting it. A store failing
-        midway (a remote answer cut off or garbled, a read error) is a StoreError."""
-        limit = self.limits.max_rows
-        iterator = iter(items)
-        while True:
-            try:
-                item = next(iterator)
-            except StopIteration:
-                return
-            except (SyntaxError, OSError) as exc:
-                raise StoreError(f"the store's answer broke off: {exc}") from None
-            self.check()
-            self.rows += 1
-            if self.rows > limit:
-                raise ResultTooLarge(
-                    f"the result has more than {limit} rows (PROVML_QUERY_MAX_ROWS): "
-                    "ask for less (LIMIT, a narrower pattern)"
-                )
-            yield item
-
-
-class Guarded:
-    """A SELECT or CONSTRUCT result whose rows go through a :class:`Guard`."""
-
-    def __init__(self, result: Any, guard: Guard) -> None:
-        self.result = result
-        self.graph = isinstance(result, (pyoxigraph.QueryTriples, list))  # list: a worker's
-        self.variables: list[pyoxigraph.Variable] = [] if self.graph else result.variables
-        self._rows = guard.iterate(result)
-
-    def __iter__(self) -> Iterator[Any]:
-        return self._rows
-
-    def release(self) -> None:
-        """Drop the pyoxigraph result: it may only be freed by the thread that made it
-        (pyo3 "unsendable"), and a frame kept alive by some cycle could otherwise free
-        it later on another."""
-        self._rows.close()
-        self.result = None
 
 
 class GuardedStore:
@@ -193,7 +113,7 @@ class Runner:
     """Runs a request's queries under :class:`Limits` (see the module docstring)."""
 
     def __init__(self, limits: Limits | None = None) -> None:
-        self.limits = limits or Limits.from_env()
+        self.limits = limits or Limits.of({})
         self._slots = threading.BoundedSemaphore(self.limits.max_running)
         self._pools: dict[str, Any] = {}
         self._pools_lock = threading.Lock()
@@ -282,10 +202,3 @@ def _clear_frames(exc: BaseException) -> None:
         if e.__traceback__ is not None:
             traceback.clear_frames(e.__traceback__)
         todo += [e.__cause__, e.__context__]
-
-
-def timeout_message(limits: Limits) -> str:
-    return (
-        f"the query took longer than {limits.timeout:g} s (PROVML_QUERY_TIMEOUT): "
-        "narrow it, or ask the operator for a longer limit"
-    )

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from provml.core.hashprefix import expand_params
+from provml.core.queryable import Queryable
 from query import kinds
 from query.questions import PAGING, Question, page
 
@@ -45,7 +46,7 @@ class Page:
             yield row
 
 
-def ask(store: Any, question: Question, values: dict[str, str]) -> Page:
+def ask(store: Queryable, question: Question, values: dict[str, str]) -> Page:
     """One page of ``question``'s answer (``values``: its parameters, ``limit``,
     ``offset``; data parameters may be hash prefixes, see :mod:`provml.core.hashprefix`)."""
     limit, offset = page(values)

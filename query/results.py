@@ -46,7 +46,7 @@ def negotiate(
     against the request's limits) before anything is written: a request over its limits
     gets an error, never a truncated answer.
     """
-    from query.limits import Guarded
+    from query.guard import Guarded
 
     if isinstance(result, Guarded):
         graph = result.graph

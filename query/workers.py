@@ -59,7 +59,7 @@ class QueryMemory(ResultTooLarge):
 def _serve(conn: Any, path: str, prefixes: dict[str, str]) -> None:
     """A worker's loop: (sparql, options, generation, max_rows) in, an answer out."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server's Ctrl-C is the server's
-    store: Any = None
+    store: pyoxigraph.Store | None = None
     opened = -1
     while True:
         try:
@@ -93,7 +93,11 @@ def _io(exc: Exception) -> bool:
 
 
 def _evaluate(
-    store: Any, sparql: str, options: dict[str, Any], prefixes: dict[str, str], max_rows: int
+    store: pyoxigraph.Store,
+    sparql: str,
+    options: dict[str, Any],
+    prefixes: dict[str, str],
+    max_rows: int,
 ) -> tuple[str, bytes]:
     result = store.query(sparql, prefixes=prefixes, **options)
     if isinstance(result, pyoxigraph.QueryBoolean):

@@ -248,3 +248,12 @@ def full_records(t0: float = 1_700_000_000.0) -> list[dict[str, Any]]:
         },
         {"kind": "capture_report", "n": 12, "time": t0 + 13, "lost": {"queue_overflow": 3}},
     ]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test given a real ``provml serve`` process (the ``server`` fixture) is an
+    integration test even if its module forgot to say so: ``-m "not integration"`` runs
+    the pure tests only."""
+    for item in items:
+        if "server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.integration)

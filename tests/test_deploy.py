@@ -434,6 +434,7 @@ def test_oxigraph_service() -> None:
     assert f"127.0.0.1:{port}/query?" in " ".join(test)
 
 
+@pytest.mark.integration
 def test_oxigraph_healthcheck_passes_against_a_real_server(tmp_path: Path) -> None:
     """The health check's command, pointed at a real Oxigraph server, succeeds."""
     from tests.sparql_servers import start_oxigraph

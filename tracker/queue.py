@@ -19,14 +19,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from provml.core.errors import ProvmlError
-
-
-class QueueFull(ProvmlError):
-    """The queue holds its maximum; the sender should retry later."""
-
-    status = 503
-    code = "queue_full"
+from tracker.errors import QueueFull
 
 
 @dataclass(frozen=True)

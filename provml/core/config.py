@@ -2,26 +2,41 @@
 
 Command-line flags and ``init()`` arguments win over the environment; the environment
 wins over the defaults below. ``provml config`` prints this table.
+
+A setting registers itself when it is declared (:data:`ALL`, in declaration order). The
+services read theirs once, when their app is made (:func:`load` into ``app.config``, keyed
+by the variable's name), and then only from there (:meth:`Setting.of`); capture_lib reads
+its own when a client is made.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+from provml.core.errors import ConfigError
+
+T = TypeVar("T")
+
+#: every setting, in the order declared (filled by :class:`Setting` itself)
+_REGISTRY: list[Setting[Any]] = []
 
 
 @dataclass(frozen=True)
-class Setting:
+class Setting(Generic[T]):
     name: str
-    default: Any
-    parse: Callable[[str], Any]
+    default: T
+    parse: Callable[[str], T]
     help: str
     #: a secret (a token): ``provml config`` shows whether it is set, never its value
     secret: bool = False
 
-    def get(self, environ: dict[str, str] | None = None) -> Any:
+    def __post_init__(self) -> None:
+        _REGISTRY.append(self)
+
+    def get(self, environ: Mapping[str, str] | None = None) -> T:
         env = os.environ if environ is None else environ
         raw = env.get(self.name)
         if raw is None or raw == "":
@@ -29,12 +44,25 @@ class Setting:
         try:
             return self.parse(raw)
         except ValueError:
-            from provml.core.errors import ConfigError
-
             shown = "<secret>" if self.secret else repr(raw)
             wanted = getattr(self.parse, "wanted", None) or _WANTED.get(self.parse)
             expected = f"expected {wanted} ({self.help})" if wanted else self.help
             raise ConfigError(f"{self.name}={shown}: {expected}") from None
+
+    def of(self, config: Mapping[str, Any]) -> T:
+        """This setting's value in an app's config (read once by :func:`load`); the
+        environment's if the config does not hold it."""
+        if self.name in config:
+            value: T = config[self.name]
+            return value
+        return self.get()
+
+
+def load(
+    settings: Iterable[Setting[Any]], environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """``settings`` read once from the environment: {variable name: value}."""
+    return {s.name: s.get(environ) for s in settings}
 
 
 def _bool(raw: str) -> bool:
@@ -96,14 +124,14 @@ QUEUE_POLICY = Setting(
 BLOCK_TIMEOUT = Setting(
     "PROVML_BLOCK_TIMEOUT", 1.0, float, "seconds a capture call may wait with policy block"
 )
-ALLOW_ENV = Setting(
+ALLOW_ENV: Setting[tuple[str, ...]] = Setting(
     "PROVML_ALLOW_ENV",
     (),
     lambda raw: tuple(p.strip() for p in raw.split(",") if p.strip()),
     "comma-separated names or patterns of environment variables a workflow may record "
     "(none by default: secrets never leave the process)",
 )
-REDACT_KEYS = Setting(
+REDACT_KEYS: Setting[tuple[str, ...]] = Setting(
     "PROVML_REDACT_KEYS",
     (),
     lambda raw: tuple(p.strip() for p in raw.split(",") if p.strip()),
@@ -247,31 +275,9 @@ MAX_CONNECTIONS = Setting(
     "connections the server holds at once (idle ones included); more wait to be accepted",
 )
 
-ALL: tuple[Setting, ...] = (
-    URL,
-    MODE,
-    PATH,
-    DISABLED,
-    FLUSH_INTERVAL,
-    QUEUE_SIZE,
-    BATCH_SIZE,
-    FSYNC,
-    QUEUE_POLICY,
-    BLOCK_TIMEOUT,
-    ALLOW_ENV,
-    REDACT_KEYS,
-    USER,
-    TIMEOUT,
-    TOKEN,
-    HOST,
-    PORT,
-    DATA_DIR,
-    MANAGER_URL,
-    THREADS,
-    TOKENS_FILE,
-    TOKENS,
-    MANAGER_TOKEN,
-    AUDIT_LOG,
+ALL: tuple[Setting[Any], ...] = tuple(_REGISTRY)
+#: what the services read (into ``app.config``, when their app is made)
+SERVER: tuple[Setting[Any], ...] = (
     QUEUE_MAX_BYTES,
     ACK_WAIT,
     DRAIN_TIMEOUT,

@@ -1,7 +1,10 @@
 """One root error class, with a subclass per concern.
 
 Services turn :class:`ProvmlError` subclasses into JSON error bodies; each carries an
-HTTP status so the mapping lives with the error, not with every handler.
+HTTP status (and the headers the answer needs, such as ``Retry-After``) so that the
+mapping lives with the error, not with every handler. Each layer that has errors of its
+own roots them in one class under :class:`ProvmlError` (``capture_lib.errors``,
+``tracker.errors``, ``query.errors``).
 """
 
 from __future__ import annotations
@@ -12,11 +15,17 @@ class ProvmlError(Exception):
 
     status = 500
     code = "internal_error"
+    #: seconds after which the same request may succeed (sent as ``Retry-After``)
+    retry_after: int | None = None
 
     def __init__(self, message: str, *, details: list[str] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.details = details or []
+
+    def headers(self) -> dict[str, str]:
+        """The HTTP headers an answer carrying this error needs."""
+        return {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
 
     def to_json(self) -> dict[str, object]:
         body: dict[str, object] = {"error": self.code, "message": self.message}
@@ -103,3 +112,4 @@ class Busy(ProvmlError):
 
     status = 503
     code = "busy"
+    retry_after = 2

@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 from provml.core.errors import NotFound, ValidationError
+from provml.core.queryable import Queryable
 
 MIN_PREFIX = 8
 #: candidates listed when a prefix is ambiguous
@@ -21,7 +22,7 @@ SHOWN = 10
 _PREFIX = re.compile(rf"(?:sha256:)?([0-9a-fA-F]{{{MIN_PREFIX},63}})", re.IGNORECASE)
 
 
-def expand(store: Any, raw: str) -> str:
+def expand(store: Queryable, raw: str) -> str:
     """``raw`` with a unique hash prefix replaced by the whole hash; anything else as
     given (a whole hash, an IRI, a short form: :func:`provml.core.ids.ref_iri` reads those)."""
     match = _PREFIX.fullmatch(raw.strip())
@@ -51,7 +52,7 @@ def expand(store: Any, raw: str) -> str:
     return str(found[0])
 
 
-def expand_params(store: Any, question: Any, values: dict[str, str]) -> dict[str, str]:
+def expand_params(store: Queryable, question: Any, values: dict[str, str]) -> dict[str, str]:
     """A question's parameters with the hash prefixes of its data parameters expanded."""
     kinds = {p.name: p.kind for p in question.params}
     return {k: expand(store, v) if kinds.get(k) == "data" else v for k, v in values.items()}

@@ -27,20 +27,25 @@ import orjson
 
 from provml.core.vocab import ID_BASE, PREFIXES
 
-_LOW32 = (1 << 32) - 1
+#: the low 32 bits of a session id, where :func:`execution_uuid` puts the counter
+LOW32 = (1 << 32) - 1
 
 
-def new_session_id(now_ms: int | None = None) -> str:
-    """A fresh UUIDv7 (RFC 9562): 48-bit Unix milliseconds, then 74 random bits.
-
-    The lowest 32 random bits are zeroed: :func:`execution_uuid` puts the counter there.
-    """
-    ms = int(time.time() * 1000) if now_ms is None else now_ms
-    rand = int.from_bytes(os.urandom(10), "big") & ((1 << 74) - 1) & ~_LOW32
+def uuid7(ms: int, rand: int) -> str:
+    """The UUIDv7 (RFC 9562) of 48-bit Unix milliseconds ``ms`` and 74 bits ``rand``
+    (the one layout every provml id is made with)."""
+    rand &= (1 << 74) - 1
     rand_a = rand >> 62
     rand_b = rand & ((1 << 62) - 1)
     value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
     return str(uuid.UUID(int=value))
+
+
+def new_session_id(now_ms: int | None = None) -> str:
+    """A fresh UUIDv7: Unix milliseconds, then 74 random bits of which the lowest 32
+    are zeroed (:func:`execution_uuid` puts the counter there)."""
+    ms = int(time.time() * 1000) if now_ms is None else now_ms
+    return uuid7(ms, int.from_bytes(os.urandom(10), "big") & ~LOW32)
 
 
 def execution_uuid(session: str, n: int) -> str:
@@ -53,7 +58,7 @@ def execution_uuid(session: str, n: int) -> str:
     True
     """
     # the low 32 bits are the last 8 hex digits: no need to parse the UUID
-    return f"{session[:-8]}{n & _LOW32:08x}"
+    return f"{session[:-8]}{n & LOW32:08x}"
 
 
 def execution_iri(session: str, n: int) -> str:
@@ -70,10 +75,6 @@ def report_iri(session: str, n: int) -> str:
     return f"{ID_BASE}report/{execution_uuid(session, n)}"
 
 
-def session_iri(session: str) -> str:
-    return f"{ID_BASE}session/{session}"
-
-
 def run_iri(run_key: str, workflow: str) -> str:
     """The run of ``workflow`` that every rank of one batch job shares."""
     return f"{ID_BASE}run/{quote(run_key, safe='')}/{quote(workflow, safe='')}"
@@ -84,7 +85,7 @@ def content_iri(sha256_hex: str) -> str:
     return f"{ID_BASE}data/sha256/{sha256_hex}"
 
 
-#: the short forms tables print IRIs in (provml.table), read back by :func:`ref_iri`
+#: the short forms tables print IRIs in (the CLI's tables), read back by :func:`ref_iri`
 SHORT_FORMS: dict[str, str] = {"id": ID_BASE, **PREFIXES}
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _IRI_BAD = re.compile(r'[\x00-\x20<>"{}|^`\\]')

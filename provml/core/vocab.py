@@ -32,7 +32,7 @@ PREFIXES: dict[str, str] = {
 }
 
 
-class _Namespace:
+class Namespace:
     """Attribute access to the terms of one namespace: ``PROV.used``."""
 
     def __init__(self, base: str) -> None:
@@ -52,11 +52,11 @@ class _Namespace:
         return term
 
 
-PROV = _Namespace(PROV_NS)
-PROVML = _Namespace(PROVML_NS)
-RDF = _Namespace(RDF_NS)
-RDFS = _Namespace(RDFS_NS)
-XSD = _Namespace(XSD_NS)
+PROV = Namespace(PROV_NS)
+PROVML = Namespace(PROVML_NS)
+RDF = Namespace(RDF_NS)
+RDFS = Namespace(RDFS_NS)
+XSD = Namespace(XSD_NS)
 
 RDF_TYPE = RDF.type
 

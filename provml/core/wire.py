@@ -54,57 +54,42 @@ DATA_STRING_FIELDS = ("path", "framework", "framework_version", "version", "spli
 #: record kind → number of names in its plan
 PLAN_LENGTH = {"task_start": 2, "task_end": 2, "section_start": 3, "section_end": 3}
 
-#: record kind → (required fields, optional fields)
-_OWN = frozenset({"session"})  # the record's own execution began in another session
-_PARENT = frozenset({"parent_session"})  # its parent did
-
-KINDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
-    "workflow_start": (
-        frozenset({"n", "name", "time"}),
-        frozenset({"params", "env", "user"}) | _OWN,
-    ),
-    "workflow_end": (frozenset({"n", "name", "time"}), frozenset({"status", "error"}) | _OWN),
+#: The one table of record kinds: each kind's fields in the order of its compact form, an
+#: optional field marked with a trailing ``?``. ``session`` on a record: its own execution
+#: began in another session; ``parent_session``: its parent did. :data:`KINDS` (what the
+#: checks require and allow) and :data:`COMPACT_FIELDS` are read from it.
+RECORD_FIELDS: dict[str, tuple[str, ...]] = {
+    "workflow_start": ("n", "session?", "name", "time", "params?", "env?", "user?"),
+    "workflow_end": ("n", "session?", "name", "time", "status?", "error?"),
     "task_start": (
-        frozenset({"n", "parent", "plan", "time"}),
-        frozenset({"stage", "params", "used"}) | _OWN | _PARENT,
+        "n", "session?", "parent", "parent_session?", "plan", "time", "stage?", "params?",
+        "used?",
     ),
     "task_end": (
-        frozenset({"n", "plan", "time"}),
-        frozenset({"status", "error", "generated", "stage", "resources"}) | _OWN,
+        "n", "session?", "plan", "time", "stage?", "status?", "error?", "generated?",
+        "resources?",
     ),
-    "section_start": (
-        frozenset({"n", "parent", "plan", "time"}),
-        frozenset({"index"}) | _OWN | _PARENT,
-    ),
-    "section_end": (frozenset({"n", "plan", "time"}), frozenset({"status", "error"}) | _OWN),
-    "metric": (
-        frozenset({"n", "parent", "name", "value", "time"}),
-        frozenset({"step"}) | _PARENT,
-    ),
-    "capture_report": (frozenset({"n", "time", "lost"}), frozenset()),
+    "section_start": ("n", "session?", "parent", "parent_session?", "plan", "time", "index?"),
+    "section_end": ("n", "session?", "plan", "time", "status?", "error?"),
+    "metric": ("n", "parent", "parent_session?", "name", "value", "time", "step?"),
+    "capture_report": ("n", "time", "lost"),
+}  # fmt: skip
+
+#: record kind → (required fields, optional fields)
+KINDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    kind: (
+        frozenset(f for f in fields if not f.endswith("?")),
+        frozenset(f[:-1] for f in fields if f.endswith("?")),
+    )
+    for kind, fields in RECORD_FIELDS.items()
 }
 
 #: The compact form of a record: a JSON array whose first item is the kind and the rest
 #: are these fields in this order (null for an absent optional field). capture_lib sends
 #: this form: its worker can serialise records without building a dict for each.
 COMPACT_FIELDS: dict[str, tuple[str, ...]] = {
-    "workflow_start": ("kind", "n", "session", "name", "time", "params", "env", "user"),
-    "workflow_end": ("kind", "n", "session", "name", "time", "status", "error"),
-    "task_start": (
-        "kind", "n", "session", "parent", "parent_session", "plan", "time", "stage", "params",
-        "used",
-    ),
-    "task_end": (
-        "kind", "n", "session", "plan", "time", "stage", "status", "error", "generated",
-        "resources",
-    ),
-    "section_start": (
-        "kind", "n", "session", "parent", "parent_session", "plan", "time", "index",
-    ),
-    "section_end": ("kind", "n", "session", "plan", "time", "status", "error"),
-    "metric": ("kind", "n", "parent", "parent_session", "name", "value", "time", "step"),
-    "capture_report": ("kind", "n", "time", "lost"),
-}  # fmt: skip
+    kind: ("kind", *(f.rstrip("?") for f in fields)) for kind, fields in RECORD_FIELDS.items()
+}
 
 _HEX32 = re.compile(r"[0-9a-f]{32}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -185,7 +170,7 @@ def validate_batch(obj: Any) -> Batch:
     """Check a decoded batch; raise :class:`ValidationError` listing every problem."""
     problems: list[str] = []
     if not isinstance(obj, dict):
-        raise ValidationError("a batch must be a JSON object", details=[f"got {_tname(obj)}"])
+        raise ValidationError("a batch must be a JSON object", details=[f"got {json_type(obj)}"])
     version = obj.get("provml")
     if not (_is_int(version) and version in SUPPORTED_VERSIONS):
         problems.append(
@@ -221,7 +206,8 @@ def validate_batch(obj: Any) -> Batch:
     return Batch(batch=batch_id, session=session, records=records, version=int(version))
 
 
-def _tname(v: Any) -> str:
+def json_type(v: Any) -> str:
+    """The JSON type of a decoded value, for error messages ("object", "array", …)."""
     return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
         type(v), "number"
     )
@@ -242,7 +228,7 @@ def _expand(rec: list[Any], path: str, problems: list[str]) -> Any:
 
 def _check_record(rec: Any, path: str, problems: list[str]) -> None:
     if not isinstance(rec, dict):
-        problems.append(f"{path}: a record must be an object, got {_tname(rec)}")
+        problems.append(f"{path}: a record must be an object, got {json_type(rec)}")
         return
     kind = rec.get("kind")
     spec = KINDS.get(kind) if isinstance(kind, str) else None
@@ -320,7 +306,7 @@ def _optional(check: Any) -> Any:
 def _mapping(check_value: Any) -> Any:
     def check(v: Any) -> str | None:
         if not isinstance(v, dict):
-            return f"must be an object, got {_tname(v)}"
+            return f"must be an object, got {json_type(v)}"
         if len(v) > MAX_ITEMS:
             return f"at most {MAX_ITEMS} entries"
         for key, item in v.items():

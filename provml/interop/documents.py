@@ -31,8 +31,8 @@ import pyoxigraph as ox
 from pyoxigraph import BlankNode, DefaultGraph, Literal, NamedNode, Quad, RdfFormat
 
 from provml.core.errors import ValidationError
-from provml.core.vocab import ID_BASE, PROV, XSD
-from provml.core.vocab import _Namespace as _Terms
+from provml.core.vocab import XSD
+from provml.interop.terms import DOCUMENT_BASE, QUALIFIED, QUALIFIED_TERMS, SH
 
 
 @dataclass(frozen=True)
@@ -100,33 +100,6 @@ def guess_format(filename: str | None = None, media_type: str | None = None) -> 
 
 
 # ---- import -------------------------------------------------------------------------------
-
-#: qualified property → (property of the qualified node naming the influencer, plain property)
-QUALIFIED: dict[str, tuple[str, str]] = {
-    "qualifiedUsage": ("entity", "used"),
-    "qualifiedGeneration": ("activity", "wasGeneratedBy"),
-    "qualifiedInvalidation": ("activity", "wasInvalidatedBy"),
-    "qualifiedAssociation": ("agent", "wasAssociatedWith"),
-    "qualifiedAttribution": ("agent", "wasAttributedTo"),
-    "qualifiedDelegation": ("agent", "actedOnBehalfOf"),
-    "qualifiedDerivation": ("entity", "wasDerivedFrom"),
-    "qualifiedRevision": ("entity", "wasRevisionOf"),
-    "qualifiedQuotation": ("entity", "wasQuotedFrom"),
-    "qualifiedPrimarySource": ("entity", "hadPrimarySource"),
-    "qualifiedCommunication": ("activity", "wasInformedBy"),
-    "qualifiedStart": ("entity", "wasStartedBy"),
-    "qualifiedEnd": ("entity", "wasEndedBy"),
-    "qualifiedInfluence": ("influencer", "wasInfluencedBy"),
-}
-_QUALIFIED = {PROV[q]: (PROV[via], PROV[plain]) for q, (via, plain) in QUALIFIED.items()}
-
-
-#: named graph of an imported document's copy: this, then the SHA-256 of its bytes
-DOCUMENT_BASE = f"{ID_BASE}import/"
-#: SHACL's prefix declarations (``sh:declare [sh:prefix "ex"; sh:namespace "…"]``), with
-#: which import keeps the prefixes a document declared
-SH_NS = "http://www.w3.org/ns/shacl#"
-SH = _Terms(SH_NS)
 
 
 @dataclass(frozen=True)
@@ -250,7 +223,7 @@ def _skolemize(quads: list[Quad], doc_sha: str, rounds: int = 3) -> list[Quad]:
             ).hexdigest()
             for n, es in edges.items()
         }
-    base = f"{ID_BASE}import/{doc_sha}/"
+    base = f"{DOCUMENT_BASE}{doc_sha}/"
     names: dict[str, NamedNode] = {}
     seen: dict[str, int] = {}
     for n in sorted(edges, key=order.__getitem__):
@@ -273,8 +246,8 @@ def plain_triples(quads: Iterable[Quad]) -> list[Quad]:
     }
     out = []
     for q in quads:
-        if q.predicate in _QUALIFIED:
-            via, plain = _QUALIFIED[q.predicate]
+        if q.predicate in QUALIFIED_TERMS:
+            via, plain = QUALIFIED_TERMS[q.predicate]
             target = influencer.get((q.object, via, q.graph_name))
             if target is not None:
                 out.append(Quad(q.subject, plain, target, q.graph_name))

@@ -26,17 +26,11 @@ from pyoxigraph import BlankNode, DefaultGraph, Literal, NamedNode, Quad, RdfFor
 
 from provml.core.errors import CannotExpress, NotFound, ValidationError
 from provml.core.hashprefix import expand
+from provml.core.queryable import Queryable
 from provml.core.vocab import PROV, PROVML
-from provml.interop.documents import (
-    DOCUMENT_BASE,
-    EXPORT_FORMATS,
-    QUALIFIED,
-    SH,
-    check_iri,
-    format_named,
-    plain_triples,
-)
+from provml.interop.documents import EXPORT_FORMATS, check_iri, format_named, plain_triples
 from provml.interop.prefixes import prefixes_for
+from provml.interop.terms import DOCUMENT_BASE, QUALIFIED, SH
 
 #: links followed from every node in an export: the parts of a record (every qualified
 #: relation with what it names, associations, plans with their declared parameters and
@@ -76,7 +70,7 @@ class Exported:
         )
 
 
-def collect(store: Any, scope: str, ident: str | None = None) -> list[Quad]:
+def collect(store: Queryable, scope: str, ident: str | None = None) -> list[Quad]:
     """The triples of a subgraph of ``store`` (a :class:`manager.store.Store`).
 
     ``all``: every triple. ``lineage``: what entity ``ident`` (a model, a dataset, a
@@ -121,7 +115,7 @@ def raise_not_found(scope: str, ident: str) -> None:
     raise NotFound(f"nothing in the graph for {scope} {ident!r}")
 
 
-def _document(store: Any, ident: str) -> list[Quad]:
+def _document(store: Queryable, ident: str) -> list[Quad]:
     """An imported document's statements, from the copy import keeps in its named graph
     (the document's bundles are their own named graphs, as imported)."""
     digest = ident.strip().lower().removeprefix(DOCUMENT_BASE)
@@ -147,7 +141,7 @@ def _document(store: Any, ident: str) -> list[Quad]:
     return quads
 
 
-def declared_prefixes(store: Any) -> dict[str, str]:
+def declared_prefixes(store: Queryable) -> dict[str, str]:
     """The prefixes imported documents declared (kept by import), name → namespace."""
     text = (
         f"SELECT ?name ?ns WHERE {{ GRAPH ?g {{ ?d {SH.declare} ?x . "
@@ -170,17 +164,17 @@ def _node(ident: str) -> NamedNode:
     return NamedNode(iri)
 
 
-def _values(store: Any, sparql: str, bound: dict[str, Any]) -> list[NamedNode]:
+def _values(store: Queryable, sparql: str, bound: dict[str, Any]) -> list[NamedNode]:
     block = " ".join(f"?{k}" for k in bound), " ".join(str(v) for v in bound.values())
     text = sparql.replace("WHERE {", f"WHERE {{ VALUES ({block[0]}) {{ ({block[1]}) }}", 1)
     return [row[0] for row in store.query(text) if isinstance(row[0], NamedNode)]
 
 
-def _exists(store: Any, node: NamedNode) -> bool:
+def _exists(store: Queryable, node: NamedNode) -> bool:
     return bool(store.query(f"ASK {{ {{ {node} ?p ?o }} UNION {{ ?s ?p {node} }} }}"))
 
 
-def _run_executions(store: Any, runs: list[NamedNode]) -> list[NamedNode]:
+def _run_executions(store: Queryable, runs: list[NamedNode]) -> list[NamedNode]:
     """The runs and every execution part of them."""
     nodes: list[NamedNode] = []
     for run in runs:
@@ -189,7 +183,7 @@ def _run_executions(store: Any, runs: list[NamedNode]) -> list[NamedNode]:
     return nodes
 
 
-def _linked(store: Any, nodes: list[NamedNode], pattern: str) -> list[NamedNode]:
+def _linked(store: Queryable, nodes: list[NamedNode], pattern: str) -> list[NamedNode]:
     """Every ``?x`` of ``pattern`` for ``?a`` among ``nodes``."""
     found = []
     for i in range(0, len(nodes), _BATCH):
@@ -202,7 +196,7 @@ def _linked(store: Any, nodes: list[NamedNode], pattern: str) -> list[NamedNode]
 Keep = Callable[[Any, Any, Any], bool]
 
 
-def _own_run(store: Any, executions: list[NamedNode]) -> Keep:
+def _own_run(store: Queryable, executions: list[NamedNode]) -> Keep:
     """A filter keeping a run's export to what that run touched.
 
     Data are named by content, so one data node may also have been generated, or derived
@@ -228,7 +222,7 @@ def _own_run(store: Any, executions: list[NamedNode]) -> Keep:
 
 
 def _closure(
-    store: Any, seeds: list[NamedNode], links: set[NamedNode], keep: Keep | None = None
+    store: Queryable, seeds: list[NamedNode], links: set[NamedNode], keep: Keep | None = None
 ) -> list[Quad]:
     seen: set[NamedNode] = set()
     frontier = list(dict.fromkeys(seeds))

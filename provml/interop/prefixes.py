@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from pyoxigraph import NamedNode, Quad
 
 from provml.core.vocab import PREFIXES
-from provml.interop.documents import DOCUMENT_BASE
+from provml.interop.terms import DOCUMENT_BASE
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 #: a prefix name every syntax takes (Turtle's PN_PREFIX allows more)

@@ -220,7 +220,7 @@ def _bare_relations(bundle: Any, terms: _Terms) -> list[Quad]:
     """Relations given only their first argument, no id and no attribute
     (``wasAssociatedWith(ex:a)``): ``prov`` writes nothing for them; PROV-O says them
     as a qualified relation node of their class."""
-    from provml.interop.documents import QUALIFIED
+    from provml.interop.terms import QUALIFIED
 
     graph = DefaultGraph() if bundle.is_document() else terms.node(bundle.identifier)
     out: list[Quad] = []

@@ -27,7 +27,6 @@ import hashlib
 import json
 import math
 import re
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
@@ -35,8 +34,16 @@ from typing import Any, TypeGuard
 import orjson
 
 from provml.core.errors import ValidationError
-from provml.core.ids import canonical_json, value_sha256
-from provml.core.wire import DATA_TYPES, MAX_DEPTH, STAGES, WIRE_VERSION, Batch, validate_batch
+from provml.core.ids import LOW32, canonical_json, uuid7, value_sha256
+from provml.core.wire import (
+    DATA_TYPES,
+    MAX_DEPTH,
+    STAGES,
+    WIRE_VERSION,
+    Batch,
+    json_type,
+    validate_batch,
+)
 
 #: the task or workflow a record without a workflow belongs to (ProvLake's own names)
 GLOBAL_WORKFLOW = "global_workflow"
@@ -55,7 +62,6 @@ REFERENCES = frozenset({"data_reference", "kg_reference"})
 
 MAX_ERROR = 2000  # characters of stderr kept as a failed execution's error
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-_LOW32 = (1 << 32) - 1
 _MAX_PROBLEMS = 50
 
 
@@ -92,15 +98,9 @@ def parse_bag(body: bytes | str) -> list[Any]:
     if not isinstance(bag, list):
         raise ValidationError(
             "a ProvLake retrospective-provenance body is a JSON array of records",
-            details=[f"got {_tname(bag)}"],
+            details=[f"got {json_type(bag)}"],
         )
     return bag
-
-
-def _tname(v: Any) -> str:
-    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
-        type(v), "number"
-    )
 
 
 # --------------------------------------------------------------- prospective provenance
@@ -140,7 +140,7 @@ def parse_prospective(doc: Any) -> DataflowSpec:
     problems: list[str] = []
     if not isinstance(doc, dict):
         raise ValidationError(
-            "prospective provenance is a JSON object", details=[f"got {_tname(doc)}"]
+            "prospective provenance is a JSON object", details=[f"got {json_type(doc)}"]
         )
     name = doc.get("dataflow_name")
     if not _is_name(name):
@@ -223,12 +223,9 @@ def _digest(*parts: Any) -> bytes:
 
 
 def _uuid7(ms: int, rand42: int) -> str:
-    """A UUIDv7 with this timestamp and 42 random bits, the lowest 32 bits zero (a
-    session id, see :func:`provml.core.ids.new_session_id`)."""
-    rand = (rand42 & ((1 << 42) - 1)) << 32
-    value = ((ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | (rand >> 62) << 64 | 0b10 << 62
-             | (rand & ((1 << 62) - 1)))  # fmt: skip
-    return str(uuid.UUID(int=value))
+    """A session id (:func:`provml.core.ids.new_session_id`'s layout): this timestamp and
+    42 bits, the lowest 32 bits zero."""
+    return uuid7(ms, (rand42 & ((1 << 42) - 1)) << 32)
 
 
 def _ms(value: Any, digest: bytes) -> int:
@@ -256,7 +253,7 @@ def execution_identity(kind: str, dataflow: str, wf_execution: Any, name: str,
     else:
         wd = _digest("provlake-workflow", dataflow, wf_execution)
         ms = _ms(wf_execution, wd)
-    n = int.from_bytes(d[6:10], "big") % _LOW32 + 1
+    n = int.from_bytes(d[6:10], "big") % LOW32 + 1
     return _uuid7(ms, int.from_bytes(d[:6], "big")), n
 
 
@@ -314,7 +311,7 @@ def _origin(detail: str, items: list[tuple[int, dict[str, Any]]]) -> str:
 def _convert(rec: Any, path: str, specs: Mapping[str, DataflowSpec],
              problems: _Problems) -> list[tuple[str, dict[str, Any]]]:  # fmt: skip
     if not isinstance(rec, dict):
-        problems.add(path, f"a ProvLake record is an object, got {_tname(rec)}")
+        problems.add(path, f"a ProvLake record is an object, got {json_type(rec)}")
         return []
     prov = rec.get("prov_obj")
     if not isinstance(prov, dict):

@@ -1,132 +1,124 @@
-"""What every provml Flask service shares: JSON errors, health checks, app assembly,
-access control and the audit log.
+"""What every provml Flask service shares: the app factory, JSON errors, health checks,
+access control and the audit log. It knows no service's routes: each view says the scope
+it needs (:func:`requires`) and the audit event it makes (:func:`audited`,
+:func:`provml.web.audit.note`).
 
-The pure core (vocab, wire, ids, resolve, mapping, config) never imports Flask; this
-module and :mod:`provml.cli` are the shell around it.
-
-Access control (docs/security.md) is enforced here, for every blueprint, by a
-``before_request`` hook keyed on the route's endpoint (:data:`ENDPOINT_SCOPES`): when
-the app has tokens (``app.extensions["provml.web.auth"]``, a :class:`provml.web.auth.Tokens`),
-every route but ``/healthz`` and ``/readyz`` needs a token with the route's scope; a
-route nobody listed needs ``admin``. An ``after_request`` hook writes the audit log
-(``app.extensions["provml.web.audit"]``, a :class:`provml.web.audit.AuditLog`).
+Access control (docs/security.md): when the app has tokens
+(``app.extensions["provml.auth"]``, a :class:`provml.web.auth.Tokens`), a
+``before_request`` hook checks the caller's token against the scope of the view the
+request goes to; a view that did not say needs ``admin`` (a new route is closed until
+someone says). An ``after_request`` hook writes the audit event the view made
+(``app.extensions["provml.audit"]``, a :class:`provml.web.audit.AuditLog`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from typing import Any
-from urllib.parse import parse_qs
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from provml import __version__
+from provml.core import config as settings
 from provml.core.errors import ProvmlError
-from provml.web.auth import ADMIN, CAPTURE, READ, credentials
+from provml.web import audit
+from provml.web.auth import ADMIN, READ, credentials
 
 log = logging.getLogger(__name__)
 
-#: largest request body accepted (bytes)
-MAX_CONTENT_LENGTH = 64 * 1024 * 1024
-
 #: who a request is when the service has no tokens
 ANONYMOUS = "anonymous"
-#: the scope each endpoint needs (None: open to anyone); then each blueprint's default.
-#: An endpoint in neither needs ``admin``: a new route is closed until someone says.
-ENDPOINT_SCOPES: dict[str, str | None] = {
-    "healthz": None,
-    "readyz": None,
-    "metrics": READ,
-    "tracker.post_batch": CAPTURE,
-    "tracker.stats": READ,
-    "manager.post_batch": CAPTURE,
-    "manager.stats": READ,
-    # a PROV document may hold any triple in any graph: more than a capture batch
-    "manager_import.import_document": ADMIN,
-    # the Graph Store Protocol's read side; its writes are refused (405) to readers, so
-    # that a reader learns the endpoint is read-only rather than that a scope is missing
-    "query.graph_store_read": READ,
-    "query.graph_store_write": READ,
-    "query.sparql_write": READ,
-}
-BLUEPRINT_SCOPES: dict[str, str] = {
-    "query": READ,  # /sparql, /store, /api/v1/questions, models, datasets, export
-}
-#: the ProvLake client's routes (tracker.provlake_*) are capture routes
-_PROVLAKE = "tracker.provlake_"
+#: the attribute :func:`requires` sets on a view; a view without it needs ``admin``
+_SCOPE = "provml_scope"
+#: a view open to anyone (the health checks)
+OPEN = None
+
+V = TypeVar("V", bound=Callable[..., Any])
+
+
+def requires(scope: str | None) -> Callable[[V], V]:
+    """Mark a view as needing a token with ``scope`` (None: open to anyone)."""
+
+    def mark(view: V) -> V:
+        setattr(view, _SCOPE, scope)
+        return view
+
+    return mark
 
 
 def required_scope(endpoint: str) -> str | None:
-    """The scope a request to ``endpoint`` needs; None if it is open."""
-    if endpoint in ENDPOINT_SCOPES:
-        return ENDPOINT_SCOPES[endpoint]
-    if endpoint.startswith(_PROVLAKE):
-        return CAPTURE
-    blueprint, dot, _ = endpoint.partition(".")
-    if dot and blueprint in BLUEPRINT_SCOPES:
-        return BLUEPRINT_SCOPES[blueprint]
-    return ADMIN
+    """The scope a request to ``endpoint`` needs (the current app's views); None if open."""
+    view = current_app.view_functions.get(endpoint)
+    return getattr(view, _SCOPE, ADMIN)
 
 
-def make_app(
-    name: str,
-    blueprints: Iterable[tuple[Blueprint, str]],
-    extensions: dict[str, Any],
-    config: dict[str, Any] | None = None,
-) -> Flask:
-    """A Flask app with ``blueprints`` mounted at their prefixes and ``extensions`` set."""
+def caller() -> tuple[str, bool]:
+    """Who makes this request (a token's name, or ``anonymous``) and whether they are an
+    admin (everyone is, on a service without tokens)."""
+    return g.get("provml_who", ANONYMOUS), bool(g.get("provml_admin", True))
+
+
+def make_app(name: str, config: dict[str, Any] | None = None) -> Flask:
+    """A Flask app with provml's errors, access control, audit and health checks, and no
+    routes yet (each service's ``install`` mounts its own, :func:`mount`). The server
+    settings are read here, once, into ``app.config``; ``config`` overrides them."""
     app = Flask(name)
-    from provml.core import config as settings
-
-    # larger bodies: 413 (PROVML_MAX_REQUEST_BYTES)
-    app.config["MAX_CONTENT_LENGTH"] = settings.MAX_REQUEST_BYTES.get()
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.config.update(settings.load(settings.SERVER))
     app.config.update(config or {})
-    app.extensions.update(extensions)
-    components = []
-    for bp, prefix in blueprints:
-        app.register_blueprint(bp, url_prefix=prefix or None)
-        component = bp.name.partition("_")[0]  # "manager_import" is part of the manager
-        if component not in components:
-            components.append(component)
+    # larger bodies: 413 (PROVML_MAX_REQUEST_BYTES)
+    app.config["MAX_CONTENT_LENGTH"] = settings.MAX_REQUEST_BYTES.of(app.config)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    components: dict[str, Any] = {}
+    app.extensions["provml.components"] = components
     app.register_error_handler(ProvmlError, _provml_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
     app.before_request(_authorize)
-    app.after_request(_audit)
+    app.after_request(audit.write_event)
 
     @app.get("/healthz")
+    @requires(OPEN)
     def healthz() -> ResponseReturnValue:
         """Alive: the process answers."""
-        return {"status": "ok", "version": __version__, "components": components}
+        return {"status": "ok", "version": __version__, "components": list(components)}
 
     @app.get("/readyz")
+    @requires(OPEN)
     def readyz() -> ResponseReturnValue:
         """Ready: every component can do its work (503 while shutting down)."""
-        tracker = app.extensions.get("provml.tracker")
-        ready = tracker is None or tracker.ready()
-        return {"ready": ready, "components": components}, 200 if ready else 503
+        ready = all(c.ready() for c in components.values() if hasattr(c, "ready"))
+        return {"ready": ready, "components": list(components)}, 200 if ready else 503
 
     @app.get("/metrics")
+    @requires(READ)
     def metrics() -> ResponseReturnValue:
         """Prometheus text exposition format 0.0.4."""
         lines = []
-        for key in ("provml.tracker", "provml.manager"):
-            component = app.extensions.get(key)
-            if component is None:
-                continue
-            for name, kind, value in component.metrics():
+        for component in components.values():
+            for name, kind, value in component.metrics() if hasattr(component, "metrics") else ():
                 lines += [f"# TYPE {name} {kind}", f"{name} {value:g}"]
         return "\n".join(lines) + "\n", 200, {"Content-Type": "text/plain; version=0.0.4"}
 
     return app
 
 
+def mount(app: Flask, bp: Blueprint, prefix: str = "", service: Any = None) -> None:
+    """Register a service's blueprint at ``prefix``; its component (the blueprint's name
+    up to ``_``: ``manager_import`` is the manager) is listed by ``/healthz``, and
+    ``service``, if given, answers ``/readyz`` (``ready()``) and ``/metrics``
+    (``metrics()``: ``(name, type, value)`` triples)."""
+    app.register_blueprint(bp, url_prefix=prefix or None)
+    components = app.extensions["provml.components"]
+    component = bp.name.partition("_")[0]
+    if service is not None or component not in components:
+        components[component] = service if service is not None else components.get(component)
+
+
 def _provml_error(exc: ProvmlError) -> ResponseReturnValue:
-    return jsonify(exc.to_json()), exc.status
+    return jsonify(exc.to_json()), exc.status, exc.headers()
 
 
 def _http_error(exc: HTTPException) -> ResponseReturnValue:
@@ -159,7 +151,7 @@ def _authorize() -> ResponseReturnValue | None:
     """Before every request: the caller's token and the route's scope (no tokens
     configured: everyone is :data:`ANONYMOUS` and may do everything)."""
     g.provml_who = ANONYMOUS
-    tokens = current_app.extensions.get("provml.web.auth")
+    tokens = current_app.extensions.get("provml.auth")
     g.provml_admin = not tokens  # without tokens everyone may do everything
     if not tokens:
         return None
@@ -200,103 +192,8 @@ def _authorize() -> ResponseReturnValue | None:
 def _denied(
     status: int, code: str, message: str, challenge: str, scope: str | None = None
 ) -> Response:
-    g.provml_denied = {"reason": code} | ({"scope": scope} if scope else {})
+    audit.denied(code, scope)
     response = jsonify({"error": code, "message": message})
     response.status_code = status
     response.headers["WWW-Authenticate"] = challenge
     return response
-
-
-# --- the audit log -------------------------------------------------------------------
-
-
-def _audit(response: Response) -> Response:
-    """After every request: its audit event, if it makes one (never failing it)."""
-    audit_log = current_app.extensions.get("provml.web.audit")
-    if audit_log is not None:
-        try:
-            _audit_event(audit_log, response)
-        except Exception:
-            log.exception("cannot write an audit event")
-    return response
-
-
-def _audit_event(audit_log: Any, response: Response) -> None:
-    from provml.web.audit import truncate
-
-    endpoint = request.endpoint or ""
-    path = truncate(request.path, 500)[0]
-    who = {"who": g.get("provml_who", ANONYMOUS), "remote": request.remote_addr,
-           "method": request.method, "path": path, "status": response.status_code}  # fmt: skip
-    denied = g.get("provml_denied")
-    if denied is not None:
-        audit_log.write("denied", **who, **denied)
-        return
-    failed = response.status_code >= 400
-    body: dict[str, Any] = {}
-    if failed or not endpoint.startswith("query."):
-        parsed = response.get_json(silent=True) if response.is_json else None
-        body = parsed if isinstance(parsed, dict) else {}
-    if failed:
-        who["error"] = body.get("error")
-
-    def batch(one: dict[str, Any], **extra: Any) -> None:
-        audit_log.write("batch", **who, batch=one.get("batch"), session=one.get("session"),
-                        records=one.get("records"), **extra)  # fmt: skip
-
-    if endpoint in ("tracker.post_batch", "manager.post_batch"):
-        batch(body)
-    elif endpoint.startswith(_PROVLAKE + "retrospective"):
-        answers = body.get("batches") if not failed else None
-        for one in answers if isinstance(answers, list) else [{}]:
-            batch(one if isinstance(one, dict) else {}, via="provlake")
-    elif endpoint.startswith(_PROVLAKE + "prospective") and request.method != "GET":
-        audit_log.write("provlake_prospective", **who, dataflow=body.get("dataflow_name"))
-    elif endpoint == "query.graph_store_read" or (endpoint == "query.sparql" and _graph_read()):
-        args = request.args
-        graph = truncate(args["graph"], 500)[0] if "graph" in args else None
-        audit_log.write("graph", **who, graph=graph, default="default" in args)
-    elif endpoint == "query.sparql" and request.method != "POST" and "query" not in request.args:
-        audit_log.write("service_description", **who)
-    elif endpoint == "query.sparql":
-        text, cut = truncate(_query_text() or "")
-        audit_log.write("query", **who, query=text, truncated=cut)
-    elif endpoint == "query.ask":
-        params = {k: truncate(v, 500)[0] for k, v in request.args.items()}
-        name = (request.view_args or {}).get("name")
-        audit_log.write("question", **who, question=name, params=params)
-    elif endpoint in ("query.model", "query.dataset"):
-        kind = endpoint.partition(".")[2]
-        ref = next(iter((request.view_args or {}).values()), None)
-        audit_log.write("record", **who, kind=kind, ref=truncate(str(ref), 500)[0])
-    elif endpoint == "query.export":
-        args = request.args
-        audit_log.write("export", **who, scope=args.get("scope", "all"),
-                        id=truncate(args.get("id") or "", 500)[0] or None,
-                        format=args.get("format", "turtle"))  # fmt: skip
-    elif endpoint == "manager_import.import_document":
-        audit_log.write("import", **who, format=request.args.get("format") or body.get("format"),
-                        bytes=request.content_length, triples=body.get("triples"))  # fmt: skip
-
-
-def _graph_read() -> bool:
-    """Whether a request to /sparql reads a graph (the Graph Store Protocol's
-    ``?graph=``/``?default``, without a query) rather than running a query."""
-    args = request.args
-    return "query" not in args and ("graph" in args or "default" in args)
-
-
-def _query_text() -> str | None:
-    """The SPARQL query of this request, as /sparql read it (its body, cached)."""
-    if request.method == "GET":
-        return request.args.get("query")
-    if request.mimetype not in ("application/sparql-query", "application/x-www-form-urlencoded"):
-        return None
-    try:
-        body = request.get_data().decode("utf-8", "replace")
-    except HTTPException:  # too large, or cut off: no text to keep
-        return None
-    if request.mimetype == "application/sparql-query":
-        return body
-    values = parse_qs(body).get("query")
-    return values[0] if values else None

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from waitress.channel import HTTPChannel
@@ -57,21 +58,21 @@ def _too_large(limit: int) -> JsonError:
     )
 
 
-def server_options() -> dict[str, Any]:
-    """waitress settings from the PROVML_* ones."""
+def server_options(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """waitress settings from the PROVML_* ones (an app's config)."""
     return {
         # waitress refuses a body of this size or more: one byte over the limit
-        "max_request_body_size": config.MAX_REQUEST_BYTES.get() + 1,
-        "connection_limit": config.MAX_CONNECTIONS.get(),
-        "channel_timeout": config.IDLE_TIMEOUT.get(),
+        "max_request_body_size": config.MAX_REQUEST_BYTES.of(settings) + 1,
+        "connection_limit": config.MAX_CONNECTIONS.of(settings),
+        "channel_timeout": config.IDLE_TIMEOUT.of(settings),
         "cleanup_interval": CLEANUP_INTERVAL,
     }
 
 
 def guard(server: Any, app: Any) -> None:
     """Install the checks on a waitress server made by ``create_server`` for ``app``."""
-    limit = config.MAX_REQUEST_BYTES.get()
-    header_timeout = config.HEADER_TIMEOUT.get()
+    limit = config.MAX_REQUEST_BYTES.of(app.config)
+    header_timeout = config.HEADER_TIMEOUT.of(app.config)
 
     class Parser(HTTPRequestParser):
         remote = ""
@@ -96,7 +97,7 @@ def guard(server: Any, app: Any) -> None:
 
         def _check_sender(self) -> None:
             """A body follows: refuse it unread if its sender has no valid token."""
-            tokens = app.extensions.get("provml.web.auth")
+            tokens = app.extensions.get("provml.auth")
             if not tokens:
                 return
             token = credentials(self.headers.get("AUTHORIZATION"))
@@ -121,7 +122,7 @@ def guard(server: Any, app: Any) -> None:
             self.completed = True
             # no "100 Continue": waitress would send it and read the body after all
             self.expect_continue = False
-            audit_log = app.extensions.get("provml.web.audit")
+            audit_log = app.extensions.get("provml.audit")
             if audit_log is not None:
                 path = str(getattr(self, "path", ""))[:500]
                 audit_log.write("denied", who="anonymous", remote=self.remote,

@@ -23,7 +23,12 @@ from query import questions
 from tests.query.scenario import Scenario, build
 from tests.sparql_servers import SparqlServer, start_oxigraph, start_virtuoso
 
-BACKENDS = ("embedded", "oxigraph-server", "virtuoso")
+#: the remote stores start a server process each: integration tests
+BACKENDS = (
+    "embedded",
+    pytest.param("oxigraph-server", marks=pytest.mark.integration),
+    pytest.param("virtuoso", marks=pytest.mark.integration),
+)
 _n = itertools.count()
 
 
@@ -194,6 +199,7 @@ def test_an_unreachable_server_is_a_store_error() -> None:
         gone.add([Quad(iri("x"), iri("p"), iri("y"), DefaultGraph())])
 
 
+@pytest.mark.integration
 def test_a_write_the_server_refuses_is_not_retried(tmp_path: Path) -> None:
     """A 4xx answer to a write is a refusal (set aside by the tracker), not an outage."""
     from manager.store.sparql import SparqlStore, StoreRefused

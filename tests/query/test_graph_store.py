@@ -143,7 +143,7 @@ def test_reads_are_audited(tmp_path: Any) -> None:
     from provml.web.audit import AuditLog
 
     app, _ = app_holding("http://www.example/g", "<a:s> <a:p> <a:o> .")
-    audit = app.extensions["provml.web.audit"] = AuditLog(str(tmp_path / "audit.log"))
+    audit = app.extensions["provml.audit"] = AuditLog(str(tmp_path / "audit.log"))
     client = app.test_client()
     try:
         assert client.get("/store?graph=http://www.example/g").status_code == 200

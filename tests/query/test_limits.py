@@ -291,7 +291,7 @@ def test_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("PROVML_QUERY_MAX_RUNNING", "3")
     monkeypatch.setenv("PROVML_QUERY_WORKERS", "1")
     monkeypatch.setenv("PROVML_QUERY_MEMORY", "100")
-    assert Limits.from_env() == Limits(
+    assert Limits.of({}) == Limits(
         timeout=2.5, max_rows=7, max_running=3, workers=1, memory=100 << 20
     )
     client = make_app(triples=20).test_client()

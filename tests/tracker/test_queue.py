@@ -12,9 +12,10 @@ import pytest
 
 from provml.core.errors import UpstreamError, ValidationError
 from tests.conftest import full_records, make_batch
-from tracker.app import Tracker
+from tracker.errors import QueueFull
 from tracker.forward import Forwarder
-from tracker.queue import DurableQueue, QueueFull
+from tracker.queue import DurableQueue
+from tracker.service import Tracker
 
 
 def test_put_next_ack_and_restart(tmp_path: Path) -> None:

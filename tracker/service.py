@@ -1,0 +1,220 @@
+"""The tracker's work: a batch checked whole, resolved, queued durably, delivered.
+
+A batch is validated whole (any problem: 400 with every problem listed, nothing
+queued), resolved (identifiers assigned, executions linked to their plans, see
+:mod:`provml.core.resolve`) and appended to the durable queue (:mod:`tracker.queue`); only
+then is it acknowledged. A forwarder thread delivers queued batches to the manager,
+retrying with backoff while it is down, and resumes after a restart from the queue's
+cursor. The tracker waits up to ``ack_wait`` seconds for the delivery so that a client
+usually reads its own writes: 200 means written to the store, 202 means queued durably
+and not yet written. A full queue answers 503 with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import orjson
+
+from provml.core.errors import ProvmlError, UpstreamError, ValidationError
+from provml.core.resolve import resolve_batch
+from provml.core.wire import Batch, check_batch_size, parse_batch
+from provml.interop import provlake
+from tracker.errors import QueueFull, ShuttingDown
+from tracker.forward import Forwarder
+from tracker.provlake import ProspectiveStore
+from tracker.queue import DurableQueue
+
+log = logging.getLogger(__name__)
+
+
+class Tracker:
+    ACK_WAIT = 2.0  # well under capture_lib's HTTP timeout (10 s)
+    BACKOFF = (0.05, 5.0)  # first and largest wait between delivery attempts
+
+    def __init__(
+        self, forwarder: Forwarder, queue: DurableQueue | None = None, ack_wait: float = ACK_WAIT
+    ) -> None:
+        self.forwarder = forwarder
+        self.queue = queue
+        self.ack_wait = ack_wait
+        self.counts: Counter[str] = Counter()
+        # ProvLake prospective provenance, kept next to the queue
+        self.prospective = ProspectiveStore(queue.path if queue is not None else None)
+        self._lock = threading.Lock()
+        self._closing = False
+        self._stop = threading.Event()
+        #: queue seq → the triples the store said a delivered batch mapped to
+        self._triples: dict[int, int] = {}
+        self._triples_lock = threading.Lock()
+        self._pump: threading.Thread | None = None
+        if queue is not None:
+            self._pump = threading.Thread(target=self._forward_loop, name="provml-forwarder",
+                                          daemon=True)  # fmt: skip
+            self._pump.start()
+
+    def count(self, key: str, n: int = 1) -> None:
+        with self._lock:
+            self.counts[key] += n
+
+    def ingest(self, body: bytes) -> tuple[dict[str, Any], int]:
+        if self._closing:
+            raise ShuttingDown("the tracker is shutting down: retry later")
+        try:
+            batch = parse_batch(body)
+        except ValidationError:
+            self.count("batches_rejected")
+            raise
+        answers, status = self.accept([batch])
+        return answers[0], status
+
+    def ingest_provlake(self, body: bytes, owner: str | None = None) -> tuple[dict[str, Any], int]:
+        """A ProvLake client's bag of records (:mod:`provml.interop.provlake`): converted to wire
+        batches, one per workflow execution, checked whole (any problem: nothing is
+        queued), then taken like any batch. Converted with ``owner``'s prospective
+        provenance only (None: every dataflow's, for an admin or without tokens)."""
+        if self._closing:
+            raise ShuttingDown("the tracker is shutting down: retry later")
+        try:
+            check_batch_size(len(body))  # the same limit as a batch of capture_lib's
+            bag = provlake.parse_bag(body)
+            batches = provlake.to_batches(bag, self.prospective.specs(owner))
+        except ValidationError as exc:
+            # the client does not report refusals: say it here
+            log.warning("refused ProvLake records: %s", exc.message)
+            self.count("provlake_rejected")
+            raise
+        self.count("provlake_records_received", len(bag))
+        answers, status = self.accept(batches)
+        state = "stored" if status == 200 else "queued"
+        # "error": [] is what the client reads when it asks for validation
+        return {"records": len(bag), "batches": answers, "status": state, "error": []}, status
+
+    def accept(self, batches: list[Batch]) -> tuple[list[dict[str, Any]], int]:
+        """Resolve valid batches and append them to the durable queue (without a queue,
+        deliver them at once); 200 once all are stored, 202 if some are only queued."""
+        resolved = [resolve_batch(batch) for batch in batches]
+        answers: list[dict[str, Any]] = []
+        for batch in batches:
+            answers.append(
+                {"batch": batch.batch, "session": batch.session, "records": len(batch.records)}
+            )
+            self.count("batches_received")
+            self.count("records_received", len(batch.records))
+        if self.queue is None:  # no queue (tests, in-memory stores): deliver at once
+            for answer, one in zip(answers, resolved, strict=True):
+                answer["triples"] = self.forwarder.forward(one).get("triples")
+                answer["status"] = "stored"
+                self.count("batches_forwarded")
+            return answers, 200
+        seqs = []
+        for one in resolved:
+            try:
+                seqs.append(self.queue.put(orjson.dumps(one.to_json())))
+            except QueueFull:
+                self.count("batches_refused_full")
+                raise
+        seq = seqs[-1] if seqs else 0
+        stored = seq == 0 or self.queue.wait_delivered(seq, self.ack_wait)
+        for answer, one_seq in zip(answers, seqs or [0] * len(answers), strict=True):
+            answer["status"] = "stored" if stored else "queued"
+            with self._triples_lock:
+                triples = self._triples.pop(one_seq, None) if stored else None
+            if triples is not None:  # what the store said, as without a queue
+                answer["triples"] = triples
+        return answers, 200 if stored else 202
+
+    def _forward_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._forward_some()
+            except Exception:  # never let the forwarder die: log, pause, go on
+                log.exception("forwarder error")
+                self.count("forward_errors")
+                self._stop.wait(1.0)
+
+    def _forward_some(self) -> None:
+        assert self.queue is not None
+        wait = self.BACKOFF[0]
+        while not self._stop.is_set():
+            entry = self.queue.next(timeout=0.2)
+            if entry is None:
+                continue
+            try:
+                result = self.forwarder.forward_body(entry.body)
+            except UpstreamError as exc:  # the manager is down or failing: try again
+                self.count("forward_retries")
+                log.warning("delivery failed, retrying in %.2fs: %s", wait, exc)
+                self._stop.wait(wait * (0.5 + random.random()))
+                wait = min(wait * 2, self.BACKOFF[1])
+                continue
+            except ProvmlError as exc:  # refused: keep it aside, never block the queue
+                self.count("forward_errors")
+                self._dead_letter(entry.body, exc)
+            except Exception as exc:  # a bug: keep it aside too, and say so
+                log.exception("delivery failed")
+                self.count("forward_errors")
+                self._dead_letter(entry.body, exc)
+            else:
+                self.count("batches_forwarded")
+                if entry.seq and isinstance(result.get("triples"), int):
+                    with self._triples_lock:  # for the answer waiting on it (accept)
+                        if len(self._triples) >= 10_000:  # answers nobody waited for
+                            self._triples.clear()
+                        self._triples[entry.seq] = result["triples"]
+            wait = self.BACKOFF[0]
+            self.queue.ack(entry)
+
+    def _dead_letter(self, body: bytes, exc: Exception) -> None:
+        """Keep a refused batch as it was queued (the error on the line before it)."""
+        assert self.queue is not None
+        path = os.path.join(self.queue.path, "refused.jsonl")
+        log.error("the manager refused a batch (%s); kept in %s", exc, path)
+        try:
+            with open(path, "ab") as f:
+                f.write(orjson.dumps({"error": str(exc)}) + b"\n" + body + b"\n")
+        except OSError:
+            log.exception("cannot keep the refused batch")
+
+    def ready(self) -> bool:
+        return not self._closing and (self._pump is None or self._pump.is_alive())
+
+    def metrics(self) -> list[tuple[str, str, float]]:
+        """(name, type, value) for the Prometheus exposition."""
+        with self._lock:
+            counts = dict(self.counts)
+        out = [
+            (f"provml_tracker_{key}_total", "counter", float(counts.get(key, 0)))
+            for key in ("batches_received", "records_received", "batches_rejected",
+                        "batches_refused_full", "batches_forwarded", "forward_retries",
+                        "forward_errors")
+        ]  # fmt: skip
+        if self.queue is not None:
+            out += [
+                ("provml_tracker_queue_depth", "gauge", float(self.queue.depth)),
+                ("provml_tracker_queue_bytes", "gauge", float(self.queue.bytes)),
+                ("provml_tracker_forward_lag_seconds", "gauge", self.queue.oldest_age()),
+            ]
+        return out
+
+    def close(self, timeout: float = 30.0) -> bool:
+        """Stop accepting, deliver what is queued (up to ``timeout``), stop."""
+        self._closing = True
+        drained = True
+        if self.queue is not None:
+            deadline = time.monotonic() + timeout
+            while self.queue.depth and time.monotonic() < deadline:
+                time.sleep(0.05)
+            drained = self.queue.depth == 0
+            self._stop.set()
+            if self._pump is not None:
+                self._pump.join(5)
+            self.queue.close()
+        self.forwarder.close()
+        return drained
