@@ -13,6 +13,7 @@ import click
 from provml.core import config
 
 if TYPE_CHECKING:
+    from manager.store import Store
     from provml.client import ClientError, ProvmlClient
 
 DEFAULT_URL = "http://127.0.0.1:5000"
@@ -130,7 +131,7 @@ def data_ref(value: str) -> str:
 
 
 @contextlib.contextmanager
-def local_store(data_dir: str, create: bool = False) -> Iterator[Any]:
+def local_store(data_dir: str, create: bool = False) -> Iterator[Store]:
     """The embedded store of ``data_dir`` (made if ``create``), closed after use; its
     errors (none there, another process using it, a failed read or write) as CLI
     messages."""

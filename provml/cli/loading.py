@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -19,6 +19,10 @@ from provml.cli.common import (
     url_option,
 )
 from provml.core import config
+
+if TYPE_CHECKING:
+    from manager.store import Store
+    from provml.offline import Report
 
 
 @click.command()
@@ -135,7 +139,7 @@ def ingest(
     _report(report, allow_partial)
 
 
-def _report(report: Any, allow_partial: bool = False) -> None:
+def _report(report: Report, allow_partial: bool = False) -> None:
     for item in report.skipped:
         click.echo(f"skipped {item}", err=True)
     for item in report.refused:
@@ -154,7 +158,7 @@ def _ingest_direct(
     quiet: bool,
     workers: int,
     compact: bool,
-) -> Any:
+) -> Report:
     from provml.offline import load_direct
 
     with local_store(data_dir, create=True) as store:
@@ -168,7 +172,7 @@ def _ingest_direct(
         return report
 
 
-def _compact(store: Any, quiet: bool) -> None:
+def _compact(store: Store, quiet: bool) -> None:
     import time
 
     if not quiet:
