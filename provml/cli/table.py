@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from provml.core.vocab import ID_BASE, PREFIXES, XSD_NS
+from provml.core.ids import SHORT_FORMS
+from provml.core.vocab import XSD_NS
 
-_SHORT = [("id:", ID_BASE), *((p + ":", iri) for p, iri in PREFIXES.items())]
+#: (``prefix:``, namespace), in the order they are tried: the short forms ids read back
+_SHORT = [(prefix + ":", base) for prefix, base in SHORT_FORMS.items()]
 
 
 def shorten(iri: str) -> str:
