@@ -13,7 +13,7 @@ import click
 from provml.core import config
 
 if TYPE_CHECKING:
-    from manager.store import Store
+    from manager.store.oxigraph import OxigraphStore
     from provml.client import ClientError, ProvmlClient
 
 DEFAULT_URL = "http://127.0.0.1:5000"
@@ -131,11 +131,12 @@ def data_ref(value: str) -> str:
 
 
 @contextlib.contextmanager
-def local_store(data_dir: str, create: bool = False) -> Iterator[Store]:
+def local_store(data_dir: str, create: bool = False) -> Iterator[OxigraphStore]:
     """The embedded store of ``data_dir`` (made if ``create``), closed after use; its
     errors (none there, another process using it, a failed read or write) as CLI
     messages."""
     from manager.store import open_store
+    from manager.store.oxigraph import OxigraphStore
     from provml.core.errors import ProvmlError
     from provml.server import store_url
 
@@ -145,6 +146,7 @@ def local_store(data_dir: str, create: bool = False) -> Iterator[Store]:
         store = open_store(store_url(data_dir))
     except ProvmlError as exc:
         raise failed(exc) from None
+    assert isinstance(store, OxigraphStore)  # an oxigraph: URL opens the embedded store
     try:
         yield store
     except ProvmlError as exc:
