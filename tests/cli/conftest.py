@@ -30,7 +30,7 @@ class LiveServer:
 
         self.app = app
         self.server: Any = create_server(
-            app, host="127.0.0.1", port=0, threads=4, ident="provml", **server_options()
+            app, host="127.0.0.1", port=0, threads=4, ident="provml", **server_options(app.config)
         )
         guard(self.server, app)  # as provml.server.serve does
         self.url = f"http://127.0.0.1:{self.server.effective_port}"
