@@ -2,7 +2,8 @@
 
 Each capture call builds one tuple (:mod:`capture_lib.records`) and hands it to the
 client's ``submit``; nothing else runs on the caller's thread. Nothing here raises into
-the workflow: an internal error is logged and counted (``stats()["lost"]``).
+the workflow: an internal error is logged and counted (``stats()["lost"]``, see
+:meth:`capture_lib.client.Client.failed`).
 
 CPU time and peak RSS cost a system call each (about 0.7 µs), more than a whole short
 task costs to capture. They are recorded for tasks that take at least
@@ -13,19 +14,18 @@ task costs to capture. They are recorded for tasks that take at least
 from __future__ import annotations
 
 import contextvars
-import logging
 import resource
 import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from capture_lib import records as R
+from capture_lib.sampler import Sampler
 from provml.core.ids import execution_iri, generated_value_iri
 
 if TYPE_CHECKING:
     from capture_lib.client import Client
 
-log = logging.getLogger(__name__)
 _INF = float("inf")
 #: the integers JSON carries exactly here (orjson writes 64-bit integers, no more)
 _I64, _U64 = -(2**63), 2**64
@@ -66,11 +66,6 @@ def _integer(step: object) -> int:
     return int(number)
 
 
-def _failed(client: Client, where: str) -> None:
-    log.exception("provml: capture error in %s (ignored)", where)
-    client.lose("internal_error")
-
-
 class _Execution:
     """Shared by workflows, tasks and sections: a number, a session, a start and an end."""
 
@@ -96,6 +91,16 @@ class _Execution:
             self.end()
         else:
             self.end("failed", f"{exc_type.__name__}: {exc}"[:2000])
+
+    @property
+    def client(self) -> Client:
+        """The capture client this execution records through."""
+        return self._client
+
+    @property
+    def ended(self) -> bool:
+        """True once :meth:`end` was called."""
+        return self._ended
 
     def start(self) -> Any:
         raise NotImplementedError
@@ -136,12 +141,12 @@ class _Execution:
                 name = _name(name)
             psess = self._session
             client.submit(
-                (R.METRIC, next(client._counter), self.n,
+                (R.METRIC, next(client.counter), self.n,
                  None if psess is client.session else psess,
                  name, value, _now(), step)
             )  # fmt: skip
         except Exception:
-            _failed(client, "metric")
+            client.failed("metric")
 
 
 class Workflow(_Execution):
@@ -163,7 +168,7 @@ class Workflow(_Execution):
         self.sample_interval = sample_interval
         self._slow: dict[str, bool] = {}  # task name → last run took ≥ RESOURCE_THRESHOLD
         self._token: contextvars.Token[Workflow | None] | None = None
-        self._sampler: Any = None
+        self._sampler: Sampler | None = None
 
     def start(self) -> Workflow:
         client = self._client
@@ -174,12 +179,10 @@ class Workflow(_Execution):
             )  # fmt: skip
             self._token = current.set(self)
             if self.sample_interval and client.enabled:
-                from capture_lib.sampler import Sampler
-
-                self._sampler = Sampler(self, self.sample_interval)
+                self._sampler = Sampler(self.metric, self.sample_interval)
                 self._sampler.start()
         except Exception:
-            _failed(client, "workflow start")
+            client.failed("workflow start")
         return self
 
     def end(self, status: str = "finished", error: str | None = None) -> None:
@@ -199,7 +202,7 @@ class Workflow(_Execution):
                  None if status == "finished" else status, error)
             )  # fmt: skip
         except Exception:
-            _failed(self._client, "workflow end")
+            self._client.failed("workflow end")
 
     def task(
         self,
@@ -237,7 +240,7 @@ class Task(_Execution):
         # the base __init__, inlined: this runs once per task on the caller's thread
         self._client = client = workflow._client
         self._session = client.session
-        self.n = next(client._counter)
+        self.n = next(client.counter)
         self._ended = False
         if type(name) is not str or len(name) > MAX_NAME or not name:
             name = _name(name)
@@ -270,7 +273,7 @@ class Task(_Execution):
                  self.params, self.used)
             )  # fmt: skip
         except Exception:
-            _failed(client, "task start")
+            client.failed("task start")
         return self
 
     __enter__ = start
@@ -305,7 +308,7 @@ class Task(_Execution):
                  None if status == "finished" else status, error, self._generated, usage)
             )  # fmt: skip
         except Exception:
-            _failed(client, "task end")
+            client.failed("task end")
 
     def generated_iri(self, role: str) -> str:
         """The IRI of an inline value generated under ``role``: a prediction's id."""
@@ -333,7 +336,7 @@ class Section(_Execution):
                  _now(), index)
             )  # fmt: skip
         except Exception:
-            _failed(self._client, "section start")
+            self._client.failed("section start")
         return self
 
     def end(self, status: str = "finished", error: str | None = None) -> None:
@@ -346,4 +349,4 @@ class Section(_Execution):
                  None if status == "finished" else status, error)
             )  # fmt: skip
         except Exception:
-            _failed(self._client, "section end")
+            self._client.failed("section end")

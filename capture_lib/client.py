@@ -1,4 +1,10 @@
-"""The capture client: one per process, owning the session, the counter and the worker."""
+"""The capture client: one per process, owning the session, the counter and the worker.
+
+A client made directly (``capture_lib.Client(…)``) is as fork-safe as the one
+:func:`capture_lib.init` makes: in a forked child every client not yet closed starts a
+new session with its own numbers, queue, worker thread and files (:meth:`Client.after_fork`,
+run by an at-fork hook; the worker also checks the process id when it starts and flushes).
+"""
 
 from __future__ import annotations
 
@@ -7,15 +13,16 @@ import itertools
 import logging
 import os
 import re
+import weakref
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from capture_lib.redact import Redactor
 from capture_lib.transport import (
-    CompositeTransport,
     FileTransport,
     HttpTransport,
     NoopTransport,
+    SpoolingTransport,
     Transport,
 )
 from capture_lib.worker import Worker
@@ -23,6 +30,8 @@ from provml.core import config
 from provml.core.ids import new_session_id
 
 log = logging.getLogger(__name__)
+#: ``stats()["lost"]`` reason for an exception caught so that it never reaches the workflow
+INTERNAL_ERROR = "internal_error"
 
 
 class Client:
@@ -62,7 +71,9 @@ class Client:
         self.redact = Redactor(redact_keys if redact_keys is not None else config.REDACT_KEYS.get())
         self.enabled = mode != "off"
         self.session = new_session_id()
-        self._counter = itertools.count(1)
+        #: the numbers of this session's executions and records (``next(client.counter)``;
+        #: :meth:`next_id` is the same as a method)
+        self.counter = itertools.count(1)
         self._env: dict[str, Any] | None = None
         interval = config.FLUSH_INTERVAL.get() if flush_interval is None else flush_interval
         self.disk: FileTransport | None = None
@@ -78,6 +89,7 @@ class Client:
             spill=self.disk,
             next_id=self.next_id,
             redact=self.redact,
+            on_fork=self.after_fork,
         )
         # submit checks the queue's bound; append does not, and serves only end records:
         # each follows a start that was checked, so the queue stays bounded by its size
@@ -86,6 +98,7 @@ class Client:
         self.append = self.worker.append if self.enabled else _discard
         if self.enabled:
             self._export(url, interval)
+        _live.add(self)
 
     def _transport(
         self, mode: str, url: str | None, fsync: str | None, interval: float, token: str | None
@@ -98,10 +111,10 @@ class Client:
         if mode == "disk":
             return self.disk
         assert url is not None
-        # one quick retry per batch: beyond that the composite's cool-down (doubling up
+        # one quick retry per batch: beyond that the spooling transport's cool-down (doubling up
         # to 30 s) spaces the attempts while batches go to disk
         http = HttpTransport(url, timeout=config.TIMEOUT.get(), token=token, retries=1)
-        return CompositeTransport(http, self.disk)
+        return SpoolingTransport(http, self.disk)
 
     def _export(self, url: str | None, interval: float) -> None:
         """Let child processes started with ``spawn`` capture to the same place."""
@@ -111,7 +124,7 @@ class Client:
             os.environ.setdefault("PROVML_URL", url)
 
     def next_id(self) -> int:
-        return next(self._counter)
+        return next(self.counter)
 
     def count_lost(self, reason: str, n: int = 1) -> None:
         """Count what the workflow gave but could not be captured as given (an unreadable
@@ -120,7 +133,19 @@ class Client:
 
     def lose(self, reason: str, n: int = 1) -> None:
         """Count records that were not captured: the next ``flush()`` returns False."""
-        self.worker._lose(reason, n)
+        self.worker.lose(reason, n)
+
+    def failed(self, where: str, *, records_lost: bool = True) -> None:
+        """An exception caught inside capture_lib so that it never reaches the workflow
+        (call it in the ``except`` block): logged with its traceback and counted under
+        ``internal_error`` in ``stats()["lost"]``. ``records_lost``: what was being
+        captured is not recorded, and the next ``flush()`` returns False; else it was
+        recorded, only not all of it (as :meth:`count_lost`)."""
+        log.exception("provml: capture error in %s (ignored)", where)
+        if records_lost:
+            self.lose(INTERNAL_ERROR)
+        else:
+            self.count_lost(INTERNAL_ERROR)
 
     def invalid_value(self, cause: str, message: str) -> None:
         """A value the caller passed that cannot be recorded (a metric that is not a
@@ -167,18 +192,34 @@ class Client:
         return self.worker.flush(timeout)
 
     def close(self, timeout: float = 5.0) -> bool:
+        _live.discard(self)
         return self.worker.close(timeout)
 
     def after_fork(self) -> None:
         """A forked child is a new session: its own numbers, queue, thread and files."""
         self.session = new_session_id()
-        self._counter = itertools.count(1)
+        self.counter = itertools.count(1)
         self._env = None
         self.worker.transport.after_fork()
         self.worker.after_fork(self.session)
         if self.enabled:
             self.submit = self.worker.submit
             self.append = self.worker.append
+
+
+#: the clients not closed yet: each starts afresh in a forked child
+_live: weakref.WeakSet[Client] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for client in list(_live):
+        try:
+            client.after_fork()
+        except Exception:
+            client.failed("restarting after fork", records_lost=False)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def check_url(url: str | None) -> str:

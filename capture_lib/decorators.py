@@ -15,6 +15,10 @@ arguments with JSON-friendly values are its parameters, or only those named in
 ``params``. The return value is recorded as generated under the role ``generated``
 (a tuple of roles for a function returning a tuple; None records nothing). Outside a
 ``with cl.workflow(…)`` block, tasks belong to a workflow named after the script.
+
+Capture never stops the call: if the task cannot be made, the function runs uncaptured,
+and if its result cannot be recorded, the task ends without it; either way the error is
+logged and counted under ``internal_error`` in ``cl.stats()["lost"]``.
 """
 
 from __future__ import annotations
@@ -23,9 +27,12 @@ import functools
 import inspect
 import os
 import pathlib
-import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
+
+from capture_lib import runtime
+from capture_lib.api import Task
+from capture_lib.refs import reference
 
 F = TypeVar("F", bound=Callable[..., Any])
 _PARAM_TYPES = (str, int, float, bool, type(None))
@@ -48,13 +55,14 @@ def task(
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            from capture_lib import current_workflow, reference
-
             try:
                 bound = signature.bind(*args, **kwargs)
+            except TypeError:  # the call itself is wrong: it raises as it would uncaptured
+                return fn(*args, **kwargs)
+            try:
                 bound.apply_defaults()
                 values = bound.arguments
-                used_values = {k: _as_data(values[k], reference) for k in used if k in values}
+                used_values = {k: _as_data(values[k]) for k in used if k in values}
                 if params is None:
                     param_values = {
                         k: v for k, v in values.items()
@@ -62,14 +70,15 @@ def task(
                     }  # fmt: skip
                 else:
                     param_values = {k: values[k] for k in params if k in values}
-                t = current_workflow().task(
+                t = runtime.current_workflow().task(
                     task_name, stage=stage, used=used_values, params=param_values
                 )
             except Exception:  # capture must never stop the call
+                runtime.failed(f"@task {task_name}")
                 return fn(*args, **kwargs)
             with t:
                 result = fn(*args, **kwargs)
-                _record_result(t, result, generated, reference)
+                _record_result(t, result, generated)
             return result
 
         return wrapper  # type: ignore[return-value]
@@ -77,25 +86,19 @@ def task(
     return decorate(function) if function is not None else decorate
 
 
-def _as_data(value: Any, reference: Callable[..., Any]) -> Any:
+def _as_data(value: Any) -> Any:
     if isinstance(value, pathlib.PurePath) and os.path.exists(value):
-        return reference("file", value, {})
+        return reference("file", value, {}, runtime.count_lost)
     return value
 
 
-def _record_result(t: Any, result: Any, generated: Any, reference: Callable[..., Any]) -> None:
+def _record_result(t: Task, result: Any, generated: str | Sequence[str] | None) -> None:
     try:
         if generated is None:
             return
         if isinstance(generated, str):
-            t.generated(**{generated: _as_data(result, reference)})
+            t.generated(**{generated: _as_data(result)})
         elif isinstance(result, tuple) and len(result) == len(generated):
-            t.generated(
-                **{g: _as_data(r, reference) for g, r in zip(generated, result, strict=True)}
-            )
-    except Exception:
-        pass
-
-
-def default_workflow_name() -> str:
-    return os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "python"
+            t.generated(**{g: _as_data(r) for g, r in zip(generated, result, strict=True)})
+    except Exception:  # the task is recorded, without what it generated
+        t.client.failed(f"@task {t.plan[1]}: recording its result", records_lost=False)

@@ -35,7 +35,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from capture_lib.environment import REDACTED, _strip_credentials
+from capture_lib.environment.core import REDACTED, strip_credentials
 
 #: what a secret's name looks like (after normalising, see the module docstring);
 #: ``*_token`` and not ``*token*``: ``max_tokens`` and ``tokenizer`` are hyperparameters
@@ -129,6 +129,6 @@ class Redactor:
                 return value
             return items if isinstance(value, list) else tuple(items)
         if isinstance(value, str) and "://" in value and "@" in value:
-            masked = _strip_credentials(value, mask=REDACTED)
+            masked = strip_credentials(value, mask=REDACTED)
             return value if masked == value else masked
         return value

@@ -18,6 +18,7 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from provml.core.wire import DATA_STRING_FIELDS
@@ -67,11 +68,17 @@ def sha256_directory(path: str) -> tuple[str, int]:
     return hashlib.sha256("".join(sorted(lines)).encode()).hexdigest(), total
 
 
-def reference(kind: str, path: str | os.PathLike[str], meta: dict[str, Any]) -> dict[str, Any]:
+def reference(
+    kind: str,
+    path: str | os.PathLike[str],
+    meta: dict[str, Any],
+    count_lost: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """A typed data reference for the wire (``{"@data": kind, "sha256": …}``).
 
     A path that cannot be read gives ``{"@data": "missing", "path", "host", "error"}``
-    and counts ``stats()["lost"]["unreadable_input"]``: the workflow goes on, the graph
+    and is counted with ``count_lost(UNREADABLE)`` (capture_lib passes the running
+    client's, so ``stats()["lost"]["unreadable_input"]`` rises): the workflow goes on, the graph
     says what was attempted, and two runs that both lacked ``raw.csv`` never share a node
     (an error message is not content).
     """
@@ -83,7 +90,7 @@ def reference(kind: str, path: str | os.PathLike[str], meta: dict[str, Any]) -> 
         else:
             digest, size = sha256_file(p)
     except (OSError, TypeError) as exc:
-        return _missing(path, exc)
+        return _missing(path, exc, count_lost)
     ref: dict[str, Any] = {"@data": kind, "sha256": digest, "path": p, "host": HOST, "size": size}
     for key, value in meta.items():
         if value is not None:
@@ -92,12 +99,9 @@ def reference(kind: str, path: str | os.PathLike[str], meta: dict[str, Any]) -> 
     return ref
 
 
-def _missing(path: Any, exc: Exception) -> dict[str, Any]:
+def _missing(path: Any, exc: Exception, count_lost: Callable[[str], None] | None) -> dict[str, Any]:
     log.warning("provml: cannot read %r: %s (recorded as missing data)", path, exc)
-    import capture_lib  # the running client, if any (refs work without one too)
-
-    client = capture_lib._client
-    if client is not None:
-        client.count_lost(UNREADABLE)
+    if count_lost is not None:
+        count_lost(UNREADABLE)
     error = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
     return {"@data": "missing", "path": str(path), "host": HOST, "error": error}

@@ -5,6 +5,9 @@ nothing on the caller's thread and one record per quantity per interval. Samples
 metric values of the workflow run (``system.cpu_percent``, ``system.rss_bytes``,
 ``system.gpu<i>.utilization_percent``, ``system.gpu<i>.memory_used_mib``), so the query
 side reads them like any other metric.
+
+The sampler knows nothing of workflows: it is given the callable that records a metric
+(``emit_metric(name, value, step)``, a workflow run's :meth:`~capture_lib.api.Workflow.metric`).
 """
 
 from __future__ import annotations
@@ -15,13 +18,13 @@ import shutil
 import subprocess
 import threading
 import time
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from capture_lib.api import Workflow
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+#: records one value of a metric: ``(name, value, step)``
+EmitMetric = Callable[[str, float, int | None], None]
 
 
 def rss_bytes() -> int | None:
@@ -56,11 +59,12 @@ def gpu_samples(timeout: float = 2.0) -> list[tuple[float, float]]:
 
 
 class Sampler(threading.Thread):
-    """Samples every ``interval`` seconds until :meth:`stop`; started by the workflow."""
+    """Samples every ``interval`` seconds until :meth:`stop`, recording each sample with
+    ``emit_metric``; started by the workflow."""
 
-    def __init__(self, workflow: Workflow, interval: float, *, gpus: bool = True) -> None:
+    def __init__(self, emit_metric: EmitMetric, interval: float, *, gpus: bool = True) -> None:
         super().__init__(name="provml-sampler", daemon=True)
-        self.workflow = workflow
+        self.emit_metric = emit_metric
         self.interval = interval
         self.gpus = gpus and shutil.which("nvidia-smi") is not None
         self._stop_event = threading.Event()
@@ -72,7 +76,7 @@ class Sampler(threading.Thread):
         while not self._stop_event.wait(self.interval):
             try:
                 now_wall, now_cpu = time.monotonic(), time.process_time()
-                metric = self.workflow.metric
+                metric = self.emit_metric
                 if now_wall > wall:
                     metric("system.cpu_percent", 100 * (now_cpu - cpu) / (now_wall - wall), step)
                 wall, cpu = now_wall, now_cpu

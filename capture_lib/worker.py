@@ -22,6 +22,7 @@ in a ``capture_report`` record at the next flush.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import uuid
@@ -32,9 +33,10 @@ from typing import Any
 import orjson
 
 from capture_lib import oversize
+from capture_lib.errors import Refused, TransportError
 from capture_lib.records import ERROR_FIELD, REPORT, SECRET_FIELDS
 from capture_lib.redact import MAX_ERROR_CHARS
-from capture_lib.transport.base import SPOOLED, Refused, Transport, TransportError
+from capture_lib.transport.base import SPOOLED, Transport
 from provml.core.wire import MAX_BATCH_BYTES, MAX_VALUE_BYTES, WIRE_VERSION
 
 log = logging.getLogger(__name__)
@@ -70,6 +72,7 @@ class Worker:
         spill: Transport | None = None,
         next_id: Callable[[], int] | None = None,
         redact: Callable[[Any], Any] | None = None,
+        on_fork: Callable[[], None] | None = None,
     ) -> None:
         if policy not in POLICIES:
             raise ValueError(f"queue policy must be one of {POLICIES}, not {policy!r}")
@@ -83,9 +86,11 @@ class Worker:
         self.spill_transport = spill
         self._next_id = next_id
         self._redact = redact
+        self.on_fork = on_fork
         self._reset()
 
     def _reset(self) -> None:
+        self.pid = os.getpid()  # the process whose thread and queue these are
         self._queue: deque[Any] = deque()
         self._wake = threading.Event()
         self._woken = False
@@ -132,7 +137,7 @@ class Worker:
                 if len(self._queue) < self.queue_size:
                     self._queue.append(record)
                     return True
-            self._lose("queue_timeout")
+            self.lose("queue_timeout")
             return False
         if self.policy == "spill" and self.spill_transport is not None:
             with self._spill_lock:
@@ -140,7 +145,7 @@ class Worker:
                 if len(self._spilled) >= self.SPILL_BATCH:
                     self._write_spill()
             return True
-        self._lose("queue_overflow")
+        self.lose("queue_overflow")
         return False
 
     def _write_spill(self) -> None:
@@ -152,7 +157,7 @@ class Worker:
             self.spill_transport.send_many(self._encode(records))
         except Exception as exc:
             log.error("provml: lost %d records: cannot spill them to disk: %s", len(records), exc)
-            self._lose("spill_error", len(records))
+            self.lose("spill_error", len(records))
             return
         with self._lock:
             self.counts["records_spilled"] += len(records)
@@ -161,7 +166,7 @@ class Worker:
         with self._lock:
             self.lost[reason] += n
 
-    def _lose(self, reason: str, n: int = 1) -> None:
+    def lose(self, reason: str, n: int = 1) -> None:
         """Records dropped on their way: counted, and the next flush says False."""
         with self._lock:
             self.lost[reason] += n
@@ -175,10 +180,28 @@ class Worker:
             self._warned.add(cause)
         log.log(logging.WARNING if first else logging.DEBUG, message, *args)
 
+    def check_pid(self) -> None:
+        """In a forked child that no at-fork hook reached (the parent's thread is gone),
+        start afresh, as sentry-python's worker does: ``on_fork`` (the client's restart),
+        else a fresh queue and thread of our own. Checked when the thread starts and on
+        each flush, not on each record (``getpid`` costs a system call)."""
+        if self.pid == os.getpid():
+            return
+        # records queued here since the fork are kept (with the parent's undelivered ones:
+        # delivered twice, they add nothing, identifiers being derived from the records)
+        pending = [item for item in self._queue if type(item) is tuple]
+        if self.on_fork is not None:
+            self.on_fork()  # the client's restart: it calls after_fork
+        else:
+            self.transport.after_fork()
+            self.after_fork(self.session)
+        self._queue.extend(pending)
+
     def flush(self, timeout: float = 5.0) -> bool:
         """Deliver everything queued so far. True if done within ``timeout`` seconds and
         every record captured since the previous flush reached its destination: False
         if one was refused, dropped, or sits only in the spool (see :meth:`_settle`)."""
+        self.check_pid()
         with self._spill_lock:
             self._write_spill()
         done = _Flush()
@@ -204,7 +227,7 @@ class Worker:
             if left:
                 with self._spill_lock:
                     if self.spill_transport is None:
-                        self._lose("shutdown_timeout", len(left))
+                        self.lose("shutdown_timeout", len(left))
                     else:
                         self._spilled.extend(left)
                         self._write_spill()
@@ -229,6 +252,7 @@ class Worker:
 
     # ---- worker side -------------------------------------------------------
     def _start(self) -> None:
+        self.check_pid()
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(
@@ -247,7 +271,7 @@ class Worker:
                 self._count_refusals(self.transport.take_refusals())
             except Exception:  # the worker must survive anything
                 log.exception("provml: capture worker error")
-                self._lose("internal_error")
+                self.lose("internal_error")
             if self._stopping:
                 return
 
@@ -389,7 +413,7 @@ class Worker:
         batch, body = self._dump(self._shrink(items, self.SMALL_VALUE))
         if len(body) <= MAX_BATCH_BYTES:
             return [(batch, body)]
-        self._lose("too_large")
+        self.lose("too_large")
         self.warn_once(
             "too_large",
             "provml: a %s record is %d bytes of JSON even with its values kept by digest, "
@@ -444,7 +468,7 @@ class Worker:
         except Exception as exc:
             count = sum(len(b) for b in batches)
             log.error("provml: lost %d records: %s", count, exc)
-            self._lose("send_error" if isinstance(exc, TransportError) else "internal_error",
+            self.lose("send_error" if isinstance(exc, TransportError) else "internal_error",
                        count)  # fmt: skip
             return
         finally:

@@ -5,25 +5,7 @@ from __future__ import annotations
 import abc
 from typing import Any
 
-
-class TransportError(Exception):
-    """A batch could not be delivered. ``retryable`` says whether trying later may work."""
-
-    def __init__(self, message: str, *, retryable: bool = True) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-
-
-class Refused(TransportError):
-    """The receiver refused a batch (a 4xx answer other than 429): sending it again
-    unchanged would be refused again. ``reason`` names the cause for ``cl.stats()``
-    (``http_404``, ``http_413`` …); ``records`` is the batch's record count."""
-
-    def __init__(self, message: str, *, reason: str, records: int = 0) -> None:
-        super().__init__(message, retryable=False)
-        self.reason = reason
-        self.records = records
-
+from capture_lib.errors import Refused, TransportError
 
 #: outcomes of :meth:`Transport.send`: delivered, or kept on disk to be sent later
 #: (``None`` counts as delivered, so a transport may simply return nothing)
@@ -31,12 +13,12 @@ SENT = "sent"
 SPOOLED = "spooled"
 Outcome = str | None | Refused
 
+__all__ = ["SENT", "SPOOLED", "Outcome", "Refused", "Transport", "TransportError"]
+
 
 class Transport(abc.ABC):
     """Delivers batches. ``send`` may be called from the worker thread and, for a
     transport that spills, from a caller's thread: implementations lock what they share."""
-
-    name = "transport"
 
     @abc.abstractmethod
     def send(self, batch: dict[str, Any], body: bytes) -> str | None:

@@ -31,7 +31,6 @@ FSYNC_POLICIES = ("interval", "always", "never")
 
 
 class FileTransport(Transport):
-    name = "disk"
     SEGMENT_BYTES = 64 * 1024 * 1024
 
     def __init__(self, path: str, *, fsync: str = "interval", fsync_interval: float = 1.0) -> None:

@@ -17,9 +17,8 @@ log = logging.getLogger(__name__)
 class HttpTransport(Transport):
     """POST each batch; retry connection errors, 429 and 5xx a few times with jittered
     backoff (honouring ``Retry-After``), then give up with a retryable error so a
-    :class:`~capture_lib.transport.composite.CompositeTransport` can spill to disk."""
+    :class:`~capture_lib.transport.spool.SpoolingTransport` can spool to disk."""
 
-    name = "http"
     RETRIES = 3
     BACKOFF = 0.2  # seconds, doubled each attempt
     MAX_WAIT = 5.0

@@ -8,7 +8,5 @@ from capture_lib.transport.base import SENT, Transport
 
 
 class NoopTransport(Transport):
-    name = "off"
-
     def send(self, batch: dict[str, Any], body: bytes) -> str:
         return SENT

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from capture_lib import environment
-from capture_lib.environment import clear_cache, collect, run_key
+from capture_lib.environment import batch, clear_cache, collect, container, core, run_key
+from capture_lib.environment import git as git_probe
 
 HEX64 = "0123456789abcdef" * 4
 GIT_KEYS = {"git_commit", "git_branch", "git_dirty", "git_remote"}
@@ -211,7 +212,7 @@ def test_git_is_asked_once_per_directory(repo: Path, monkeypatch: pytest.MonkeyP
         calls.append(list(cmd))
         if cmd[0] == "git":
             assert kwargs["env"]["GIT_OPTIONAL_LOCKS"] == "0"
-            assert 0 < kwargs["timeout"] <= environment.GIT_TIMEOUT
+            assert 0 < kwargs["timeout"] <= git_probe.GIT_TIMEOUT
         return real(cmd, *args, **kwargs)
 
     monkeypatch.setattr(subprocess, "run", counting)
@@ -311,7 +312,7 @@ def test_no_nvidia_smi_gives_no_gpus(tmp_path: Path, monkeypatch: pytest.MonkeyP
     ],
 )
 def test_container_from_cgroup(cgroup: str, expected: tuple[str, str] | None) -> None:
-    assert environment._container_from_cgroup(cgroup) == expected
+    assert container.container_from_cgroup(cgroup) == expected
 
 
 def test_container_from_mountinfo() -> None:
@@ -320,15 +321,15 @@ def test_container_from_mountinfo() -> None:
         f"870 850 254:1 /var/lib/docker/containers/{HEX64}/resolv.conf /etc/resolv.conf "
         "rw,relatime - ext4 /dev/vda1 rw\n"
     )
-    assert environment._container_from_mountinfo(inside) == ("docker", HEX64)
+    assert container.container_from_mountinfo(inside) == ("docker", HEX64)
     podman = (
         "90 80 0:40 /home/u/.local/share/containers/storage/overlay-containers/"
         f"{HEX64}/userdata/hostname /etc/hostname rw - tmpfs tmpfs rw\n"
     )
-    assert environment._container_from_mountinfo(podman) == ("podman", HEX64)
+    assert container.container_from_mountinfo(podman) == ("podman", HEX64)
     # A docker host's own mounts name containers too; they are not this process's container.
     host = f"600 30 0:55 / /var/lib/docker/containers/{HEX64}/mounts/shm rw,nosuid - tmpfs shm rw\n"
-    assert environment._container_from_mountinfo(host) is None
+    assert container.container_from_mountinfo(host) is None
 
 
 @pytest.fixture
@@ -336,10 +337,10 @@ def proc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point the container probe at files in a tmp directory (all absent to begin with)."""
     root = tmp_path / "root"
     root.mkdir()
-    monkeypatch.setattr(environment, "PROC_CGROUP", root / "cgroup")
-    monkeypatch.setattr(environment, "PROC_MOUNTINFO", root / "mountinfo")
-    monkeypatch.setattr(environment, "DOCKERENV", root / ".dockerenv")
-    monkeypatch.setattr(environment, "CONTAINERENV", root / ".containerenv")
+    monkeypatch.setattr(container, "PROC_CGROUP", root / "cgroup")
+    monkeypatch.setattr(container, "PROC_MOUNTINFO", root / "mountinfo")
+    monkeypatch.setattr(container, "DOCKERENV", root / ".dockerenv")
+    monkeypatch.setattr(container, "CONTAINERENV", root / ".containerenv")
     return root
 
 
@@ -604,7 +605,7 @@ def test_broken_probes_do_not_raise(repo: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(metadata, "distributions", boom)
     monkeypatch.setattr(socket, "gethostname", boom)
     monkeypatch.setattr("platform.platform", boom)
-    monkeypatch.setattr(environment, "_container_files", boom)
+    monkeypatch.setattr(container, "container_files", boom)
     env = collect(environ=slurm("1", 0), script=str(repo / "train.py"), allow_env=["SLURM_*"])
     assert env["pid"] == os.getpid()
     assert env["run_key"] == "slurm:alps:1"
@@ -636,8 +637,8 @@ def test_broken_arguments_do_not_raise() -> None:
 
 
 def test_non_scalar_values_are_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(environment, "_host", lambda: {"hostname": ["a", "b"], "pid": 1})
-    monkeypatch.setattr(environment, "_mpi", lambda environ: {"mpi_rank": float("nan")})
+    monkeypatch.setattr(core, "host", lambda: {"hostname": ["a", "b"], "pid": 1})
+    monkeypatch.setattr(batch, "mpi", lambda environ: {"mpi_rank": float("nan")})
     env = collect(environ={})
     assert "hostname" not in env and "mpi_rank" not in env
     assert env["pid"] == 1

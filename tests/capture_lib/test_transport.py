@@ -59,7 +59,7 @@ def scripted() -> Iterator[Scripted]:
 
 def start(servers: list[Scripted], script: list[tuple[int, dict[str, str]]]) -> Scripted:
     srv = Scripted(script)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    threading.Thread(target=srv.serve_forever, args=(0.02,), daemon=True).start()
     servers.append(srv)
     return srv
 

@@ -27,8 +27,10 @@ from capture_lib.transport.file import FileTransport
 log = logging.getLogger(__name__)
 
 
-class CompositeTransport(Transport):
-    name = "composite"
+class SpoolingTransport(Transport):
+    """Send through ``primary``; what it cannot deliver is spooled by ``fallback`` and
+    re-sent later (see the module docstring)."""
+
     COOLDOWN = 1.0
     MAX_COOLDOWN = 30.0
 
