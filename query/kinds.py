@@ -57,14 +57,14 @@ _NAMES = {
 def check(store: Queryable, question: Any, values: dict[str, str]) -> None:
     """Raise if a parameter of ``question`` (bound as ``values``, prefixes expanded)
     names nothing, or a node of another kind than the question asks about."""
-    from query.questions import _term  # the parameter as the question binds it
+    from query.questions import bind_term  # the parameter as the question binds it
 
     for p in question.params:
         if p.kind == "string" and p.name == "workflow":
             _check_workflow(store, question.name, values[p.name])
         if p.kind not in ("iri", "data") or p.name not in values:
             continue
-        node = _term(p, values[p.name]).value
+        node = bind_term(p, values[p.name]).value
         classes = _classes(store, node)
         if classes is None:
             where = KINDS[p.name][2] if p.name in KINDS else "the other questions"

@@ -75,7 +75,7 @@ class Question:
         for p in self.params:
             if p.name not in values:
                 raise ValidationError(f"{self.name}: parameter {p.name!r} is required ({p.help})")
-            bound[Variable(p.name)] = _term(p, values[p.name])
+            bound[Variable(p.name)] = bind_term(p, values[p.name])
         return bound
 
     def text(self, values: dict[str, str]) -> str:
@@ -129,7 +129,7 @@ def _count(values: dict[str, str], name: str, low: int, high: int | None) -> int
     return int(raw)
 
 
-def _term(p: Param, raw: str) -> NamedNode | Literal:
+def bind_term(p: Param, raw: str) -> NamedNode | Literal:
     raw = raw.strip()
     if p.kind == "string":
         return Literal(raw)

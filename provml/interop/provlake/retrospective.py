@@ -1,40 +1,16 @@
-"""ProvLake client records → provml wire batches.
-
-The ProvLake client (PyPI ``provlake``) POSTs a JSON array of records (a *bag*) to
-``<service_url>retrospective-provenance`` and writes the same arrays, one per line, to its
-offline log files (``prov-<uuid4>.log``). A record is::
-
-    {"act_type": "workflow" | "task" | "cycle", "dataflow_name": …,
-     "custom_metadata": {…}?, "context": …?, "prov_obj": {…}}
-
-This module turns a bag into validated provml wire batches (:mod:`provml.core.wire`), which
-the tracker then resolves and queues exactly like ``POST /api/v1/batches``; so a workflow
-instrumented with ProvLake ends in the same PROV-ML graph as one captured by capture_lib.
-It is pure: no I/O, no Flask. What maps to what is ``docs/provlake.md``.
-
-A task's ``Generate``, ``Input`` and ``Output`` records arrive in different requests (or
-lines), so every identifier is a function of ProvLake's own identifiers: the workflow
-execution's provml session of the dataflow name and ``wf_execution``; a task execution
-of those and its data transformation name and task ``id`` (its own session and number,
-so that tasks of one workflow never share an ``n``); a cycle iteration likewise of the
-cycle name and ``iteration_id``. Start and end of one task meet whatever the order and
-whatever else was sent in between, and sending a record twice adds nothing.
-"""
+"""ProvLake retrospective records → validated provml wire batches (docs/provlake.md says
+what maps to what)."""
 
 from __future__ import annotations
 
 import hashlib
-import json
-import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, TypeGuard
-
-import orjson
+from dataclasses import dataclass
+from typing import Any
 
 from provml.core.errors import ValidationError
-from provml.core.ids import LOW32, canonical_json, uuid7, value_sha256
+from provml.core.ids import canonical_json, value_sha256
 from provml.core.wire import (
     DATA_TYPES,
     MAX_DEPTH,
@@ -44,6 +20,9 @@ from provml.core.wire import (
     json_type,
     validate_batch,
 )
+from provml.interop.provlake.identities import execution_identity, workflow_session
+from provml.interop.provlake.messages import MAX_PROBLEMS, among, is_name
+from provml.interop.provlake.prospective import DataflowSpec, TransformationSpec
 
 #: the task or workflow a record without a workflow belongs to (ProvLake's own names)
 GLOBAL_WORKFLOW = "global_workflow"
@@ -62,202 +41,6 @@ REFERENCES = frozenset({"data_reference", "kg_reference"})
 
 MAX_ERROR = 2000  # characters of stderr kept as a failed execution's error
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-_MAX_PROBLEMS = 50
-
-
-# --------------------------------------------------------------------------- JSON
-
-
-def loads(body: bytes | str) -> Any:
-    """JSON as the ProvLake client writes it. Its offline log is written by Python's
-    ``json.dumps``, which writes ``NaN`` and ``Infinity``; those become the strings
-    ``"NaN"``, ``"INF"`` and ``"-INF"`` (JSON has no such numbers)."""
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        first = exc
-    try:
-        return _finite(json.loads(body))
-    except (ValueError, RecursionError):
-        raise ValidationError(f"body is not valid JSON (UTF-8): {first}") from None
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if value != value else ("INF" if value > 0 else "-INF")
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
-
-
-def parse_bag(body: bytes | str) -> list[Any]:
-    """A request body or log line: a JSON array of ProvLake records."""
-    bag = loads(body)
-    if not isinstance(bag, list):
-        raise ValidationError(
-            "a ProvLake retrospective-provenance body is a JSON array of records",
-            details=[f"got {json_type(bag)}"],
-        )
-    return bag
-
-
-# --------------------------------------------------------------- prospective provenance
-
-
-@dataclass(frozen=True)
-class TransformationSpec:
-    """What a prospective specification declares of one data transformation."""
-
-    parameters: frozenset[str] = frozenset()  # input attributes whose semantics is PARAMETER
-    inputs: frozenset[str] = frozenset()  # the other input attributes: data
-    outputs: frozenset[str] = frozenset()
-    stage: str | None = None  # provml extension: training, validation, evaluation, inference
-
-
-@dataclass(frozen=True)
-class DataflowSpec:
-    """A dataflow's prospective provenance, as the ProvLake client POSTs it."""
-
-    name: str
-    transformations: dict[str, TransformationSpec] = field(default_factory=dict)
-
-
-def parse_prospective(doc: Any) -> DataflowSpec:
-    """Check a prospective-provenance document; raise :class:`ValidationError` listing
-    every problem. The shape is ProvLake's::
-
-        {"dataflow_name": "…", "context_name": "…", "storages": {…},
-         "data_transformations": {"<name>": {
-             "input_datasets": [{"attributes": [{"name": "lr", "dtype": "float",
-                                                 "semantics": "PARAMETER"}, …]}],
-             "output_datasets": [{"attributes": […]}],
-             "stage": "training"}}}
-
-    Members not shown are allowed and kept with the document; ``stage`` is provml's.
-    """
-    problems: list[str] = []
-    if not isinstance(doc, dict):
-        raise ValidationError(
-            "prospective provenance is a JSON object", details=[f"got {json_type(doc)}"]
-        )
-    name = doc.get("dataflow_name")
-    if not _is_name(name):
-        problems.append("dataflow_name: must be a non-empty string of at most 256 characters")
-    dts = doc.get("data_transformations")
-    if dts is None:
-        dts = {}
-    if not isinstance(dts, dict):
-        problems.append("data_transformations: must be an object (name → specification)")
-        dts = {}
-    transformations: dict[str, TransformationSpec] = {}
-    for dt, spec in dts.items():
-        path = f"data_transformations.{dt}"
-        if not _is_name(dt):
-            problems.append(f"{path}: a data transformation's name must be a short string")
-        if not isinstance(spec, dict):
-            problems.append(f"{path}: must be an object")
-            continue
-        stage = spec.get("stage")
-        if stage is not None and not _among(stage, STAGES):
-            problems.append(f"{path}.stage: must be one of {sorted(STAGES)} or null")
-            stage = None
-        params: set[str] = set()
-        inputs: set[str] = set()
-        outputs: set[str] = set()
-        for key in ("input_datasets", "output_datasets"):
-            for attr_name, semantics in _attributes(spec.get(key), f"{path}.{key}", problems):
-                if key == "output_datasets":
-                    outputs.add(attr_name)
-                elif semantics.upper().endswith("PARAMETER"):
-                    params.add(attr_name)
-                else:
-                    inputs.add(attr_name)
-        transformations[dt] = TransformationSpec(
-            frozenset(params), frozenset(inputs - params), frozenset(outputs), stage
-        )
-    if problems:
-        raise ValidationError(
-            f"invalid prospective provenance: {problems[0]}", details=problems[:_MAX_PROBLEMS]
-        )
-    assert isinstance(name, str)
-    return DataflowSpec(name, transformations)
-
-
-def _attributes(datasets: Any, path: str, problems: list[str]) -> list[tuple[str, str]]:
-    """(name, semantics) of every top-level attribute of a list of datasets."""
-    if datasets is None:
-        return []
-    if not isinstance(datasets, list):
-        problems.append(f"{path}: must be an array of datasets")
-        return []
-    out = []
-    for i, dataset in enumerate(datasets):
-        attrs = dataset.get("attributes") if isinstance(dataset, dict) else None
-        if not isinstance(dataset, dict) or not isinstance(attrs, list | type(None)):
-            problems.append(f"{path}[{i}]: a dataset is an object with an array of attributes")
-            continue
-        for j, attr in enumerate(attrs or []):
-            if not isinstance(attr, dict) or not _is_name(attr.get("name")):
-                problems.append(f"{path}[{i}].attributes[{j}]: an attribute has a name")
-                continue
-            semantics = attr.get("semantics")
-            out.append((attr["name"], semantics if isinstance(semantics, str) else ""))
-    return out
-
-
-def _is_name(v: Any) -> TypeGuard[str]:
-    return isinstance(v, str) and 0 < len(v) <= 256
-
-
-def _among(v: Any, options: frozenset[str]) -> bool:
-    return isinstance(v, str) and v in options
-
-
-# --------------------------------------------------------------------------- identifiers
-
-
-def _digest(*parts: Any) -> bytes:
-    return hashlib.sha256(canonical_json(list(parts))).digest()
-
-
-def _uuid7(ms: int, rand42: int) -> str:
-    """A session id (:func:`provml.core.ids.new_session_id`'s layout): this timestamp and
-    42 bits, the lowest 32 bits zero."""
-    return uuid7(ms, (rand42 & ((1 << 42) - 1)) << 32)
-
-
-def _ms(value: Any, digest: bytes) -> int:
-    """ProvLake's default ids are the start time in seconds: keep them as the UUIDv7's
-    timestamp, so executions sort in time; other ids take 48 bits of their digest."""
-    if isinstance(value, int | float) and not isinstance(value, bool) and 1e9 <= value < 3.25e10:
-        return int(value * 1000)
-    return int.from_bytes(digest[:6], "big")
-
-
-def workflow_session(dataflow: str, wf_execution: Any) -> str:
-    """The provml session of a ProvLake workflow execution; the execution is its ``n=1``."""
-    d = _digest("provlake-workflow", dataflow, wf_execution)
-    return _uuid7(_ms(wf_execution, d), int.from_bytes(d[6:12], "big"))
-
-
-def execution_identity(kind: str, dataflow: str, wf_execution: Any, name: str,
-                       ident: Any) -> tuple[str, int]:  # fmt: skip
-    """(session, n) of a task (``kind="task"``, ``ident`` the task id) or cycle iteration
-    (``kind="cycle"``, ``ident`` the iteration id): 74 bits of digest, the timestamp of
-    the task id when it is a time, else the workflow's."""
-    d = _digest(f"provlake-{kind}", dataflow, wf_execution, name, ident)
-    if isinstance(ident, int | float) and not isinstance(ident, bool) and 1e9 <= ident < 3.25e10:
-        ms = int(ident * 1000)
-    else:
-        wd = _digest("provlake-workflow", dataflow, wf_execution)
-        ms = _ms(wf_execution, wd)
-    n = int.from_bytes(d[6:10], "big") % LOW32 + 1
-    return _uuid7(ms, int.from_bytes(d[:6], "big")), n
-
-
-# --------------------------------------------------------------------------- conversion
 
 
 class _Problems(list[str]):
@@ -274,7 +57,7 @@ def to_batches(bag: list[Any], specs: Mapping[str, DataflowSpec] | None = None) 
     for i, rec in enumerate(bag):
         for session, wire in _convert(rec, f"[{i}]", specs or {}, problems):
             groups.setdefault(session, []).append((i, wire))
-        if len(problems) > _MAX_PROBLEMS:
+        if len(problems) > MAX_PROBLEMS:
             break
     batches: list[Batch] = []
     for session, items in groups.items():
@@ -294,7 +77,7 @@ def to_batches(bag: list[Any], specs: Mapping[str, DataflowSpec] | None = None) 
                 problems.append(_origin(detail, items))
     if problems:
         raise ValidationError(
-            f"invalid ProvLake records: {problems[0]}", details=problems[:_MAX_PROBLEMS]
+            f"invalid ProvLake records: {problems[0]}", details=problems[:MAX_PROBLEMS]
         )
     return batches
 
@@ -320,7 +103,7 @@ def _convert(rec: Any, path: str, specs: Mapping[str, DataflowSpec],
     dataflow = rec.get("dataflow_name")
     if dataflow is None:
         dataflow = GLOBAL_WORKFLOW
-    elif not _is_name(dataflow):
+    elif not is_name(dataflow):
         problems.add(f"{path}.dataflow_name", "must be a non-empty string of at most 256 chars")
         return []
     custom = rec.get("custom_metadata")
@@ -420,7 +203,7 @@ class _Context:
             )
             return []
         name = prov.get(name_key)
-        if not _is_name(name):
+        if not is_name(name):
             self.problems.add(
                 f"{self.path}.prov_obj.{name_key}",
                 "must be a non-empty string of at most 256 chars",
@@ -487,7 +270,7 @@ class _Context:
 
     def _stage(self, spec: TransformationSpec | None) -> str | None:
         stage = self.custom.get("stage")
-        if _among(stage, STAGES):
+        if among(stage, STAGES):
             return str(stage)
         return spec.stage if spec is not None else None
 
@@ -531,11 +314,11 @@ class _Context:
         if kind == "attribute_value" and isinstance(raw.get("custom_metadata"), dict):
             meta = raw["custom_metadata"]
             inner = raw.get("values")
-            if isinstance(inner, dict) and _among(inner.get("prov_attr_type"), REFERENCES):
+            if isinstance(inner, dict) and among(inner.get("prov_attr_type"), REFERENCES):
                 raw, kind = inner, inner["prov_attr_type"]
             elif "@data" in meta:  # a plain value marked as data by its custom metadata
                 raw, kind = {"values": inner}, "data_reference"
-        if not _among(kind, REFERENCES):
+        if not among(kind, REFERENCES):
             return None
         if "values" not in raw:
             self.problems.add(f"{self.path}.prov_obj{where}", f"a {kind} has values")
@@ -544,7 +327,7 @@ class _Context:
         store = raw.get("data_store_id")
         named = isinstance(target, dict) and isinstance(target.get("sha256"), str)
         data_type = meta.get("@data") or (named and target.get("@data")) or "file"
-        if not _among(data_type, DATA_TYPES):
+        if not among(data_type, DATA_TYPES):
             self.problems.add(
                 f"{self.path}.prov_obj{where}.custom_metadata.@data",
                 f"must be one of {sorted(DATA_TYPES)}",
@@ -590,7 +373,7 @@ class _Context:
         kind = value.get("prov_attr_type")
         if kind is None:
             return {k: self._plain(v, where, depth + 1) for k, v in value.items()}
-        if not _among(kind, WRAPPERS | REFERENCES):
+        if not among(kind, WRAPPERS | REFERENCES):
             self.problems.add(
                 f"{self.path}.prov_obj{where}.prov_attr_type",
                 f"unknown {kind!r}; expected one of {sorted(WRAPPERS | REFERENCES)}",
