@@ -44,6 +44,8 @@ run: $(VENV)/.run-stamp
 lint: $(VENV)/.dev-stamp
 	$(BIN)/ruff check provml capture_lib tracker manager query examples tests bench
 	$(BIN)/ruff format --check provml capture_lib tracker manager query examples tests bench
+	# the allowed imports between layers (docs/architecture.md, pyproject.toml)
+	$(BIN)/lint-imports
 
 typecheck: $(VENV)/.dev-stamp
 	$(BIN)/mypy
@@ -74,4 +76,4 @@ bench-ingest: $(VENV)/.dev-stamp
 	$(BIN)/python bench/ingest.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(DATA) prov-logs bench/.venvs bench/.data bench/results .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DATA) prov-logs bench/.venvs bench/.data bench/results .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
