@@ -18,7 +18,20 @@ import requests
 from provml.core.ids import new_session_id
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
+#: the shared data beside the checkout (``PROVML_TEST_SHARED`` elsewhere, as a test of
+#: collection without it does)
+SHARED = Path(os.environ.get("PROVML_TEST_SHARED") or ROOT.parent / "shared")
+CORPUS = SHARED / "corpus"
+
+
+def needs(path: Path) -> pytest.MarkDecorator:
+    """Skip where ``path`` (in ../shared, beside the checkout) is not there: collection
+    never reads a missing corpus, and says why the tests did not run."""
+    return pytest.mark.skipif(
+        not path.exists(), reason=f"{path} is not there (../shared/corpus beside the checkout)"
+    )
+
+
 BIN = Path(sys.executable).parent
 
 

@@ -5,6 +5,7 @@ run too, so that ``pytest`` alone catches a layer crossed."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -90,3 +91,16 @@ def test_the_import_contracts_are_kept() -> None:
         [exe, "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stdout[-4000:]
+
+
+def test_the_tests_are_collected_without_the_shared_corpus(tmp_path: Path) -> None:
+    """A checkout without ../shared beside it collects every test (those that need the
+    corpus are skipped, saying why) rather than crashing at collection."""
+    env = {**os.environ, "PROVML_TEST_SHARED": str(tmp_path / "no-shared")}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    summary = done.stdout.strip().splitlines()[-1]
+    assert " collected" in summary and "error" not in summary, summary

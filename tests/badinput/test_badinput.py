@@ -203,8 +203,8 @@ LAUGHS = b"""<?xml version="1.0"?>
 IMPORT = [
     Case(f"import: corpus malformed/{p.name}", "POST", IMP, p.read_bytes(), ctype=None,
          params={"format": FORMATS[p.suffix]})
-    for p in sorted(MALFORMED.iterdir()) if MALFORMED.is_dir()
-    and p.name != "foreign_vocabulary.ttl"  # valid Turtle, only not PROV: it imports
+    for p in (sorted(MALFORMED.iterdir()) if MALFORMED.is_dir() else [])
+    if p.name != "foreign_vocabulary.ttl"  # valid Turtle, only not PROV: it imports
 ] + [
     Case("import: no format", "POST", IMP, b"<a:a> <a:b> <a:c> .",
          ctype="application/octet-stream"),

@@ -17,7 +17,8 @@ from tests.conftest import Server, provml_cmd
 from tests.e2e.test_end_to_end import run_workflow
 
 pytestmark = pytest.mark.integration
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
+from tests.conftest import CORPUS  # noqa: E402
+
 TAVERNA = CORPUS / "provbench-wf4ever/Taverna_repository/workflow_80_version_2/run_2"
 PRIMER = CORPUS / "provtoolbox/validation/primer.provn"
 

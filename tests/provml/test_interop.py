@@ -16,8 +16,8 @@ from provml.core.errors import ProvmlError, ValidationError
 from provml.core.vocab import PROV_NS
 from provml.interop import documents as interop
 from provml.interop import export as interop_export
+from tests.conftest import CORPUS
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 TRUNGDONG = CORPUS / "trungdong-prov"
 TOOLBOX = CORPUS / "provtoolbox"
 WF4EVER = CORPUS / "provbench-wf4ever"

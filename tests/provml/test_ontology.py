@@ -24,6 +24,8 @@ def ontology() -> rdflib.Graph:
 
 @pytest.fixture(scope="module")
 def prov_o() -> rdflib.Graph:
+    if not PROV_O.exists():
+        pytest.skip(f"{PROV_O} is not there (../shared/corpus beside the checkout)")
     g = rdflib.Graph()
     g.parse(PROV_O, format="turtle")
     return g

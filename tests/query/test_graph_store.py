@@ -24,7 +24,7 @@ from rdflib.namespace import RDF, Namespace
 
 from manager.store import open_store
 from query.app import create_app
-from tests.conftest import SHARED
+from tests.conftest import SHARED, needs
 
 SUITE = SHARED / "corpus" / "w3c-rdf-tests" / "sparql11" / "graph-store-protocol"
 MF = Namespace("http://www.w3.org/2001/sw/DataAccess/tests/test-manifest#")
@@ -83,7 +83,7 @@ def load() -> list[Request]:
     return out
 
 
-REQUESTS = load()
+REQUESTS = load() if SUITE.is_dir() else []
 WRITES = [r for r in REQUESTS if r.method in ("PUT", "POST", "DELETE")]
 # a read of a graph the test created by POST to /gsp (its IRI from Location) cannot be set up
 READS = [r for r in REQUESTS if r.method in ("GET", "HEAD") and "$LOCATION$" not in r.path]
@@ -99,6 +99,7 @@ def app_holding(graph: str | None, turtle: str | None) -> Any:
     return create_app({"store": store}), store
 
 
+@needs(SUITE)
 def test_the_manifest_is_read_whole() -> None:
     assert len({r.test for r in REQUESTS}) == 9
     assert {r.method for r in WRITES} == {"PUT", "POST", "DELETE"}
