@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import abc
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import requests
 
-from provml.core.errors import ProvmlError, UpstreamError
+from provml.core.errors import ProvmlError, StoreError, UpstreamError
 from provml.core.wire import Batch
 
 
@@ -26,21 +26,27 @@ class Forwarder(abc.ABC):
         return None
 
 
+class BatchWriter(Protocol):
+    """What takes a resolved batch in the same process (``manager.service.Manager``; the
+    tracker does not import the manager, the composition root hands it one)."""
+
+    def apply(self, batch: Batch) -> dict[str, Any]: ...
+
+    def apply_json(self, obj: Any) -> dict[str, Any]: ...
+
+
 class InProcessForwarder(Forwarder):
     """Under ``provml serve``: a direct call into the manager in the same process."""
 
-    def __init__(self, manager: Any) -> None:
+    def __init__(self, manager: BatchWriter) -> None:
         self.manager = manager
 
     def forward(self, batch: Batch) -> dict[str, Any]:
-        result: dict[str, Any] = self.manager.apply(batch)
-        return result
+        return self.manager.apply(batch)
 
     def forward_body(self, body: bytes) -> dict[str, Any]:
-        from provml.core.errors import StoreError
-
         try:
-            result: dict[str, Any] = self.manager.apply_json(orjson.loads(body))
+            result = self.manager.apply_json(orjson.loads(body))
         except StoreError as exc:  # the store failed: worth trying again
             raise UpstreamError(str(exc)) from exc
         return result
