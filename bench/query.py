@@ -10,6 +10,8 @@ with different parameter values on each run, bound as the query service binds th
 
     python bench/query.py [--workflows 2000] [--seed 42] [--store DIR] [--rebuild]
                           [--runs 50] [--only NAME,NAME] [--json FILE]
+    python bench/query.py --shape deep [...]   # bench/query_deep.py: deep chains from
+                                               # shared sources, over HTTP, and a size series
 
 Prints a table of p50 / p95 / max latency and rows returned per question, with the
 issue's targets alongside (never asserted), and writes ``bench/results/query.json``.
@@ -776,8 +778,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    if (argv if argv is not None else sys.argv[1:]) == ["--worker"]:
+    raw = argv if argv is not None else sys.argv[1:]
+    if raw == ["--worker"]:
         return worker()
+    if raw[:2] == ["--shape", "deep"]:  # issue [11]'s deep-and-wide shape, over HTTP
+        import query_deep
+
+        return int(query_deep.main(raw[2:]))
     args = parse_args(argv)
     store_dir = Path(args.store)
     params = build_params(args)
