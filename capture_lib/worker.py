@@ -21,6 +21,7 @@ in a ``capture_report`` record at the next flush.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import threading
@@ -157,6 +158,11 @@ class Worker:
 
     def _reset(self) -> None:
         self.pid = os.getpid()  # the process whose thread and queue these are
+        # batch ids (32 hex digits): 96 random bits drawn once, then a counter; a uuid4
+        # per batch reads the kernel's random source, and that system call lets go of
+        # the GIL, which the worker then waits up to a switch interval (5 ms) to get back
+        self._batch_prefix = uuid.uuid4().hex[:24]
+        self._batches = itertools.count()
         self._queue: deque[Any] = deque()
         self._wake = threading.Event()
         self._woken = False
@@ -440,7 +446,7 @@ class Worker:
     def _dump(self, items: list[tuple[Any, ...]]) -> tuple[dict[str, Any], bytes]:
         batch = {
             "provml": WIRE_VERSION,
-            "batch": uuid.uuid4().hex,
+            "batch": f"{self._batch_prefix}{next(self._batches) & 0xFFFFFFFF:08x}",
             "session": self.session,
             "records": items,  # compact records: serialised as JSON arrays
         }
