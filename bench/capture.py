@@ -1,17 +1,27 @@
 """Provenance-capture overhead: provml's capture_lib side by side with its peers.
 
 The unit of work is one *task*: start a task, give it 4 parameters, log 1 metric, end
-it. For each contender this prints, over ``--repeats`` fresh processes (medians shown):
+it. Each contender runs four cases: every task with its own name (``distinct``: one per
+file, chunk or rank, the usual case in HPC) or all with one name (``same``), on a quiet
+machine and on a loaded one (``loaded``: one busy-loop process per core, started before
+the case's runs and stopped after — on a compute node every core is busy with the
+application, so what the capture's threads take from it is the overhead that counts).
+For each contender and case this prints, over ``--repeats`` fresh processes (medians):
 
 * the caller-thread cost per task (median and p99 of every task timed on its own), and
 * the amortised cost per task up to "everything is on disk" (the contender's own flush,
-  stop or end call included), and the records found on disk afterwards.
+  stop or end call included), its ratio to the naive baseline's in the same case, and
+  the records found on disk afterwards.
+
+``--memory N`` adds the memory run: N tasks with distinct names (provml, disk mode),
+the process's RSS sampled as it goes; its growth after the first 10 % is the figure.
 
 provml and the naive baseline run in this interpreter; each peer runs in its own
 virtualenv under ``bench/.venvs/<name>``, created on first use (a peer whose install
 fails is skipped). Usage::
 
     python bench/capture.py [--tasks N] [--repeats R] [--only provml,naive]
+                            [--names distinct,same] [--load quiet,loaded] [--memory N]
 
 See bench/README.md for what each figure means and how each peer is set up.
 """
@@ -19,6 +29,7 @@ See bench/README.md for what each figure means and how each peer is set up.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -29,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +52,8 @@ VENVS = BENCH / ".venvs"
 MARKER = ".bench-installed.json"
 RESULT_PREFIX = "BENCH-RESULT "
 Pip = tuple[tuple[str, ...], ...]  # pip install argument lists, run in order
+NAMES = ("distinct", "same")  # a name per task, or one name for all
+LOADS = ("quiet", "loaded")  # the machine as it is, or one busy-loop process per core
 
 
 @dataclass(frozen=True)
@@ -172,7 +186,13 @@ def _last_line(text: str) -> str:
 
 # ---- runs ---------------------------------------------------------------------------
 def run_once(
-    contender: Contender, python: str, tasks: int, warmup: int, args: argparse.Namespace
+    contender: Contender,
+    python: str,
+    tasks: int,
+    warmup: int,
+    args: argparse.Namespace,
+    names: str = "same",
+    rss_every: int = 0,
 ) -> dict[str, Any]:
     """One fresh process of the contender's runner; its result, or ``{"error": …}``."""
     workdir = tempfile.mkdtemp(prefix=f"provml-bench-{contender.name}-", dir=args.workdir_root)
@@ -184,7 +204,9 @@ def run_once(
     if not contender.installs:  # capture_lib from this checkout, even if not installed
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     command = [python, str(PEERS / contender.runner), "--tasks", str(tasks)]
-    command += ["--warmup", str(warmup), "--workdir", workdir]
+    command += ["--warmup", str(warmup), "--workdir", workdir, "--names", names]
+    if rss_every:
+        command += ["--rss-every", str(rss_every)]
     try:
         done = subprocess.run(
             command,
@@ -336,18 +358,18 @@ def fmt_ratio(value: float) -> str:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    """The results as an aligned text table (skipped contenders get one message)."""
+    """One case's results as an aligned text table (skipped contenders get one message)."""
     heads = [
         "contender",
         "tasks",
         "caller median µs",
         "caller p99 µs",
         "amortised µs/task",
+        "naive ÷ this",
         "records on disk",
-        "median vs provml",
         "note",
     ]
-    base = next((r["summary"] for r in rows if r["name"] == "provml" and r["summary"]), None)
+    base = next((r["summary"] for r in rows if r["name"] == "naive" and r["summary"]), None)
     cells: list[list[str]] = []
     for row in rows:
         s = row["summary"]
@@ -355,7 +377,7 @@ def table(rows: list[dict[str, Any]]) -> str:
             cells.append([row["name"], row["status"] + ": " + row["message"]])
             continue
         records = "?" if s["records"] is None else f"{s['records']:,}/{s['records_expected']:,}"
-        ratio = fmt_ratio(s["caller_median_us"] / base["caller_median_us"]) if base else "n/a"
+        ratio = fmt_ratio(base["amortised_us"] / s["amortised_us"]) if base else "n/a"
         cells.append(
             [
                 row["name"],
@@ -363,8 +385,8 @@ def table(rows: list[dict[str, Any]]) -> str:
                 fmt_us(s["caller_median_us"]),
                 fmt_us(s["caller_p99_us"]),
                 fmt_us(s["amortised_us"]),
-                records,
                 ratio,
+                records,
                 row["note"],
             ]
         )
@@ -382,7 +404,46 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join([line(heads), rule, *(line(c) for c in cells)])
 
 
-def header(machine: dict[str, Any], rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
+def memory_table(result: dict[str, Any]) -> str:
+    """The memory run: RSS along the run of distinct names."""
+    if "error" in result:
+        return f"memory run: failed: {result['error']}"
+    curve = result["rss_curve_mib"]
+    shown = curve[:: max(1, len(curve) // 10)] + ([curve[-1]] if len(curve) % 10 != 1 else [])
+    return "\n".join(
+        [
+            f"memory run: provml, {result['tasks']:,} tasks with distinct names (disk mode), "
+            f"{fmt_us(result['amortised_us'])} µs/task, records "
+            f"{result['records']:,}/{result['records_expected']:,}",
+            "  tasks        RSS MiB",
+            *(f"  {n:>11,}  {rss:>7.1f}" for n, rss in dict(shown).items()),
+            f"  growth after the first 10 %: {result['rss_growth_after_10pct_mib']} MiB "
+            f"(peak {result['rss_peak_mib']} MiB)",
+        ]
+    )
+
+
+@contextlib.contextmanager
+def cpu_hog(on: bool) -> Iterator[None]:
+    """While on: one busy-loop process per core (a compute node running its application)."""
+    hogs = []
+    if on:
+        code = "while True: pass"
+        hogs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(os.cpu_count() or 1)]
+        say(f"CPU hog: {len(hogs)} busy-loop process(es) started")
+        time.sleep(0.5)
+    try:
+        yield
+    finally:
+        for hog in hogs:
+            hog.terminate()
+        for hog in hogs:
+            hog.wait()
+
+
+def header(
+    machine: dict[str, Any], cases: dict[str, list[dict[str, Any]]], args: argparse.Namespace
+) -> str:
     load = machine.get("load_average")
     lines = [
         f"provml capture benchmark, {datetime.datetime.now():%Y-%m-%d %H:%M}",
@@ -393,6 +454,7 @@ def header(machine: dict[str, Any], rows: list[dict[str, Any]], args: argparse.N
     ]
     if machine.get("provml_git"):
         lines.append(f"checkout: git {machine['provml_git']}")
+    rows = next(iter(cases.values()), [])
     for row in rows:
         versions = (row["summary"] or {}).get("versions", {})
         shown = ", ".join(f"{k} {v}" for k, v in versions.items() if k != "python")
@@ -402,6 +464,10 @@ def header(machine: dict[str, Any], rows: list[dict[str, Any]], args: argparse.N
         f"runs:     {args.tasks:,} tasks (slow peers {min(args.tasks, args.slow_tasks):,}) after "
         f"a {args.warmup:,}-task warm-up (slow peers {min(args.warmup, args.slow_warmup):,}),"
         f" {args.repeats} fresh process(es) each; medians over the repeats"
+    )
+    lines.append(
+        "cases:    distinct names = a name per task; same = one name; loaded = one busy-loop "
+        "process per core during the runs"
     )
     return "\n".join(lines)
 
@@ -417,6 +483,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--only", default="", help="comma-separated contenders: " + ",".join(BY_NAME)
     )
+    parser.add_argument(
+        "--names",
+        dest="names_arg",
+        default=",".join(NAMES),
+        help="task names, comma-separated: distinct,same",
+    )
+    parser.add_argument(
+        "--load",
+        dest="load_arg",
+        default=",".join(LOADS),
+        help="machine states, comma-separated: quiet,loaded",
+    )
+    parser.add_argument(
+        "--memory", type=int, default=0, help="tasks of the memory run (distinct names; 0: none)"
+    )
     parser.add_argument("--slow-tasks", type=int, default=2_000, help="task cap for mlflow")
     parser.add_argument("--slow-warmup", type=int, default=200, help="warm-up cap for mlflow")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per run")
@@ -430,10 +511,61 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = sorted(set(names) - set(BY_NAME))
     if unknown:
         parser.error(f"unknown contender(s) {', '.join(unknown)}; known: {', '.join(BY_NAME)}")
-    if args.tasks < 1 or args.repeats < 1 or args.warmup < 0:
-        parser.error("--tasks and --repeats must be ≥ 1, --warmup ≥ 0")
+    if args.tasks < 1 or args.repeats < 1 or args.warmup < 0 or args.memory < 0:
+        parser.error("--tasks and --repeats must be ≥ 1, --warmup and --memory ≥ 0")
     args.names = names
+    for option, known in (("names", NAMES), ("load", LOADS)):
+        chosen = [v.strip() for v in getattr(args, option + "_arg").split(",") if v.strip()]
+        if not chosen or set(chosen) - set(known):
+            parser.error(f"--{option} takes some of {','.join(known)}")
+        setattr(args, option + "_cases", chosen)
     return args
+
+
+def run_case(
+    chosen: list[Contender],
+    pythons: dict[str, str],
+    args: argparse.Namespace,
+    load: str,
+    names: str,
+) -> dict[str, list[dict[str, Any]]]:
+    """Every repeat of every contender in one case, interleaved (drift hits all alike)."""
+    runs: dict[str, list[dict[str, Any]]] = {c.name: [] for c in chosen}
+    for repeat in range(1, args.repeats + 1):
+        for contender in chosen:
+            if contender.name not in pythons:
+                continue
+            tasks = min(args.tasks, args.slow_tasks) if contender.slow else args.tasks
+            warmup = min(args.warmup, args.slow_warmup) if contender.slow else args.warmup
+            say(f"[{load}, {names} names, {repeat}/{args.repeats}] {contender.name}: {tasks:,} …")
+            settle()
+            result = run_once(contender, pythons[contender.name], tasks, warmup, args, names)
+            runs[contender.name].append(result)
+            if "error" in result:
+                say(f"    failed: {result['error']}")
+            else:
+                say(
+                    f"    median {fmt_us(result['median_us'])} µs, p99 "
+                    f"{fmt_us(result['p99_us'])} µs, amortised {fmt_us(result['amortised_us'])}"
+                    f" µs/task, records {result['records']:,}/{result['records_expected']:,}"
+                )
+    return runs
+
+
+def memory_run(python: str, args: argparse.Namespace) -> dict[str, Any]:
+    """provml over ``--memory`` distinct task names, RSS sampled 50 times on the way."""
+    contender = BY_NAME["provml"]
+    every = max(1, args.memory // 50)
+    say(f"[memory] provml: {args.memory:,} tasks, distinct names, RSS every {every:,} …")
+    settle()
+    result = run_once(contender, python, args.memory, 0, args, "distinct", every)
+    if "error" not in result:
+        say(
+            f"    RSS {result['rss_start_mib']} → {result['rss_at_10pct_mib']} (10 %) → "
+            f"{result['rss_end_mib']} MiB, growth after 10 %: "
+            f"{result['rss_growth_after_10pct_mib']} MiB; {fmt_us(result['amortised_us'])} µs/task"
+        )
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -448,25 +580,41 @@ def main(argv: list[str] | None = None) -> int:
         except Skip as exc:
             skipped[contender.name] = str(exc)
             say(f"{contender.name}: skipped, {exc}")
-    runs: dict[str, list[dict[str, Any]]] = {c.name: [] for c in chosen}
-    for repeat in range(1, args.repeats + 1):  # interleaved, so drift hits all alike
-        for contender in chosen:
-            if contender.name in skipped:
-                continue
-            tasks = min(args.tasks, args.slow_tasks) if contender.slow else args.tasks
-            warmup = min(args.warmup, args.slow_warmup) if contender.slow else args.warmup
-            say(f"[{repeat}/{args.repeats}] {contender.name}: {tasks:,} tasks …")
-            settle()
-            result = run_once(contender, pythons[contender.name], tasks, warmup, args)
-            runs[contender.name].append(result)
-            if "error" in result:
-                say(f"    failed: {result['error']}")
-            else:
-                say(
-                    f"    median {fmt_us(result['median_us'])} µs, p99 "
-                    f"{fmt_us(result['p99_us'])} µs, amortised {fmt_us(result['amortised_us'])}"
-                    f" µs/task, records {result['records']:,}/{result['records_expected']:,}"
-                )
+    cases: dict[str, list[dict[str, Any]]] = {}
+    for load in args.load_cases:
+        with cpu_hog(load == "loaded"):
+            for names in args.names_cases:
+                runs = run_case(chosen, pythons, args, load, names)
+                cases[f"{load}, {names} names"] = case_rows(chosen, runs, skipped, pythons)
+    memory = None
+    if args.memory and "provml" in pythons:
+        memory = memory_run(pythons["provml"], args)
+    print(header(machine, cases, args))
+    for case, rows in cases.items():
+        print(f"\n{case}:\n{table(rows)}")
+    if memory is not None:
+        print("\n" + memory_table(memory))
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    config = {k: v for k, v in vars(args).items() if k != "names"} | {"contenders": args.names}
+    report = {
+        "generated_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "machine": machine,
+        "config": config,
+        "cases": cases,
+        "memory": memory,
+    }
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nresults: {out}")
+    return 0
+
+
+def case_rows(
+    chosen: list[Contender],
+    runs: dict[str, list[dict[str, Any]]],
+    skipped: dict[str, str],
+    pythons: dict[str, str],
+) -> list[dict[str, Any]]:
     rows = []
     for contender in chosen:
         summary = summarise(runs[contender.name])
@@ -488,21 +636,7 @@ def main(argv: list[str] | None = None) -> int:
                 "runs": runs[contender.name],
             }
         )
-    print(header(machine, rows, args))
-    print()
-    print(table(rows))
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    config = {k: v for k, v in vars(args).items() if k != "names"} | {"contenders": args.names}
-    report = {
-        "generated_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-        "machine": machine,
-        "config": config,
-        "contenders": rows,
-    }
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nresults: {out}")
-    return 0
+    return rows
 
 
 if __name__ == "__main__":

@@ -74,6 +74,9 @@ class Client:
         #: the numbers of this session's executions and records (``next(client.counter)``;
         #: :meth:`next_id` is the same as a method)
         self.counter = itertools.count(1)
+        #: wall time at which the last task measured for CPU time and RSS started (see
+        #: capture_lib.api: one float for the process, not a table keyed by task name)
+        self.measured_at = 0.0
         self._env: dict[str, Any] | None = None
         interval = config.FLUSH_INTERVAL.get() if flush_interval is None else flush_interval
         self.disk: FileTransport | None = None

@@ -73,6 +73,9 @@ class Redactor:
         self.patterns = tuple(dict.fromkeys(patterns))
         self._match = re.compile("|".join(fnmatch.translate(p) for p in self.patterns)).match
         self._known: dict[str, bool] = {}
+        #: the keys known not to be secrets: the worker passes over a dict of plain values
+        #: under these keys without calling the redactor (capture_lib.worker.scrub)
+        self.plain: set[str] = set()
 
     def secret(self, key: str) -> bool:
         """Whether a key's value is redacted."""
@@ -81,6 +84,8 @@ class Redactor:
             known = bool(self._match(normalise(key)))
             if len(self._known) < 10_000:
                 self._known[key] = known
+                if not known:
+                    self.plain.add(key)
         return known
 
     def text(self, message: str) -> str:

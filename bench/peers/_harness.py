@@ -4,14 +4,23 @@ A runner builds one ``task()`` closure (start a task, 4 parameters, 1 metric, en
 calls :func:`measure`, which warms up, times every task on the caller's thread with
 ``time.perf_counter_ns`` and times the whole run up to "everything is on disk". The
 runner prints one ``BENCH-RESULT {json}`` line (:func:`emit`) that the driver parses.
+
+``--names same`` names every task ``step``; ``--names distinct`` gives each its own name
+(``step-1``, ``step-2`` …: one per file, chunk or rank, the usual case in HPC). The task
+closure takes its name from :func:`task_names`, the same way in every runner.
+
+``--rss-every K`` is the memory run instead: no per-task timing, the process's resident
+set size sampled every K tasks (:func:`measure_memory`).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import itertools
 import json
 import math
+import os
 import platform
 import statistics
 import sys
@@ -28,7 +37,68 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--tasks", type=int, default=100_000, help="tasks timed")
     parser.add_argument("--warmup", type=int, default=2_000, help="tasks run first, not timed")
     parser.add_argument("--workdir", required=True, help="an empty directory for the output")
+    parser.add_argument(
+        "--names", choices=("same", "distinct"), default="same", help="task names: one or each"
+    )
+    parser.add_argument(
+        "--rss-every", type=int, default=0, help="memory run: sample RSS every K tasks"
+    )
     return parser.parse_args()
+
+
+def task_names(args: argparse.Namespace) -> Callable[[], str]:
+    """The name of the next task: ``step`` each time, or a new one each time.
+
+    For a timed run the distinct names are made beforehand (so that making them is not
+    timed); for a memory run they are made as they are needed (a list of millions would
+    be the memory measured).
+    """
+    if args.names == "same":
+        return itertools.repeat("step").__next__
+    if args.rss_every:
+        return map("step-{}".format, itertools.count(1)).__next__
+    return iter([f"step-{i}" for i in range(1, args.warmup + args.tasks + 1)]).__next__
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def rss_mib() -> float:
+    """This process's resident set size now, in MiB (Linux /proc)."""
+    with open("/proc/self/statm", "rb") as f:
+        return int(f.read().split()[1]) * _PAGE / 2**20
+
+
+def measure_memory(
+    task: Callable[[], object], tasks: int, every: int, finish: Callable[[], object]
+) -> dict[str, Any]:
+    """Run ``tasks`` tasks, sampling RSS every ``every`` of them; then ``finish``.
+
+    The figure that matters is growth once the run is in its stride: RSS at the end
+    minus RSS after the first 10 % (queues, buffers and caches filled by then).
+    """
+    curve = [(0, round(rss_mib(), 1))]
+    t0 = time.perf_counter_ns()
+    done = 0
+    while done < tasks:
+        for _ in range(min(every, tasks - done)):
+            task()
+        done = min(done + every, tasks)
+        curve.append((done, round(rss_mib(), 1)))
+    finish()
+    elapsed = time.perf_counter_ns() - t0
+    settled = next(rss for n, rss in curve if n >= tasks // 10)
+    return {
+        "tasks": tasks,
+        "warmup": 0,
+        "rss_curve_mib": curve,
+        "rss_start_mib": curve[0][1],
+        "rss_at_10pct_mib": settled,
+        "rss_end_mib": curve[-1][1],
+        "rss_peak_mib": max(rss for _, rss in curve),
+        "rss_growth_after_10pct_mib": round(curve[-1][1] - settled, 1),
+        "amortised_us": elapsed / tasks / 1e3,
+    }
 
 
 def time_tasks(task: Callable[[], object], n: int) -> list[int]:

@@ -38,6 +38,7 @@ def write_settings(workdir: str) -> str:
 
 def main() -> None:
     args = h.parse_args()
+    name = h.task_names(args)
     os.environ["FLOWCEPT_SETTINGS_PATH"] = write_settings(args.workdir)
     os.environ.pop("FLOWCEPT_USE_DEFAULT", None)
     from flowcept import Flowcept, FlowceptTask
@@ -49,7 +50,7 @@ def main() -> None:
 
     def task() -> None:
         with FlowceptTask(
-            activity_id="step", used={"lr": 0.1, "epochs": 3, "opt": "sgd", "shuffle": True}
+            activity_id=name(), used={"lr": 0.1, "epochs": 3, "opt": "sgd", "shuffle": True}
         ) as t:
             t.end(generated={"loss": 0.5})
 

@@ -30,6 +30,7 @@ def count_runs(root: str) -> tuple[int, int]:
 
 def main() -> None:
     args = h.parse_args()
+    name = h.task_names(args)
     os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     import mlflow
@@ -40,7 +41,7 @@ def main() -> None:
     mlflow.start_run(run_name="bench")
 
     def task() -> None:
-        mlflow.start_run(run_name="step", nested=True)
+        mlflow.start_run(run_name=name(), nested=True)
         mlflow.log_params({"lr": 0.1, "epochs": 3, "opt": "sgd", "shuffle": True})
         mlflow.log_metric("loss", 0.5)
         mlflow.end_run()

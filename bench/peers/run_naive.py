@@ -16,15 +16,17 @@ def main() -> None:
     f = open(path, "w", encoding="utf-8")  # noqa: SIM115 (kept open for the whole run)
     write, dumps, now, numbers = f.write, json.dumps, time.time, itertools.count(1)
     wf = next(numbers)
+    name = h.task_names(args)
     write(dumps({"kind": "workflow_start", "n": wf, "name": "bench", "time": now()}) + "\n")
 
     def task() -> None:
         n = next(numbers)
+        plan = ["bench", name()]
         record = {
             "kind": "task_start",
             "n": n,
             "parent": wf,
-            "plan": ["bench", "step"],
+            "plan": plan,
             "time": now(),
             "params": {"lr": 0.1, "epochs": 3, "opt": "sgd", "shuffle": True},
         }
@@ -38,19 +40,22 @@ def main() -> None:
             "time": now(),
         }
         write(dumps(metric) + "\n")
-        write(dumps({"kind": "task_end", "n": n, "plan": ["bench", "step"], "time": now()}) + "\n")
+        write(dumps({"kind": "task_end", "n": n, "plan": plan, "time": now()}) + "\n")
 
     def finish() -> None:
         write(dumps({"kind": "workflow_end", "n": wf, "name": "bench", "time": now()}) + "\n")
         f.flush()
 
-    result = h.measure(task, args.tasks, args.warmup, f.flush, finish)
+    if args.rss_every:
+        result = h.measure_memory(task, args.tasks, args.rss_every, finish)
+    else:
+        result = h.measure(task, args.tasks, args.warmup, f.flush, finish)
     f.close()
     with open(path, encoding="utf-8") as lines:
         records = sum(1 for _ in lines)
     result.update(
         records=records,
-        records_expected=3 * (args.tasks + args.warmup) + 2,
+        records_expected=3 * (result["tasks"] + result["warmup"]) + 2,
         versions=h.versions(),
     )
     h.emit(result)

@@ -21,6 +21,7 @@ from provlake.capture import ProvTask, ProvWorkflow
 
 def main() -> None:
     args = h.parse_args()
+    name = h.task_names(args)
     state: dict[str, Any] = {}
 
     def begin(name: str) -> None:
@@ -31,7 +32,7 @@ def main() -> None:
     def task() -> None:
         t = ProvTask(
             state["persister"],
-            "step",
+            name(),
             prov_workflow=state["wf"],
             input_args={"lr": 0.1, "epochs": 3, "opt": "sgd", "shuffle": True},
         )

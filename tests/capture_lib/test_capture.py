@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import capture_lib as cl
+from capture_lib import api
 from capture_lib.transport.base import Transport
 from provml.core.wire import parse_batch
 from provml.offline import expand, read_lines
@@ -200,22 +201,43 @@ def test_block_policy_waits_then_gives_up(tmp_path: Path) -> None:
     assert lost > 0 and len(captured) + lost == 101
 
 
-def test_resources_are_measured_for_slow_tasks_only(tmp_path: Path) -> None:
+def test_resources_are_measured_by_time_not_by_task_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A task is measured when RESOURCE_INTERVAL (1 ms) passed since the last measured
+    # task started: the first one, every one after a slow one, always with
+    # resources=True, never with resources=False; no state is kept per task name.
     cl.init(mode="disk", path=str(tmp_path / "logs"))
     with cl.workflow("w") as wf:
-        for _ in range(3):
-            with wf.task("fast"):
-                pass
-        with wf.task("slow"):
-            sum(range(200_000))
+        with wf.task("first"):
+            pass
+        for name in ("slow-1", "slow-2"):
+            with wf.task(name):
+                sum(range(200_000))
+        with wf.task("unmeasured", resources=False):
+            pass
         with wf.task("forced", resources=True):
             pass
     cl.flush()
     ends = [r for r in read_records(tmp_path / "logs") if r["kind"] == "task_end"]
-    measured = [r["plan"][1] for r in ends if "resources" in r]
-    assert measured == ["fast", "slow", "forced"]  # a name's first run is always measured
-    slow = next(r for r in ends if r["plan"][1] == "slow")["resources"]
+    measured = {r["plan"][1] for r in ends if "resources" in r}
+    assert {"first", "slow-2", "forced"} <= measured  # slow-1: as the clock decides
+    assert "unmeasured" not in measured
+    slow = next(r for r in ends if r["plan"][1] == "slow-2")["resources"]
     assert slow["cpu_seconds"] > 0 and slow["max_rss_kib"] > 1000
+
+    # a stream of short tasks with distinct names: one measured per interval, not each
+    monkeypatch.setattr(api, "RESOURCE_INTERVAL", 3600.0)
+    cl.init(mode="disk", path=str(tmp_path / "more"))
+    with cl.workflow("w") as wf:
+        for i in range(100):
+            with wf.task(f"chunk-{i}"):
+                pass
+        with wf.task("forced", resources=True):
+            pass
+    cl.flush()
+    ends = [r for r in read_records(tmp_path / "more") if r["kind"] == "task_end"]
+    assert [r["plan"][1] for r in ends if "resources" in r] == ["chunk-0", "forced"]
 
 
 def test_many_threads_lose_nothing(tmp_path: Path) -> None:
