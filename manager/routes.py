@@ -35,6 +35,10 @@ def post_batch() -> ResponseReturnValue:
         obj = orjson.loads(request.get_data(cache=False))
     except orjson.JSONDecodeError as exc:
         raise ValidationError(f"body is not valid JSON (UTF-8): {exc}") from None
+    if isinstance(obj, list):  # several resolved batches (a tracker's group): one write
+        answers = manager().apply_many_json(obj)
+        audit.update(batches=len(answers), records=sum(a["records"] for a in answers))
+        return {"batches": answers}, 200
     answer = manager().apply_json(obj)
     audit.update(**audit.batch_fields(answer))
     return answer, 200

@@ -153,8 +153,14 @@ def read_lines(path: str, fmt: str = "native") -> Iterator[Line]:
 
 # ---- straight into an embedded store -----------------------------------------------------
 
-#: lines per unit of work handed to a mapping process
+#: most lines, and bytes of them, per unit of work handed to a mapping process (at least
+#: one line): small enough that every worker has work from the start, and that a batch
+#: of thousands of records (one line) does not make a chunk of millions of triples
 CHUNK_LINES = 64
+CHUNK_BYTES = 256 * 1024
+#: N-Quads gathered from the workers before one bulk load: fewer, larger loads (each
+#: writes its own files, which the compaction after the load then merges)
+LOAD_BYTES = 64 * 1024 * 1024
 
 
 #: N-Quads, executions to derive edges for, batches, records, refusals (reason, message)
@@ -206,7 +212,8 @@ def load_direct(
     """Load segment files straight into an embedded store (no server): the tracker's
     validation and identifiers, the manager's mapping and derivation edges, and
     pyoxigraph's bulk loader. Worker processes map while this one loads; memory stays
-    bounded by ``CHUNK_LINES`` lines per worker in flight.
+    bounded by two chunks (``CHUNK_LINES``, ``CHUNK_BYTES``) per worker in flight and
+    ``LOAD_BYTES`` of N-Quads gathered for one bulk load.
 
     Not one transaction per batch, as through the manager: a load cut short leaves the
     batches before the cut, and loading the same files again completes it (the same
@@ -219,6 +226,7 @@ def load_direct(
 
     def jobs() -> Iterator[tuple[str, list[tuple[str, int, bytes]]]]:
         chunk: list[tuple[str, int, bytes]] = []
+        size = 0
         for path in files:
             for line in read_lines(path, fmt):
                 if progress is not None:
@@ -228,23 +236,40 @@ def load_direct(
                     report.skip(line.reason or "not_json", f"{where}: {line.error}")
                     continue
                 chunk.append((os.path.basename(path), line.number, line.body))
-                if len(chunk) >= CHUNK_LINES:
+                size += len(line.body)
+                if len(chunk) >= CHUNK_LINES or size >= CHUNK_BYTES:
                     yield fmt, chunk
-                    chunk = []
+                    chunk, size = [], 0
         if chunk:
             yield fmt, chunk
+
+    pending: list[bytes] = []  # N-Quads not yet loaded, and the executions they hold
+    deriving: list[str] = []
+    counted = [0, 0]  # batches, records loaded
+
+    def load() -> None:
+        if pending:
+            store.bulk_load(b"".join(pending))
+        update = derivation_update(deriving)  # after the load: see derivation_update
+        if update is not None:
+            store.update(update)
+        report.batches += counted[0]
+        report.records += counted[1]
+        pending.clear()
+        deriving.clear()
+        counted[:] = [0, 0]
 
     def write(done: Mapped) -> None:
         data, executions, batches, records, refused = done
         for reason, message in refused:
             report.refuse(reason, message)
         if data:
-            store.bulk_load(data)
-        update = derivation_update(executions)
-        if update is not None:
-            store.update(update)
-        report.batches += batches
-        report.records += records
+            pending.append(data)
+        deriving.extend(executions)
+        counted[0] += batches
+        counted[1] += records
+        if sum(map(len, pending)) >= LOAD_BYTES:
+            load()
 
     ctx = multiprocessing.get_context("spawn")
     # at most two chunks per worker in flight (Pool.imap would read every file ahead)
@@ -256,4 +281,5 @@ def load_direct(
                 write(in_flight.popleft().get())
         while in_flight:
             write(in_flight.popleft().get())
+    load()
     return report

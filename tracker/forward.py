@@ -22,6 +22,20 @@ class Forwarder(abc.ABC):
         """Deliver a resolved batch given as its JSON. Raise :class:`UpstreamError` when
         trying again may work, another :class:`ProvmlError` when the batch is refused."""
 
+    def prepare(self, batch: Batch) -> Any:
+        """What :meth:`forward_group` is handed for ``batch`` when this process resolved
+        it (called in the request's thread, while the forwarder writes): here nothing."""
+        return None
+
+    def forward_group(self, bodies: list[bytes], batches: list[Any]) -> list[dict[str, Any]]:
+        """Deliver several resolved batches (their JSON, and where this process still
+        holds it, what :meth:`prepare` made of each, else None) in one go, ideally one
+        write; the manager's answer for each. Raises as :meth:`forward_body`; on a
+        refusal, nothing or only some may be written: the caller delivers them one by
+        one to find the bad one (writing a batch again changes nothing). Here: one by
+        one."""
+        return [self.forward_body(body) for body in bodies]
+
     def close(self) -> None:
         return None
 
@@ -33,6 +47,10 @@ class BatchWriter(Protocol):
     def apply(self, batch: Batch) -> dict[str, Any]: ...
 
     def apply_json(self, obj: Any) -> dict[str, Any]: ...
+
+    def map(self, batch: Batch) -> Any: ...
+
+    def apply_many(self, batches: list[Any]) -> list[dict[str, Any]]: ...
 
 
 class InProcessForwarder(Forwarder):
@@ -50,6 +68,25 @@ class InProcessForwarder(Forwarder):
         except StoreError as exc:  # the store failed: worth trying again
             raise UpstreamError(str(exc)) from exc
         return result
+
+    def prepare(self, batch: Batch) -> Any:
+        """The batch mapped to quads (in the request's thread: the mapping of one batch
+        overlaps the write of others)."""
+        return self.manager.map(batch)
+
+    def forward_group(self, bodies: list[bytes], batches: list[Any]) -> list[dict[str, Any]]:
+        """One write for the group; a batch this process resolved and mapped (and still
+        holds) is not parsed, checked and mapped again."""
+        from provml.core.resolve import validate_resolved
+
+        try:
+            ready = [
+                batch if batch is not None else validate_resolved(orjson.loads(body))
+                for body, batch in zip(bodies, batches, strict=True)
+            ]
+            return self.manager.apply_many(ready)
+        except StoreError as exc:  # the store failed: worth trying again
+            raise UpstreamError(str(exc)) from exc
 
 
 class HttpForwarder(Forwarder):
@@ -69,6 +106,22 @@ class HttpForwarder(Forwarder):
         return self.forward_body(orjson.dumps(batch.to_json()))
 
     def forward_body(self, body: bytes) -> dict[str, Any]:
+        return self._post(body)
+
+    def forward_group(self, bodies: list[bytes], batches: list[Any]) -> list[dict[str, Any]]:
+        """One request, a JSON array of the batches, which the manager writes at once
+        (a manager without group writes refuses the array: the tracker then sends them
+        one by one)."""
+        if len(bodies) == 1:
+            return [self._post(bodies[0])]
+        answer = self._post(b"[" + b",".join(bodies) + b"]")
+        answers = answer.get("batches")
+        if not isinstance(answers, list) or len(answers) != len(bodies):
+            # e.g. a manager without group writes: the tracker sends them one by one
+            raise ProvmlError(f"the manager answered a group unexpectedly: {str(answer)[:200]}")
+        return answers
+
+    def _post(self, body: bytes) -> dict[str, Any]:
         try:
             resp = self._session.post(
                 self.endpoint,

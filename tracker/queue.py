@@ -190,36 +190,71 @@ class DurableQueue:
                     return None
                 self._lock.wait(remaining)
 
+    def next_many(
+        self, timeout: float | None = None, *, count: int = 64, size: int = 8 << 20
+    ) -> list[Entry]:
+        """The first undelivered batches in order (waiting up to ``timeout`` for one):
+        up to ``count`` of them and ``size`` bytes, at least one; [] on a timeout. For a
+        forwarder that writes several in one request (group commit)."""
+        first = self.next(timeout)
+        if first is None:
+            return []
+        with self._lock:
+            return self._peek_many(count, size)
+
     def _peek(self) -> Entry | None:
+        entries = self._peek_many(1, 0)
+        return entries[0] if entries else None
+
+    def _peek_many(self, count: int, size: int) -> list[Entry]:
+        """Up to ``count`` entries from the read position (the first whatever its size,
+        the others while their bytes stay within ``size``), from one segment."""
         segment, offset = self._read
         while True:
             limit = self._write_offset if segment == self._write_segment else self._size(segment)
             if offset < limit:
-                with open(self._file(segment), "rb") as f:
-                    f.seek(offset)
-                    line = f.readline()
-                if not line.endswith(b"\n"):
-                    return None
-                seq = 0 if self._old else self._delivered + 1
-                return Entry(segment, offset, offset + len(line), seq, line[:-1],
-                             self._times.get(seq, time.time()))  # fmt: skip
+                break
             later = [s for s in self._segments if s > segment]
             if not later:
-                return None
+                return []
             segment, offset = later[0], 0
             self._read = (segment, 0)
+        out: list[Entry] = []
+        taken = 0
+        with open(self._file(segment), "rb") as f:
+            f.seek(offset)
+            while len(out) < count and offset < limit:
+                line = f.readline()
+                if not line.endswith(b"\n") or (out and taken + len(line) > size):
+                    break
+                k = len(out)  # entries left from before this process come first, seq 0
+                seq = 0 if k < self._old else self._delivered + 1 + k - self._old
+                out.append(Entry(segment, offset, offset + len(line), seq, line[:-1],
+                                 self._times.get(seq, time.time())))  # fmt: skip
+                offset += len(line)
+                taken += len(line)
+        return out
 
     def ack(self, entry: Entry) -> None:
         """Mark ``entry`` delivered: move the cursor past it, drop finished segments."""
+        self.ack_many([entry])
+
+    def ack_many(self, entries: list[Entry]) -> None:
+        """Mark ``entries`` (the first undelivered ones, in order) delivered: the cursor
+        written once, past the last."""
+        if not entries:
+            return
         with self._lock:
+            for entry in entries:
+                if entry.seq:
+                    self._delivered = entry.seq
+                    self._times.pop(entry.seq, None)
+                else:
+                    self._old -= 1
+                self._backlog -= 1
+                self._backlog_bytes -= entry.end - entry.start
+            entry = entries[-1]
             self._read = (entry.segment, entry.end)
-            if entry.seq:
-                self._delivered = entry.seq
-                self._times.pop(entry.seq, None)
-            else:
-                self._old -= 1
-            self._backlog -= 1
-            self._backlog_bytes -= entry.end - entry.start
             self._write_cursor(entry.segment, entry.end)
             for s in [s for s in self._segments if s < entry.segment]:
                 self._segments.remove(s)

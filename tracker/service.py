@@ -29,7 +29,7 @@ from provml.interop import provlake
 from tracker.errors import QueueFull, ShuttingDown
 from tracker.forward import Forwarder
 from tracker.provlake import ProspectiveStore
-from tracker.queue import DurableQueue
+from tracker.queue import DurableQueue, Entry
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,12 @@ log = logging.getLogger(__name__)
 class Tracker:
     ACK_WAIT = 2.0  # well under capture_lib's HTTP timeout (10 s)
     BACKOFF = (0.05, 5.0)  # first and largest wait between delivery attempts
+    #: most batches, and bytes of them, the forwarder delivers at once (group commit)
+    GROUP_BATCHES = 64
+    GROUP_BYTES = 8 << 20
+    #: most queued batches kept in memory, mapped, for the in-process forwarder (not
+    #: parsed, checked and mapped again); past it, they are read back from the queue
+    HELD = 256
 
     def __init__(
         self, forwarder: Forwarder, queue: DurableQueue | None = None, ack_wait: float = ACK_WAIT
@@ -53,6 +59,9 @@ class Tracker:
         #: queue seq → the triples the store said a delivered batch mapped to
         self._triples: dict[int, int] = {}
         self._triples_lock = threading.Lock()
+        #: queue seq → what the forwarder's prepare made of it, while queued (see HELD)
+        self._resolved: dict[int, Any] = {}
+        self._held_lock = threading.Lock()
         self._pump: threading.Thread | None = None
         if queue is not None:
             self._pump = threading.Thread(target=self._forward_loop, name="provml-forwarder",
@@ -115,8 +124,12 @@ class Tracker:
             return answers, 200
         seqs = []
         for one in resolved:
+            prepared = self._prepare(one)
             try:
-                seqs.append(self.queue.put(orjson.dumps(one.to_json())))
+                with self._held_lock:  # held before the forwarder can look for it
+                    seqs.append(self.queue.put(orjson.dumps(one.to_json())))
+                    if prepared is not None:
+                        self._resolved[seqs[-1]] = prepared
             except QueueFull:
                 self.count("batches_refused_full")
                 raise
@@ -130,6 +143,18 @@ class Tracker:
                 answer["triples"] = triples
         return answers, 200 if stored else 202
 
+    def _prepare(self, batch: Batch) -> Any:
+        """What the forwarder will need of a batch about to be queued (mapped here, in
+        the request's thread, while the forwarder writes others), unless HELD are kept
+        (None: the forwarder reads it back from the queue)."""
+        if len(self._resolved) >= self.HELD:
+            return None
+        try:
+            return self.forwarder.prepare(batch)
+        except Exception:  # the forwarder will meet it again, from the queue
+            log.exception("cannot prepare a batch")
+            return None
+
     def _forward_loop(self) -> None:
         while not self._stop.is_set():
             try:
@@ -140,36 +165,88 @@ class Tracker:
                 self._stop.wait(1.0)
 
     def _forward_some(self) -> None:
+        """Deliver what is queued, several batches per delivery (group commit: the
+        manager writes them in one transaction). A group the manager refuses is
+        delivered again one batch at a time, so that only a bad batch is set aside."""
         assert self.queue is not None
         wait = self.BACKOFF[0]
         while not self._stop.is_set():
-            entry = self.queue.next(timeout=0.2)
-            if entry is None:
+            entries = self.queue.next_many(timeout=0.2, count=self.GROUP_BATCHES,
+                                           size=self.GROUP_BYTES)  # fmt: skip
+            if not entries:
                 continue
             try:
-                result = self.forwarder.forward_body(entry.body)
+                results = self._deliver(entries)
             except UpstreamError as exc:  # the manager is down or failing: try again
                 self.count("forward_retries")
                 log.warning("delivery failed, retrying in %.2fs: %s", wait, exc)
                 self._stop.wait(wait * (0.5 + random.random()))
                 wait = min(wait * 2, self.BACKOFF[1])
                 continue
-            except ProvmlError as exc:  # refused: keep it aside, never block the queue
-                self.count("forward_errors")
-                self._dead_letter(entry.body, exc)
-            except Exception as exc:  # a bug: keep it aside too, and say so
-                log.exception("delivery failed")
-                self.count("forward_errors")
-                self._dead_letter(entry.body, exc)
+            except Exception as exc:  # refused (or a bug): find the bad batch
+                if len(entries) > 1:
+                    self.count("forward_splits")
+                    self._forward_each(entries)
+                    wait = self.BACKOFF[0]
+                    continue
+                self._set_aside(entries[0], exc)
             else:
-                self.count("batches_forwarded")
-                if entry.seq and isinstance(result.get("triples"), int):
-                    with self._triples_lock:  # for the answer waiting on it (accept)
-                        if len(self._triples) >= 10_000:  # answers nobody waited for
-                            self._triples.clear()
-                        self._triples[entry.seq] = result["triples"]
+                self._delivered(entries, results)
             wait = self.BACKOFF[0]
+            self.queue.ack_many(entries)
+
+    def _forward_each(self, entries: list[Entry]) -> None:
+        """Deliver a refused group one batch at a time: retrying each while the manager
+        is failing, setting aside the one it refuses, acknowledging each as it goes."""
+        assert self.queue is not None
+        for entry in entries:
+            wait = self.BACKOFF[0]
+            while True:
+                if self._stop.is_set():
+                    return  # the rest stays queued
+                try:
+                    results = self._deliver([entry])
+                except UpstreamError as exc:
+                    self.count("forward_retries")
+                    log.warning("delivery failed, retrying in %.2fs: %s", wait, exc)
+                    self._stop.wait(wait * (0.5 + random.random()))
+                    wait = min(wait * 2, self.BACKOFF[1])
+                    continue
+                except Exception as exc:
+                    self._set_aside(entry, exc)
+                else:
+                    self._delivered([entry], results)
+                break
             self.queue.ack(entry)
+
+    def _deliver(self, entries: list[Entry]) -> list[dict[str, Any]]:
+        with self._held_lock:
+            held = [self._resolved.get(e.seq) if e.seq else None for e in entries]
+        results = self.forwarder.forward_group([e.body for e in entries], held)
+        if len(results) != len(entries):
+            raise ProvmlError(f"{len(results)} answers for {len(entries)} batches")
+        return results
+
+    def _set_aside(self, entry: Entry, exc: Exception) -> None:
+        if not isinstance(exc, ProvmlError):  # a bug: say so
+            log.error("delivery failed", exc_info=exc)
+        self.count("forward_errors")
+        self._dead_letter(entry.body, exc)
+        with self._held_lock:
+            self._resolved.pop(entry.seq, None)
+
+    def _delivered(self, entries: list[Entry], results: list[dict[str, Any]]) -> None:
+        self.count("batches_forwarded", len(entries))
+        last = entries[-1].seq
+        with self._held_lock:  # delivered in order: what is held up to here is done
+            for seq in [seq for seq in self._resolved if seq <= last] if last else []:
+                del self._resolved[seq]
+        with self._triples_lock:  # for the answers waiting on them (accept)
+            for entry, result in zip(entries, results, strict=True):
+                if entry.seq and isinstance(result.get("triples"), int):
+                    if len(self._triples) >= 10_000:  # answers nobody waited for
+                        self._triples.clear()
+                    self._triples[entry.seq] = result["triples"]
 
     def _dead_letter(self, body: bytes, exc: Exception) -> None:
         """Keep a refused batch as it was queued (the error on the line before it)."""
@@ -193,7 +270,7 @@ class Tracker:
             (f"provml_tracker_{key}_total", "counter", float(counts.get(key, 0)))
             for key in ("batches_received", "records_received", "batches_rejected",
                         "batches_refused_full", "batches_forwarded", "forward_retries",
-                        "forward_errors")
+                        "forward_errors", "forward_splits")
         ]  # fmt: skip
         if self.queue is not None:
             out += [

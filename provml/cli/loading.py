@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -62,6 +63,14 @@ if TYPE_CHECKING:
     help="Exit 0 even if some lines were skipped or batches refused (the rest is loaded "
     "either way; the summary still counts them).",
 )
+@click.option(
+    "--parallel",
+    type=click.IntRange(1, 64),
+    default=2,
+    show_default=True,
+    help="Without --data-dir: batches in flight to the tracker at once (its forwarder "
+    "then writes several in one transaction); 1 sends them one after the other.",
+)
 @token_option
 def ingest(
     paths: tuple[str, ...],
@@ -72,6 +81,7 @@ def ingest(
     workers: int,
     no_compact: bool,
     allow_partial: bool,
+    parallel: int,
     token: str | None,
 ) -> None:
     """Send disk-only capture files (or directories of them) to the tracker, or with
@@ -89,8 +99,7 @@ def ingest(
     provml ingest prov-logs/
     provml ingest --data-dir provml-data prov-logs/     # no server running
     """
-    from provml.client import ClientError
-    from provml.offline import FORMATS, Report, expand, read_lines
+    from provml.offline import FORMATS, Report, expand
 
     files = expand(list(paths), fmt)
     if not files:
@@ -101,42 +110,87 @@ def ingest(
         _report(report, allow_partial)
         return
     report = Report(files=len(files))
+    with click.progressbar(
+        length=total,
+        label="ingesting",
+        show_pos=False,
+        show_percent=True,
+        file=sys.stderr,
+        hidden=quiet,
+    ) as bar:
+        _send(files, fmt, url, token, parallel, report, bar.update)
+    _report(report, allow_partial)
+
+
+def _send(
+    files: list[str],
+    fmt: str,
+    url: str,
+    token: str | None,
+    parallel: int,
+    report: Report,
+    progress: Callable[[int], None],
+) -> None:
+    """POST every line to the tracker, ``parallel`` at a time (each thread its own
+    connection); answers are counted in the files' order."""
+    import threading
+    from collections import deque
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    from provml.client import ClientError, ProvmlClient
+    from provml.offline import FORMATS, read_lines
+
     route = FORMATS[fmt].route
-    with (
-        http_client(url, token) as service,
-        click.progressbar(
-            length=total,
-            label="ingesting",
-            show_pos=False,
-            show_percent=True,
-            file=sys.stderr,
-            hidden=quiet,
-        ) as bar,
-    ):
+    local = threading.local()
+    clients: list[ProvmlClient] = []
+
+    def post(body: bytes) -> dict[str, Any]:
+        service = getattr(local, "service", None)
+        if service is None:
+            service = local.service = http_client(url, token)
+            clients.append(service)
+        answer: dict[str, Any] = service.post_batch(body, route)
+        return answer
+
+    def settle(where: str, future: Future[dict[str, Any]]) -> None:
+        try:
+            answer = future.result()
+        except ClientError as exc:
+            if exc.unreachable:
+                raise click.ClickException(
+                    f"cannot reach the tracker at {url}: {exc.reason} (before that: "
+                    f"{report.summary()})"
+                ) from None
+            if not exc.refused:  # an answer that is no JSON
+                raise click.ClickException(exc.message) from None
+            # the service's error code, as a direct load names it, else the status
+            reason = exc.error_code or f"http_{exc.status_code}"
+            report.refuse(reason, f"{where}: {exc.status_code} {exc.text[:300]}")
+            return
+        report.batches += 1
+        report.records += int(answer.get("records", 0))
+
+    in_flight: deque[tuple[str, Future[dict[str, Any]]]] = deque()
+    pool = ThreadPoolExecutor(parallel, thread_name_prefix="provml-ingest")
+    try:
         for path in files:
             for line in read_lines(path, fmt):
-                bar.update(len(line.body) + 1)
+                progress(len(line.body) + 1)
                 where = f"{os.path.basename(path)}:{line.number}"
                 if line.error:
                     report.skip(line.reason or "not_json", f"{where}: {line.error}")
                     continue
-                try:
-                    answer = service.post_batch(line.body, route)
-                except ClientError as exc:
-                    if exc.unreachable:
-                        raise click.ClickException(
-                            f"cannot reach the tracker at {url}: {exc.reason} (before that: "
-                            f"{report.summary()})"
-                        ) from None
-                    if not exc.refused:  # an answer that is no JSON
-                        raise click.ClickException(exc.message) from None
-                    # the service's error code, as a direct load names it, else the status
-                    reason = exc.error_code or f"http_{exc.status_code}"
-                    report.refuse(reason, f"{where}: {exc.status_code} {exc.text[:300]}")
-                    continue
-                report.batches += 1
-                report.records += int(answer.get("records", 0))
-    _report(report, allow_partial)
+                in_flight.append((where, pool.submit(post, line.body)))
+                if len(in_flight) >= 2 * parallel:
+                    settle(*in_flight.popleft())
+        while in_flight:
+            settle(*in_flight.popleft())
+    finally:
+        for _, future in in_flight:
+            future.cancel()
+        pool.shutdown(wait=True)
+        for client in clients:
+            client.close()
 
 
 def _report(report: Report, allow_partial: bool = False) -> None:
