@@ -52,6 +52,7 @@ from query.questions import Param, Question, questions  # noqa: E402
 
 sys.path.append(str(BENCH))
 
+from index_upkeep import keep_lineage_index  # noqa: E402
 from query_scenario import GENERATOR_VERSION, YEAR, YEAR_START, Scenario  # noqa: E402
 
 META = "meta.json"
@@ -60,6 +61,7 @@ PIPELINE_SOURCES = (
     "provml/core/wire.py",
     "provml/core/resolve.py",
     "provml/core/mapping.py",
+    "provml/core/lineage_index.py",
     "provml/core/ids.py",
     "provml/core/vocab.py",
     "bench/query_scenario.py",
@@ -210,13 +212,14 @@ def build(store_dir: Path, args: argparse.Namespace, params: dict[str, Any]) -> 
         if pending and (batch is None or len(pending) >= args.chunk):
             store.bulk_extend(pending)
             quads += len(pending)
-            pending = []
+            written, pending = pending, []
             t2 = time.perf_counter()
             load_s += t2 - t1
             # as the manager does after each write (provml.core.mapping.derivation_update)
             update = mapping.derivation_update(executions)
             if update is not None:
                 store.update(update, prefixes=vocab.PREFIXES)
+            keep_lineage_index(store, executions, written)
             executions = []
             derive_s += time.perf_counter() - t2
         if batch is None:

@@ -44,6 +44,7 @@ from provml.core import mapping, resolve, vocab, wire  # noqa: E402
 from query.questions import questions  # noqa: E402
 
 sys.path.append(str(BENCH))
+from index_upkeep import keep_lineage_index  # noqa: E402
 from query_deep_scenario import DEEP_VERSION, TIERS, DeepScenario  # noqa: E402
 
 RESULTS = BENCH / "results"
@@ -65,7 +66,7 @@ def build(data_dir: Path, triples: int, seed: int, chunk: int = 500_000) -> dict
     """A store of about ``triples`` triples in ``data_dir/store`` (as ``provml serve
     --data-dir`` reads it), and its metadata (also written to ``data_dir/meta.json``)."""
     meta_path = data_dir / "meta.json"
-    wanted = {"triples": triples, "seed": seed, "version": DEEP_VERSION}
+    wanted = {"triples": triples, "seed": seed, "version": DEEP_VERSION, "lineage_index": 1}
     try:
         meta: dict[str, Any] = json.loads(meta_path.read_text())
         if meta["params"] == wanted:
@@ -124,6 +125,7 @@ def _write(store: pyoxigraph.Store, quads: list[pyoxigraph.Quad], executions: li
     update = mapping.derivation_update(executions)  # as the manager does after a write
     if update is not None:
         store.update(update, prefixes=vocab.PREFIXES)
+    keep_lineage_index(store, executions, quads)
 
 
 # ---- the server --------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from typing import Any
 
 from pyoxigraph import Quad
 
+from manager import lineage
 from manager.store.base import Store
 from provml.core.errors import ValidationError
 from provml.core.mapping import batch_to_quads, derivation_update, deriving_executions
@@ -34,6 +35,7 @@ class Manager:
         self.store = store
         self.counts: Counter[str] = Counter()
         self._lock = threading.Lock()
+        self.lineage = lineage.Index(store)
 
     def apply_json(self, obj: Any) -> dict[str, Any]:
         """Validate a (resolved or plain) batch as decoded JSON, then apply it."""
@@ -80,6 +82,9 @@ class Manager:
         derive = derivation_update(sorted(executions))
         if derive is not None:
             self.store.update(derive)  # after the write: see derivation_update
+        # after the edges committed, each update its own transaction: see
+        # provml.core.lineage_index (why the index stays exact with several managers)
+        self.lineage.maintain(executions, quads)
         seconds = round(time.perf_counter() - started, 6)
         with self._lock:
             self.counts["batches"] += len(mapped)
@@ -102,6 +107,7 @@ class Manager:
         doc = parse_document(data, fmt, base_iri)
         quads = list(set(doc.quads))
         self.store.add(quads + doc.record())
+        self.lineage.maintain((), quads)
         with self._lock:
             self.counts["imports"] += 1
             self.counts["quads"] += len(quads)

@@ -18,6 +18,7 @@ records).
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -202,6 +203,19 @@ def _map_chunk(job: tuple[str, list[tuple[str, int, bytes]]]) -> Mapped:
     return data, executions, batches_done, records, refused
 
 
+_MODEL_TYPE = re.compile(
+    rb"^<([^>]*)> <http://www\.w3\.org/1999/02/22-rdf-syntax-ns#type> "
+    rb"<https://provml\.dev/ns#Model> \.$",
+    re.MULTILINE,
+)
+
+
+def models_in(nquads: list[bytes]) -> set[str]:
+    """The nodes typed ``provml:Model`` in the default graph of N-Quads chunks (for the
+    lineage index: :meth:`manager.lineage.Index.maintain`)."""
+    return {m.group(1).decode() for chunk in nquads for m in _MODEL_TYPE.finditer(chunk)}
+
+
 def load_direct(
     files: list[str],
     store: OxigraphStore,
@@ -220,9 +234,11 @@ def load_direct(
     triples: nothing is added twice)."""
     import multiprocessing
 
+    from manager import lineage
     from provml.core.mapping import derivation_update
 
     report = Report(files=len(files))
+    index = lineage.Index(store)
 
     def jobs() -> Iterator[tuple[str, list[tuple[str, int, bytes]]]]:
         chunk: list[tuple[str, int, bytes]] = []
@@ -253,6 +269,7 @@ def load_direct(
         update = derivation_update(deriving)  # after the load: see derivation_update
         if update is not None:
             store.update(update)
+        index.maintain(deriving, models=models_in(pending))
         report.batches += counted[0]
         report.records += counted[1]
         pending.clear()

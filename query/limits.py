@@ -58,6 +58,7 @@ class GuardedStore:
         self.store = store
         self.guard = guard
         self.dialect = store.dialect
+        self.keeps_lineage_index = store.keeps_lineage_index
         self.pool = pool  # query worker processes (query/workers.py), or None
         self._handed_out: list[Guarded] = []
 

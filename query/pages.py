@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 from provml.core.hashprefix import expand_params
 from provml.core.queryable import Queryable
-from query import kinds
+from query import kinds, questions
 from query.questions import PAGING, Question, page
 
 #: rows of a REST answer when the request gives no ``limit``
@@ -52,7 +52,7 @@ def ask(store: Queryable, question: Question, values: dict[str, str]) -> Page:
     limit, offset = page(values)
     limit = DEFAULT_LIMIT if limit is None else limit
     own = expand_params(store, question, {k: v for k, v in values.items() if k not in PAGING})
-    text = question.text(own)
+    text = questions.chosen(store, question, own).text(own)
     text += f"\nLIMIT {limit + 1}" + (f"\nOFFSET {offset}" if offset else "")
     done = Page(store.query(text), limit, offset)
     if done.empty and not offset:

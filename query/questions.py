@@ -33,8 +33,10 @@ from typing import Any
 
 from pyoxigraph import Literal, NamedNode, Variable
 
+from provml.core import lineage_index
 from provml.core.errors import NotFound, ValidationError
 from provml.core.ids import ref_iri
+from provml.core.queryable import Queryable
 from provml.core.vocab import XSD_NS
 
 _WHERE = re.compile(r"\bWHERE\s*\{", re.IGNORECASE)
@@ -63,6 +65,10 @@ class Question:
     title: str
     sparql: str
     params: list[Param] = field(default_factory=list)
+    #: over the lineage index (``queries/indexed/``): which links its source must be raw
+    #: over for it to answer (``# index:`` derived | any), and that version of this one
+    index: str | None = None
+    indexed: Question | None = None
 
     def bind(self, values: dict[str, str]) -> dict[Variable, Any]:
         unknown = set(values) - {p.name for p in self.params} - set(PAGING)
@@ -166,7 +172,37 @@ def questions(dialect: str | None = None) -> dict[str, Question]:
             if entry.name.endswith(".rq"):
                 q = _parse(entry.name[:-3], entry.read_text("utf-8"))
                 found[q.name] = q
+    if dialect not in DIALECTS:  # a dialect's own walks do not read the index
+        _attach_indexed(found)
     return found
+
+
+def _attach_indexed(found: dict[str, Question]) -> None:
+    folder = resources.files("query").joinpath("queries").joinpath("indexed")
+    for entry in sorted(folder.iterdir(), key=str):
+        if entry.name.endswith(".rq"):
+            alt = _parse(entry.name[:-3], entry.read_text("utf-8"))
+            base = found[alt.name]
+            if alt.index not in ("derived", "any") or alt.params != base.params:
+                raise ValueError(
+                    f"queries/indexed/{entry.name}: needs '# index: derived|any' "
+                    "and the parameters of the question it stands for"
+                )
+            base.indexed = alt
+
+
+def chosen(store: Queryable, question: Question, values: dict[str, str]) -> Question:
+    """``question``'s version over the lineage index when it may answer for ``values``
+    (the index is complete and the source raw: :func:`provml.core.lineage_index.guard`),
+    else ``question`` itself; the same rows either way, the first without a walk."""
+    alt = question.indexed
+    if alt is None or alt.index is None or not getattr(store, "keeps_lineage_index", False):
+        return question
+    bound = alt.bind({k: v for k, v in values.items() if k not in PAGING})
+    names = " ".join(f"?{v.value}" for v in bound)
+    terms = " ".join(str(t) for t in bound.values())
+    ask = f"ASK {{ VALUES ({names}) {{ ({terms}) }} {lineage_index.guard(alt.index)} }}"
+    return alt if bool(store.query(ask)) else question
 
 
 def get(name: str, dialect: str | None = None) -> Question:
@@ -178,13 +214,16 @@ def get(name: str, dialect: str | None = None) -> Question:
 
 def _parse(name: str, text: str) -> Question:
     title, params = name, []
+    index: str | None = None
     for line in text.splitlines():
         if not line.startswith("#"):
             break
         key, _, value = line[1:].strip().partition(":")
         if key == "title":
             title = value.strip()
+        elif key == "index":
+            index = value.strip()
         elif key == "param":
             pname, kind, *rest = value.split(maxsplit=2)
             params.append(Param(pname, kind, rest[0] if rest else ""))
-    return Question(name, title, text, params)
+    return Question(name, title, text, params, index)

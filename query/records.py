@@ -20,7 +20,7 @@ from query.limits import Guarded, GuardedStore
 def rows(store: Store | GuardedStore, name: str, **params: str) -> list[dict[str, str]]:
     """The rows of a named question as plain strings (absent values left out)."""
     question = questions.get(name, store.dialect)
-    result = store.query(question.text(params))
+    result = store.query(questions.chosen(store, question, params).text(params))
     assert isinstance(result, (pyoxigraph.QuerySolutions, Guarded))
     variables = result.variables
     return [

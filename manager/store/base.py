@@ -16,6 +16,13 @@ class Store(abc.ABC):
     #: (see ``query.questions.DIALECTS``); None: the standard ones
     dialect: str | None = None
 
+    @property
+    def keeps_lineage_index(self) -> bool:
+        """Whether provml keeps the lineage index in this store and its questions read it
+        (:mod:`provml.core.lineage_index`): stores that run the standard questions over
+        a default graph of their own."""
+        return self.dialect is None
+
     @classmethod
     @abc.abstractmethod
     def from_url(cls, scheme: str, rest: str) -> Store: ...

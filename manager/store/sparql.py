@@ -199,6 +199,12 @@ class SparqlStore(Store):
                         data = f"GRAPH {graph} {{ {data} }}"
                     self._update(f"INSERT DATA {{ {data} }}")
 
+    @property
+    def keeps_lineage_index(self) -> bool:
+        # in one graph of a shared server, the index's graph would be shared by every
+        # deployment there, and its mark would speak for data it does not cover
+        return self.dialect is None and self.graph is None
+
     def update(self, sparql: str) -> None:
         if self.graph is not None:
             sparql = f"WITH {self.graph} {sparql}"

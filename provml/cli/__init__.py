@@ -43,6 +43,7 @@ for _command in (
     records.dataset,
     loading.ingest,
     loading.compact,
+    loading.reindex,
     loading.import_,
     exporting.export,
     admin.show_config,

@@ -8,6 +8,7 @@ import pytest
 from manager.app import create_app
 from manager.store import open_store
 from manager.store.oxigraph import OxigraphStore
+from provml.core import lineage_index
 from provml.core.errors import ConfigError, StoreError
 from provml.core.resolve import resolve_batch
 from provml.core.wire import validate_batch
@@ -31,7 +32,11 @@ def test_manager_writes_resolved_and_plain_batches() -> None:
     edges = "SELECT * WHERE { ?a prov:wasDerivedFrom|prov:wasInfluencedBy ?b }"
     derived = len(list(store.query(edges)))
     assert derived > 0  # the derivation update ran after the write
-    assert store.count() == resp.json["triples"] + derived
+    # and the lineage index (provml.core.lineage_index), in its own graph, marked complete
+    index = "SELECT * WHERE { GRAPH provml:lineageIndex { ?a ?p ?b } }"
+    indexed = len(list(store.query(index)))
+    assert bool(store.query(lineage_index.IS_MARKED))
+    assert store.count() == resp.json["triples"] + derived + indexed
     plain = make_batch(full_records())
     assert client.post("/api/v1/batches", json=plain).status_code == 200
     assert client.get("/api/v1/stats").json["batches"] == 2

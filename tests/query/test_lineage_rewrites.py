@@ -26,7 +26,9 @@ PROV = "http://www.w3.org/ns/prov#"
 PROVML = "https://provml.dev/ns#"
 RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
 
-#: downstream.rq as it was before the rewrite
+#: downstream.rq as it was before the rewrite (with the tie-break on ?generatedBy ?value it
+#: gained later: rows of one entity made by two runs came in the engine's order, which
+#: could differ between two texts or two pages; the rows themselves are unchanged)
 OLD_DOWNSTREAM = """
 SELECT ?source ?entity ?kind (GROUP_CONCAT(DISTINCT COALESCE(?aName, ""); separator=", ") AS ?name) ?value
        ?generatedBy (COUNT(DISTINCT ?use) AS ?uses) WHERE {
@@ -41,7 +43,7 @@ SELECT ?source ?entity ?kind (GROUP_CONCAT(DISTINCT COALESCE(?aName, ""); separa
   OPTIONAL { ?entity ^prov:used ?use }
 }
 GROUP BY ?source ?entity ?kind ?value ?generatedBy
-ORDER BY ?kind ?entity
+ORDER BY ?kind ?entity ?generatedBy ?value
 """  # noqa: E501
 
 

@@ -1,0 +1,101 @@
+"""Keeping a store's lineage index (:mod:`provml.core.lineage_index`): when a store is
+first opened, after each write, and rebuilt on demand."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+
+from pyoxigraph import DefaultGraph, NamedNode, Quad
+
+from manager.store.base import Store
+from provml.core import lineage_index
+from provml.core.vocab import PROV, PROVML, RDF_NS
+
+log = logging.getLogger("provml.manager")
+
+_EDGES = (PROV.wasDerivedFrom, PROV.wasInfluencedBy)
+_TYPE = NamedNode(RDF_NS + "type")
+
+
+def kept(store: Store) -> bool:
+    """Whether provml keeps the index on ``store`` (:attr:`Store.keeps_lineage_index`)."""
+    return store.keeps_lineage_index
+
+
+class Index:
+    """The lineage index of one store, as one writer keeps it.
+
+    Opened on a store that holds no derivation edge yet, the index is complete (there is
+    no pair to write) and is marked so after the first write that adds edges; a store
+    that holds edges but no mark was written without it (an older store): the questions
+    walk, as before, until ``provml reindex`` builds it (:func:`rebuild`). The mark is
+    not written on an empty store, which then shows no named graph of provml's own."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        #: complete | pending (complete, the mark not written yet) | missing | not kept
+        self.state = "not kept"
+        if kept(store):
+            if bool(store.query(lineage_index.IS_MARKED)):
+                self.state = "complete"
+            elif bool(store.query(lineage_index.HAS_EDGES)):
+                self.state = "missing"
+                log.warning(
+                    "this store was written without a lineage index: was-used and "
+                    "downstream walk the graph (slower, the same answers) until "
+                    "`provml reindex` builds it"
+                )
+            else:
+                self.state = "pending"
+
+    def maintain(
+        self,
+        executions: Iterable[str] = (),
+        quads: Iterable[Quad] = (),
+        models: Iterable[str] = (),
+    ) -> int:
+        """Keep the index after a write that committed: ``executions`` that may have
+        gained derivation edges, the written ``quads`` (their derivation edges and
+        ``Model`` types in the default graph) and ``models`` (nodes the write typed
+        ``Model``, when it was not given as quads). The number of updates run."""
+        if self.state == "not kept":
+            return 0
+        entities: set[str] = set()
+        models = set(models)
+        unnamed = False
+        for q in quads:
+            if not isinstance(q.graph_name, DefaultGraph):
+                continue
+            if q.predicate in _EDGES:
+                if isinstance(q.subject, NamedNode):
+                    entities.add(q.subject.value)
+                else:  # never from provml (imports name blank nodes), but if it came
+                    unnamed = True
+            elif (
+                q.predicate == _TYPE
+                and q.object == PROVML.Model
+                and isinstance(q.subject, NamedNode)
+            ):
+                models.add(q.subject.value)
+        if unnamed:  # an update cannot start a walk there: the index no longer speaks
+            self.store.update(lineage_index.UNMARK_UPDATE)
+            self.state = "missing"
+            log.warning("a derivation edge from a blank node: the lineage index is dropped "
+                        "until `provml reindex`; was-used and downstream walk")  # fmt: skip
+        updates = lineage_index.maintain(executions, entities, models)
+        for update in updates:
+            self.store.update(update)
+        if updates and self.state == "pending" and not unnamed:
+            self.store.update(lineage_index.MARK_UPDATE)
+            self.state = "complete"
+        return len(updates)
+
+
+def rebuild(store: Store, progress: Callable[[str], None] | None = None) -> None:
+    """Build the whole index of ``store`` anew and mark it complete (a rebuild cut short
+    leaves no mark: the questions walk)."""
+    for update in lineage_index.rebuild_updates():
+        if progress is not None:
+            progress(update.split(" ", 1)[0].lower())
+        store.update(update)
