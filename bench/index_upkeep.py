@@ -16,6 +16,11 @@ def keep_lineage_index(
     store was empty when the build began)."""
     rdf_type, model = pyoxigraph.NamedNode(vocab.RDF_NS + "type"), vocab.PROVML.Model
     models = {q.subject.value for q in quads if q.predicate == rdf_type and q.object == model}
-    for update in lineage_index.maintain(executions, (), models):
-        store.update(update, prefixes=vocab.PREFIXES)
+    lineage_index.upkeep(
+        lambda text: store.query(text, prefixes=vocab.PREFIXES),
+        lambda text: store.update(text, prefixes=vocab.PREFIXES),
+        executions,
+        (),
+        models,
+    )
     store.update(lineage_index.MARK_UPDATE, prefixes=vocab.PREFIXES)

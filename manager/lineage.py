@@ -63,33 +63,32 @@ class Index:
             return 0
         entities: set[str] = set()
         models = set(models)
-        unnamed = False
         for q in quads:
             if not isinstance(q.graph_name, DefaultGraph):
                 continue
-            if q.predicate in _EDGES:
-                if isinstance(q.subject, NamedNode):
-                    entities.add(q.subject.value)
-                else:  # never from provml (imports name blank nodes), but if it came
-                    unnamed = True
-            elif (
-                q.predicate == _TYPE
-                and q.object == PROVML.Model
-                and isinstance(q.subject, NamedNode)
-            ):
-                models.add(q.subject.value)
-        if unnamed:  # an update cannot start a walk there: the index no longer speaks
-            self.store.update(lineage_index.UNMARK_UPDATE)
-            self.state = "missing"
-            log.warning("a derivation edge from a blank node: the lineage index is dropped "
-                        "until `provml reindex`; was-used and downstream walk")  # fmt: skip
-        updates = lineage_index.maintain(executions, entities, models)
-        for update in updates:
-            self.store.update(update)
-        if updates and self.state == "pending" and not unnamed:
+            if q.predicate in _EDGES or (q.predicate == _TYPE and q.object == PROVML.Model):
+                if not isinstance(q.subject, NamedNode):
+                    return self._unnamed(q.subject)
+                (entities if q.predicate in _EDGES else models).add(q.subject.value)
+        try:
+            runs = lineage_index.upkeep(
+                lambda text: self.store.query(text), self.store.update, executions, entities, models
+            )
+        except lineage_index.Unnamed as exc:
+            return self._unnamed(exc)
+        if runs and self.state == "pending":
             self.store.update(lineage_index.MARK_UPDATE)
             self.state = "complete"
-        return len(updates)
+        return runs
+
+    def _unnamed(self, what: object) -> int:
+        """A derivation edge from a blank node (provml writes none: imports name them):
+        no update can start a walk there, so the index no longer speaks for the store."""
+        self.store.update(lineage_index.UNMARK_UPDATE)
+        self.state = "missing"
+        log.warning("%s: the lineage index is dropped until `provml reindex`; was-used and "
+                    "downstream walk", what)  # fmt: skip
+        return 0
 
 
 def rebuild(store: Store, progress: Callable[[str], None] | None = None) -> None:

@@ -34,7 +34,8 @@ index on stores that run the standard questions (not Virtuoso's dialect).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from pyoxigraph import NamedNode
 
@@ -67,43 +68,89 @@ def _values(var: str, nodes: Iterable[str]) -> str:
     return f"VALUES ?{var} {{ {terms} }}" if terms else ""
 
 
-def maintain(
-    executions: Iterable[str] = (), entities: Iterable[str] = (), models: Iterable[str] = ()
-) -> list[str]:
-    """The updates that keep the index for a write (run each after the write committed,
-    as its own update): ``executions`` whose outputs may have gained derivation edges
+def _pairs(pairs: Iterable[tuple[str, str]]) -> str:
+    rows = " ".join(f"({NamedNode(c)} {NamedNode(e)})" for c, e in sorted(set(pairs)))
+    return f"VALUES (?c ?e) {{ {rows} }}"
+
+
+def _insert(relation: str, where: str) -> str:
+    return (
+        f"INSERT {{ GRAPH provml:lineageIndex {{ ?d provml:{relation} ?r }} }} WHERE {{ {where} }}"
+    )
+
+
+class Unnamed(ValueError):
+    """A derivation edge from a node with no IRI: an update cannot start a walk there."""
+
+
+def upkeep(
+    select: Callable[[str], Iterable[Sequence[Any]]],
+    update: Callable[[str], None],
+    executions: Iterable[str] = (),
+    entities: Iterable[str] = (),
+    models: Iterable[str] = (),
+) -> int:
+    """Keep the index after a write that committed; the number of updates run.
+
+    ``executions`` whose outputs may have gained derivation edges
     (:func:`provml.core.mapping.derivation_update`'s), ``entities`` that may have gained
-    such edges themselves (a PROV document's), ``models`` newly typed ``provml:Model``.
-    Empty when there is nothing to do. IRIs are checked NamedNodes."""
-    start = []
-    by_execution = _values("execution", executions)
-    if by_execution:
-        start.append(f"{by_execution} ?e prov:wasGeneratedBy ?execution .")
-    by_entity = _values("e", entities)
-    if by_entity:
-        start.append(by_entity)
-    out = []
-    for group in start:
-        out.append(
-            "INSERT { GRAPH provml:lineageIndex { ?d provml:descendsFrom ?r } } "
-            f"WHERE {{ {group} ?e {_DERIVED}+ ?r . {_RAW_DERIVED} ?d {_DERIVED}* ?e . }}"
-        )
-        out.append(
-            "INSERT { GRAPH provml:lineageIndex { ?d provml:modelDescendsFrom ?r } } "
-            f"WHERE {{ {group} ?e {_DERIVED}+ ?r . {_RAW_DERIVED} ?d {_DERIVED}* ?e . "
-            "?d a provml:Model . }"
-        )
-        out.append(
-            "INSERT { GRAPH provml:lineageIndex { ?d provml:affectedBy ?r } } "
-            f"WHERE {{ {group} ?e {_ANY}+ ?r . {_RAW_ANY} ?d {_ANY}* ?e . }}"
-        )
-    by_model = _values("d", models)
-    if by_model:
-        out.append(
-            "INSERT { GRAPH provml:lineageIndex { ?d provml:modelDescendsFrom ?r } } "
-            f"WHERE {{ {by_model} ?d a provml:Model . ?d {_DERIVED}+ ?r . {_RAW_DERIVED} }}"
-        )
-    return out
+    edges themselves (a PROV document's), ``models`` newly typed ``provml:Model``: the
+    *touched* nodes. ``select`` runs a SELECT on the store (rows of terms), ``update`` an
+    update, each as its own transaction, after the write committed (module docstring).
+
+    Each touched node walks up to its raw ancestors (a pair for itself); then each node
+    not touched but derived from a touched one walks down from there (a pair for
+    everything below it). That covers every new path: from a node ``d`` down such a path
+    to a raw ``r``, the last touched node on it is either ``d`` itself or just above an
+    untouched node that ``d`` descends from. Data written in order touch no node with
+    descendants, so the second walk is empty; a bulk load's chains are all touched, so no
+    node is walked down more than once. Raises :class:`Unnamed` for an edge from a blank
+    node (provml writes none)."""
+    touched = set(entities) | set(models)
+    if executions:
+        outputs = f"SELECT ?e WHERE {{ {_values('x', executions)} ?e prov:wasGeneratedBy ?x }}"
+        touched.update(_named(row[0]) for row in select(outputs))
+    if not touched:
+        return 0
+    runs = 0
+    for relation, links, raw, model in _RELATIONS:
+        where = f"{_values('d', touched)} ?d {links}+ ?r . {raw}"
+        update(_insert(relation, where + (" ?d a provml:Model ." if model else "")))
+        runs += 1
+    below: dict[bool, set[tuple[str, str]]] = {True: set(), False: set()}  # derived?
+    text = (
+        f"SELECT ?c ?e ?link WHERE {{ {_values('e', touched)} ?c ?link ?e . "
+        f"VALUES ?link {{ {_DERIVED} prov:wasInfluencedBy }} }}"
+    )
+    for c, e, link in select(text):
+        child = _named(c)
+        if child not in touched:
+            below[False].add((child, e.value))
+            if link.value.endswith("#wasDerivedFrom"):
+                below[True].add((child, e.value))
+    for relation, links, raw, model in _RELATIONS:
+        pairs = below[links == _DERIVED]
+        if pairs:
+            where = f"{_pairs(pairs)} ?e {links}+ ?r . {raw} ?d {links}* ?c ." + (
+                " ?d a provml:Model ." if model else ""
+            )
+            update(_insert(relation, where))
+            runs += 1
+    return runs
+
+
+def _named(term: Any) -> str:
+    if not isinstance(term, NamedNode):
+        raise Unnamed(f"a derivation edge from {term}, which has no IRI")
+    return term.value
+
+
+#: (index relation, links walked, raw condition, models only)
+_RELATIONS = (
+    ("descendsFrom", _DERIVED, _RAW_DERIVED, False),
+    ("modelDescendsFrom", _DERIVED, _RAW_DERIVED, True),
+    ("affectedBy", _ANY, _RAW_ANY, False),
+)
 
 
 #: the ASK that tells whether the index may be marked complete without a rebuild: the

@@ -33,7 +33,7 @@ from provml.core.wire import parse_batch
 from provml.offline import expand, read_lines
 from query import questions
 from tests.query.scenario import Scenario, build
-from tests.query.test_lineage_rewrites import PROVML, RDF_TYPE, Graph, _n, generated, rows
+from tests.query.test_lineage_rewrites import PROV, PROVML, RDF_TYPE, Graph, _n, generated, rows
 from tests.sparql_servers import start_oxigraph
 
 QUESTIONS = ("was-used", "downstream")
@@ -332,3 +332,23 @@ def test_on_an_oxigraph_server_with_two_managers(scenario: Scenario, tmp_path: P
             s.close()
     finally:
         server.stop()
+
+
+def test_an_edge_from_a_blank_node_drops_the_mark() -> None:
+    """provml names every node it writes; should a blank node ever get an edge, the
+    index can no longer speak for the store, and the questions walk."""
+    g = Graph()
+    raw = _n("raw", 0)
+    g.model(_n("model", 0), [raw], uses=0, metric=False)
+    store = fresh()
+    index = lineage.Index(store)
+    _write_in_order(store, index, [g.quads])
+    assert index.state == "complete"
+    blank = pyoxigraph.BlankNode()
+    edge = Quad(blank, NamedNode(PROV + "wasDerivedFrom"), raw, pyoxigraph.DefaultGraph())
+    _write_in_order(store, index, [[edge]])
+    assert index.state == "missing"
+    assert not bool(store.query(lineage_index.IS_MARKED))
+    got = answers(store, [raw])
+    assert got[("indexed", "downstream", raw.value)] == [False]
+    same_rows(got, walked(store._store, [raw]))
