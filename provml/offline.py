@@ -170,15 +170,13 @@ Mapped = tuple[bytes, list[str], int, int, list[tuple[str, str]]]
 def _map_chunk(job: tuple[str, list[tuple[str, int, bytes]]]) -> Mapped:
     """In a worker process: validate, resolve and map some lines. Returns the N-Quads,
     the executions to derive edges for, the batches and records mapped, and refusals."""
-    import pyoxigraph
-
-    from provml.core.mapping import batch_to_quads, deriving_executions
+    from provml.core.mapping import batch_to_nquads, deriving_executions
     from provml.core.resolve import resolve_batch
     from provml.core.wire import check_batch_size, parse_batch
     from provml.interop.provlake import parse_bag, to_batches
 
     fmt, lines = job
-    quads: list[Any] = []
+    quads: list[bytes] = []  # N-Quads text: no pyoxigraph term is built (see batch_to_nquads)
     executions: list[str] = []
     records = batches_done = 0
     refused: list[tuple[str, str]] = []
@@ -194,12 +192,11 @@ def _map_chunk(job: tuple[str, list[tuple[str, int, bytes]]]) -> Mapped:
             continue
         for batch in batches:
             resolved = resolve_batch(batch)
-            quads.extend(batch_to_quads(resolved))
+            quads.append(batch_to_nquads(resolved))
             executions.extend(deriving_executions(resolved))
             records += len(batch.records)
             batches_done += 1
-    data = pyoxigraph.serialize(quads, format=pyoxigraph.RdfFormat.N_QUADS) or b""
-    return data, executions, batches_done, records, refused
+    return b"".join(quads), executions, batches_done, records, refused
 
 
 def load_direct(
