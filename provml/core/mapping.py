@@ -9,17 +9,16 @@ replay changes nothing in the store. ``docs/mapping.md`` is this module as a tab
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from pyoxigraph import DefaultGraph, Literal, NamedNode, Quad
 
 from provml.core import ids
-from provml.core.vocab import PROV, PROVML, RDF_NS, RDF_TYPE, XSD
+from provml.core.vocab import PROV_NS, PROVML, PROVML_NS, RDF_NS, RDF_TYPE, XSD_NS
 from provml.core.wire import MISSING, Batch, is_data_ref, is_entity_ref
-
-Term = NamedNode | Literal
 
 #: stage → (class of the task's plan, class of its execution)
 STAGE_CLASSES: dict[str | None, tuple[NamedNode, NamedNode]] = {
@@ -158,283 +157,412 @@ def derivation_update(executions: Iterable[str]) -> str | None:
 
 
 def batch_to_quads(batch: Batch) -> list[Quad]:
-    """Map a resolved batch (see :mod:`provml.core.resolve`) to quads in the default graph."""
-    out: list[Quad] = []
-    for rec in batch.records:
-        emit = _EMITTERS[rec["kind"]]
-        for s, p, o in emit(rec, batch.session):
-            out.append(Quad(s, p, o, _G))
-    return out
+    """Map a resolved batch (see :mod:`provml.core.resolve`) to quads in the default graph,
+    each quad once. The emitters yield strings, and a pyoxigraph term is built once per
+    distinct IRI or literal of the batch; a quad is made without a graph argument (the
+    default graph either way: passing ``DefaultGraph()`` costs ~4 µs a quad in pyoxigraph
+    0.5's argument conversion, as a literal object does; bench/README.md)."""
+    nodes = _Cache(NamedNode)
+    lits = _Cache(_literal_term)
+    vocab = _VOCAB
+    return [
+        Quad(nodes[s], vocab[p], nodes[o] if isinstance(o, str) else lits[o])
+        for s, p, o in _triples(batch)
+    ]
 
 
-Triple = tuple[NamedNode, NamedNode, Term]
+def batch_to_nquads(batch: Batch) -> bytes:
+    """The quads of :func:`batch_to_quads` as N-Quads text (UTF-8), each once, without
+    building a pyoxigraph term (for the bulk loader: ``provml ingest --data-dir``). Parsed,
+    it gives exactly the quads :func:`batch_to_quads` gives (tests/provml)."""
+    terms = _Cache(_term_text)
+    vocab = _VOCAB_TEXT
+    return "".join(
+        [f"{terms[s]} {vocab[p]} {terms[o]} .\n" for s, p, o in _triples(batch)]
+    ).encode()
+
+
+def _triples(batch: Batch) -> Iterable[STriple]:
+    """Every triple the records of a batch map to, each once, in order."""
+    session = batch.session
+    emitters = _EMITTERS
+    return dict.fromkeys(
+        triple for rec in batch.records for triple in emitters[rec["kind"]](rec, session)
+    )
+
+
+#: an object: an IRI (a str), or a literal as (lexical form, datatype IRI or None for a
+#: plain string); subjects and predicates are IRIs
+Obj = str | tuple[str, str | None]
+STriple = tuple[str, str, Obj]
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class _Cache(dict[K, V]):
+    """A term for each key, made once (on the first lookup) by ``make``."""
+
+    def __init__(self, make: Callable[[K], V]) -> None:
+        super().__init__()
+        self.make = make
+
+    def __missing__(self, key: K) -> V:
+        value = self[key] = self.make(key)
+        return value
+
+
+#: characters that may not appear raw in an N-Quads IRI (IRIREF)
+_NOT_IN_IRIREF = re.compile(r'[\x00-\x20<>"{}|^`\\]')
+#: the escapes N-Quads needs in a string (STRING_LITERAL_QUOTE)
+_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r"})
+
+
+def _literal_term(lit: tuple[str, str | None]) -> Literal:
+    lexical, datatype = lit
+    if datatype is None:
+        return Literal(lexical)
+    return Literal(lexical, datatype=_VOCAB[datatype])
+
+
+def _iri_text(iri: str) -> str:
+    if _NOT_IN_IRIREF.search(iri) is not None:
+        NamedNode(iri)  # raises the ValueError batch_to_quads would
+        raise ValueError(f"not an IRI: {iri!r}")
+    return f"<{iri}>"
+
+
+def _literal_text(lit: tuple[str, str | None]) -> str:
+    lexical, datatype = lit
+    text = f'"{lexical.translate(_ESCAPES)}"'
+    return text if datatype is None else f"{text}^^{_iri_text(datatype)}"
+
+
+def _term_text(term: Obj) -> str:
+    return _iri_text(term) if isinstance(term, str) else _literal_text(term)
+
+
+#: predicates and datatypes (a closed set: the tables above) as terms and as N-Quads text
+_VOCAB: _Cache[str, NamedNode] = _Cache(NamedNode)
+_VOCAB_TEXT: _Cache[str, str] = _Cache(_iri_text)
+
+_XSD_BOOLEAN = XSD_NS + "boolean"
+_XSD_INTEGER = XSD_NS + "integer"
+_XSD_DOUBLE = XSD_NS + "double"
+_XSD_DATETIME = XSD_NS + "dateTime"
+_JSON = JSON_DATATYPE.value
+_TRUE, _FALSE = ("true", _XSD_BOOLEAN), ("false", _XSD_BOOLEAN)
+
+
+def _lit(value: Any) -> tuple[str, str | None]:
+    """A JSON value as a literal (see :func:`literal`)."""
+    if isinstance(value, bool):
+        return _TRUE if value else _FALSE
+    if isinstance(value, int):
+        return str(value), _XSD_INTEGER
+    if isinstance(value, float):
+        return repr(value), _XSD_DOUBLE
+    if isinstance(value, str):
+        return value, None
+    return ids.canonical_json(value).decode(), _JSON
+
+
+def _time(t: float) -> tuple[str, str | None]:
+    text = datetime.fromtimestamp(t, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    return text, _XSD_DATETIME
 
 
 def literal(value: Any) -> Literal:
     """A JSON value as a typed RDF literal (objects, arrays and null as rdf:JSON)."""
-    if isinstance(value, bool):
-        return Literal("true" if value else "false", datatype=XSD.boolean)
-    if isinstance(value, int):
-        return Literal(str(value), datatype=XSD.integer)
-    if isinstance(value, float):
-        return Literal(repr(value), datatype=XSD.double)
-    if isinstance(value, str):
-        return Literal(value)
-    return Literal(ids.canonical_json(value).decode(), datatype=JSON_DATATYPE)
+    return _literal_term(_lit(value))
 
 
 def timestamp(t: float) -> Literal:
-    text = datetime.fromtimestamp(t, tz=timezone.utc).isoformat().replace("+00:00", "Z")
-    return Literal(text, datatype=XSD.dateTime)
+    return _literal_term(_time(t))
 
 
-def _plan(plan: NamedNode, name: str, classes: Iterable[NamedNode]) -> Iterable[Triple]:
-    yield plan, RDF_TYPE, PROV.Plan
-    yield plan, RDF_TYPE, PROV.Entity
+class _Iris:
+    """Attribute access to the IRIs of one namespace, as strings: ``_P.used``."""
+
+    def __init__(self, base: str) -> None:
+        self._base = base
+
+    def __getattr__(self, name: str) -> str:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        iri = self._base + name
+        object.__setattr__(self, name, iri)
+        return iri
+
+
+_P = _Iris(PROV_NS)
+_M = _Iris(PROVML_NS)
+_TYPE = RDF_TYPE.value
+_STAGE_CLASSES = {k: (a.value, b.value) for k, (a, b) in STAGE_CLASSES.items()}
+_PARAM_CLASSES = {k: (a.value, b.value) for k, (a, b) in PARAM_CLASSES.items()}
+_DATA_CLASSES = {k: v.value for k, v in DATA_CLASSES.items()}
+_USE_FIELDS = {k: v.value for k, v in USE_FIELDS.items()}
+_DATA_FIELDS = {k: v.value for k, v in DATA_FIELDS.items()}
+_ENV_FIELDS = {k: v.value for k, v in ENV_FIELDS.items()}
+_RESOURCE_FIELDS = {k: (p.value, f) for k, (p, f) in RESOURCE_FIELDS.items()}
+_MISSING_FIELDS = (*_USE_FIELDS.items(), ("error", PROVML.error.value))
+
+
+def _plan(plan: str, name: str, classes: Iterable[str]) -> Iterable[STriple]:
+    yield plan, _TYPE, _P.Plan
+    yield plan, _TYPE, _P.Entity
     for cls in classes:
-        yield plan, RDF_TYPE, cls
-    yield plan, PROVML.name, Literal(name)
+        yield plan, _TYPE, cls
+    yield plan, _M.name, (name, None)
 
 
-def _association(act: NamedNode, plan: NamedNode, agent: NamedNode | None) -> Iterable[Triple]:
-    assoc = NamedNode(act.value + "/association")
-    yield act, PROV.qualifiedAssociation, assoc
-    yield assoc, RDF_TYPE, PROV.Association
-    yield assoc, PROV.hadPlan, plan
+def _association(act: str, plan: str, agent: str | None) -> Iterable[STriple]:
+    assoc = act + "/association"
+    yield act, _P.qualifiedAssociation, assoc
+    yield assoc, _TYPE, _P.Association
+    yield assoc, _P.hadPlan, plan
     if agent is not None:
-        yield assoc, PROV.agent, agent
-        yield act, PROV.wasAssociatedWith, agent
+        yield assoc, _P.agent, agent
+        yield act, _P.wasAssociatedWith, agent
 
 
 def _attribute(
-    plan: NamedNode, direction: str, name: str, link: NamedNode, cls: NamedNode
-) -> tuple[NamedNode, list[Triple]]:
-    attr = NamedNode(ids.attribute_iri(plan.value, direction, name))
+    plan: str, direction: str, name: str, link: str, cls: str
+) -> tuple[str, list[STriple]]:
+    attr = ids.attribute_iri(plan, direction, name)
     return attr, [
         (plan, link, attr),
-        (attr, RDF_TYPE, PROVML.Attribute),
-        (attr, RDF_TYPE, cls),
-        (attr, RDF_TYPE, PROV.Role),
-        (attr, PROVML.name, Literal(name)),
+        (attr, _TYPE, _M.Attribute),
+        (attr, _TYPE, cls),
+        (attr, _TYPE, _P.Role),
+        (attr, _M.name, (name, None)),
     ]
 
 
-def _params(rec: dict[str, Any], act: NamedNode, plan: NamedNode) -> Iterable[Triple]:
-    decl_cls, value_cls = PARAM_CLASSES.get(rec.get("stage"), PARAM_CLASSES[None])
+def _params(rec: dict[str, Any], act: str, plan: str) -> Iterable[STriple]:
+    decl_cls, value_cls = _PARAM_CLASSES.get(rec.get("stage"), _PARAM_CLASSES[None])
     params = rec.get("params") or {}
     if params:
         # all the settings as one canonical JSON object: equal settings, equal literal
         # (runs compared "with the same hyperparameters" join on it)
-        yield act, PROVML.parameters, literal(params)
+        yield act, _M.parameters, _lit(params)
     for name, value in params.items():
-        node = NamedNode(rec["ids"]["params"][name])
-        attr, triples = _attribute(plan, "param", name, PROVML.hasParameter, decl_cls)
+        node = rec["ids"]["params"][name]
+        attr, triples = _attribute(plan, "param", name, _M.hasParameter, decl_cls)
         yield from triples
-        yield act, PROV.used, node
-        yield node, RDF_TYPE, PROV.Entity
-        yield node, RDF_TYPE, PROVML.AttributeValue  # the superclass too: no reasoner
-        yield node, RDF_TYPE, value_cls
-        yield node, PROVML.name, Literal(name)
-        yield node, PROV.value, literal(value)
-        yield node, PROVML.valueOf, attr
+        yield act, _P.used, node
+        yield node, _TYPE, _P.Entity
+        yield node, _TYPE, _M.AttributeValue  # the superclass too: no reasoner
+        yield node, _TYPE, value_cls
+        yield node, _M.name, (name, None)
+        yield node, _P.value, _lit(value)
+        yield node, _M.valueOf, attr
 
 
-def _data(node: NamedNode, value: Any, stage: str | None, generated: bool) -> Iterable[Triple]:
+def _data(node: str, value: Any, stage: str | None, generated: bool) -> Iterable[STriple]:
     if is_entity_ref(value):  # an entity already in the graph: nothing to add
         return
-    yield node, RDF_TYPE, PROV.Entity
-    yield node, RDF_TYPE, PROVML.Data
+    yield node, _TYPE, _P.Entity
+    yield node, _TYPE, _M.Data
     if is_data_ref(value) and value["@data"] == MISSING:
         # named by this use alone (provml.core.resolve): where it was and why it was not read
-        yield node, RDF_TYPE, PROVML.MissingData
-        for key, field in (*USE_FIELDS.items(), ("error", PROVML.error)):
+        yield node, _TYPE, _M.MissingData
+        for key, field in _MISSING_FIELDS:
             if isinstance(value.get(key), str):
-                yield node, field, Literal(value[key])
+                yield node, field, (value[key], None)
         return
     if is_data_ref(value):
         kind = value["@data"]
-        if kind in DATA_CLASSES:
-            yield node, RDF_TYPE, DATA_CLASSES[kind]
+        if kind in _DATA_CLASSES:
+            yield node, _TYPE, _DATA_CLASSES[kind]
         elif stage in LEARNING_STAGES and not generated and kind != "value":
-            yield node, RDF_TYPE, PROVML.LearningData
+            yield node, _TYPE, _M.LearningData
         if generated and stage == "inference" and kind == "value":
-            yield node, RDF_TYPE, PROVML.Prediction
+            yield node, _TYPE, _M.Prediction
         for key, item in value.items():
-            prop = DATA_FIELDS.get(key)
+            prop = _DATA_FIELDS.get(key)
             if prop is not None:
-                yield node, prop, literal(item)
+                yield node, prop, _lit(item)
     else:
         if generated and stage == "inference":
-            yield node, RDF_TYPE, PROVML.Prediction
-        yield node, PROVML.sha256, Literal(ids.value_sha256(value))
-        yield node, PROV.value, literal(value)
+            yield node, _TYPE, _M.Prediction
+        yield node, _M.sha256, (ids.value_sha256(value), None)
+        yield node, _P.value, _lit(value)
 
 
-def _use(event: NamedNode, value: Any) -> Iterable[Triple]:
+def _use(event: str, value: Any) -> Iterable[STriple]:
     """Where a used or generated file was and what the run called it, on the usage or
     generation (USE_FIELDS; other members as one provml:metadata JSON object)."""
     if is_data_ref(value):
         missing = value["@data"] == MISSING  # its error is on its own node
         extra: dict[str, Any] = {}
         for key, item in value.items():
-            prop = USE_FIELDS.get(key)
+            prop = _USE_FIELDS.get(key)
             if prop is not None:
-                yield event, prop, literal(item)
-            elif key != "@data" and key not in DATA_FIELDS and not missing:
+                yield event, prop, _lit(item)
+            elif key != "@data" and key not in _DATA_FIELDS and not missing:
                 extra[key] = item
         if extra:
-            yield event, PROVML.metadata, literal(extra)
+            yield event, _M.metadata, _lit(extra)
 
 
-def _workflow_start(rec: dict[str, Any], session: str) -> Iterable[Triple]:
-    act, plan = NamedNode(rec["id"]), NamedNode(rec["plan_id"])
-    yield act, RDF_TYPE, PROV.Activity
-    yield act, RDF_TYPE, PROVML.WorkflowExecution
-    yield act, PROVML.name, Literal(rec["name"])
-    yield act, PROV.startedAtTime, timestamp(rec["time"])
-    yield act, PROVML.session, Literal(session)
-    yield from _plan(plan, rec["name"], [PROVML.Workflow])
+def _workflow_start(rec: dict[str, Any], session: str) -> Iterable[STriple]:
+    act, plan = rec["id"], rec["plan_id"]
+    yield act, _TYPE, _P.Activity
+    yield act, _TYPE, _M.WorkflowExecution
+    yield act, _M.name, (rec["name"], None)
+    yield act, _P.startedAtTime, _time(rec["time"])
+    yield act, _M.session, (session, None)
+    yield from _plan(plan, rec["name"], [_M.Workflow])
     agent = None
     if rec.get("user"):
-        agent = NamedNode(ids.persona_iri(rec["user"]))
-        yield agent, RDF_TYPE, PROV.Agent
-        yield agent, RDF_TYPE, PROVML.Persona
-        yield agent, PROVML.name, Literal(rec["user"])
+        agent = ids.persona_iri(rec["user"])
+        yield agent, _TYPE, _P.Agent
+        yield agent, _TYPE, _M.Persona
+        yield agent, _M.name, (rec["user"], None)
     yield from _association(act, plan, agent)
     yield from _params(rec, act, plan)
     env = rec.get("env") or {}
     extra = {}
     for key, value in env.items():
-        prop = ENV_FIELDS.get(key)
+        prop = _ENV_FIELDS.get(key)
         if prop is not None and value is not None:
-            yield act, prop, literal(value)
+            yield act, prop, _lit(value)
         elif key != "collected_ms":
             extra[key] = value
     if extra:
-        yield act, PROVML.metadata, literal(extra)
+        yield act, _M.metadata, _lit(extra)
     if isinstance(env.get("run_key"), str) and env["run_key"]:
         # every rank of one batch job is part of one run of the workflow
-        run = NamedNode(ids.run_iri(env["run_key"], rec["name"]))
-        yield act, PROVML.partOf, run
-        yield run, RDF_TYPE, PROV.Activity
-        yield run, RDF_TYPE, PROVML.WorkflowExecution
-        yield run, PROVML.name, Literal(rec["name"])
-        yield run, PROVML.runKey, Literal(env["run_key"])
+        run = ids.run_iri(env["run_key"], rec["name"])
+        yield act, _M.partOf, run
+        yield run, _TYPE, _P.Activity
+        yield run, _TYPE, _M.WorkflowExecution
+        yield run, _M.name, (rec["name"], None)
+        yield run, _M.runKey, (env["run_key"], None)
         yield from _association(run, plan, None)
 
 
-def _end(rec: dict[str, Any], session: str) -> Iterable[Triple]:
-    act = NamedNode(rec["id"])
-    yield act, PROV.endedAtTime, timestamp(rec["time"])
-    yield act, PROVML.status, Literal(rec.get("status") or "finished")
+def _end(rec: dict[str, Any], session: str) -> Iterable[STriple]:
+    act = rec["id"]
+    yield act, _P.endedAtTime, _time(rec["time"])
+    yield act, _M.status, (rec.get("status") or "finished", None)
     if rec.get("error"):
-        yield act, PROVML.error, Literal(rec["error"])
+        yield act, _M.error, (rec["error"], None)
 
 
 def _execution_start(
-    rec: dict[str, Any], plan_classes: list[NamedNode], act_class: NamedNode, link: NamedNode
-) -> Iterable[Triple]:
-    act, plan = NamedNode(rec["id"]), NamedNode(rec["plan_id"])
-    parent_plan = NamedNode(rec["parent_plan_id"])
-    yield act, RDF_TYPE, PROV.Activity
-    yield act, RDF_TYPE, act_class
-    yield act, PROVML.name, Literal(rec["plan"][-1])
-    yield act, PROV.startedAtTime, timestamp(rec["time"])
-    yield act, PROVML.partOf, NamedNode(rec["parent_id"])
+    rec: dict[str, Any], plan_classes: list[str], act_class: str, link: str
+) -> Iterable[STriple]:
+    act, plan = rec["id"], rec["plan_id"]
+    yield act, _TYPE, _P.Activity
+    yield act, _TYPE, act_class
+    yield act, _M.name, (rec["plan"][-1], None)
+    yield act, _P.startedAtTime, _time(rec["time"])
+    yield act, _M.partOf, rec["parent_id"]
     yield from _plan(plan, rec["plan"][-1], plan_classes)
-    yield parent_plan, link, plan
+    yield rec["parent_plan_id"], link, plan
     yield from _association(act, plan, None)
 
 
-def _task_start(rec: dict[str, Any], session: str) -> Iterable[Triple]:
+def _task_start(rec: dict[str, Any], session: str) -> Iterable[STriple]:
     stage = rec.get("stage")
-    plan_cls, act_cls = STAGE_CLASSES[stage]
-    classes = [PROVML.DataTransformation] + ([plan_cls] if stage is not None else [])
+    plan_cls, act_cls = _STAGE_CLASSES[stage]
+    classes = [_M.DataTransformation] + ([plan_cls] if stage is not None else [])
     if stage in LEARNING_STAGES:
-        classes.append(PROVML.LearningStage)
+        classes.append(_M.LearningStage)
+    act, plan = rec["id"], rec["plan_id"]
     if stage is not None:
-        yield NamedNode(rec["id"]), PROVML.stage, Literal(stage)
-    yield from _execution_start(rec, classes, act_cls, PROVML.hasTransformation)
-    if act_cls != PROVML.DataTransformationExecution:
-        yield NamedNode(rec["id"]), RDF_TYPE, PROVML.DataTransformationExecution
-    act, plan = NamedNode(rec["id"]), NamedNode(rec["plan_id"])
+        yield act, _M.stage, (stage, None)
+    yield from _execution_start(rec, classes, act_cls, _M.hasTransformation)
+    if act_cls != _M.DataTransformationExecution:
+        yield act, _TYPE, _M.DataTransformationExecution
     yield from _params(rec, act, plan)
-    for role, value in (rec.get("used") or {}).items():
-        node = NamedNode(rec["ids"]["used"][role])
-        attr, triples = _attribute(plan, "in", role, PROVML.hasInput, PROVML.Attribute)
+    used = rec.get("used")
+    if not used:
+        return
+    when = _time(rec["time"])
+    for role, value in used.items():
+        node = rec["ids"]["used"][role]
+        attr, triples = _attribute(plan, "in", role, _M.hasInput, _M.Attribute)
         yield from triples
-        usage = NamedNode(f"{act.value}/usage/{attr.value.rsplit('/', 1)[1]}")
-        yield act, PROV.used, node
-        yield act, PROV.qualifiedUsage, usage
-        yield usage, RDF_TYPE, PROV.Usage
-        yield usage, PROV.entity, node
-        yield usage, PROV.hadRole, attr
-        yield usage, PROV.atTime, timestamp(rec["time"])
+        usage = f"{act}/usage/{attr.rsplit('/', 1)[1]}"
+        yield act, _P.used, node
+        yield act, _P.qualifiedUsage, usage
+        yield usage, _TYPE, _P.Usage
+        yield usage, _P.entity, node
+        yield usage, _P.hadRole, attr
+        yield usage, _P.atTime, when
         yield from _use(usage, value)
         yield from _data(node, value, stage, generated=False)
 
 
-def _task_end(rec: dict[str, Any], session: str) -> Iterable[Triple]:
+def _task_end(rec: dict[str, Any], session: str) -> Iterable[STriple]:
     yield from _end(rec, session)
-    act, plan = NamedNode(rec["id"]), NamedNode(rec["plan_id"])
+    act, plan = rec["id"], rec["plan_id"]
     for key, number in (rec.get("resources") or {}).items():
-        prop, factor = RESOURCE_FIELDS[key]
-        yield act, prop, literal(number * factor)
-    for role, value in (rec.get("generated") or {}).items():
-        node = NamedNode(rec["ids"]["generated"][role])
-        attr, triples = _attribute(plan, "out", role, PROVML.hasOutput, PROVML.Attribute)
+        prop, factor = _RESOURCE_FIELDS[key]
+        yield act, prop, _lit(number * factor)
+    generated = rec.get("generated")
+    if not generated:
+        return
+    when = _time(rec["time"])
+    stage = rec.get("stage")
+    for role, value in generated.items():
+        node = rec["ids"]["generated"][role]
+        attr, triples = _attribute(plan, "out", role, _M.hasOutput, _M.Attribute)
         yield from triples
-        gen = NamedNode(f"{act.value}/generation/{attr.value.rsplit('/', 1)[1]}")
-        yield node, PROV.wasGeneratedBy, act
-        yield node, PROV.qualifiedGeneration, gen
-        yield gen, RDF_TYPE, PROV.Generation
-        yield gen, PROV.activity, act
-        yield gen, PROV.hadRole, attr
-        yield gen, PROV.atTime, timestamp(rec["time"])
+        gen = f"{act}/generation/{attr.rsplit('/', 1)[1]}"
+        yield node, _P.wasGeneratedBy, act
+        yield node, _P.qualifiedGeneration, gen
+        yield gen, _TYPE, _P.Generation
+        yield gen, _P.activity, act
+        yield gen, _P.hadRole, attr
+        yield gen, _P.atTime, when
         yield from _use(gen, value)
-        yield from _data(node, value, rec.get("stage"), generated=True)
+        yield from _data(node, value, stage, generated=True)
 
 
-def _section_start(rec: dict[str, Any], session: str) -> Iterable[Triple]:
+def _section_start(rec: dict[str, Any], session: str) -> Iterable[STriple]:
     yield from _execution_start(
         rec,
-        [PROVML.DataTransformation, PROVML.LearningStageSection],
-        PROVML.LearningStageSectionExecution,
-        PROVML.hasSection,
+        [_M.DataTransformation, _M.LearningStageSection],
+        _M.LearningStageSectionExecution,
+        _M.hasSection,
     )
-    yield NamedNode(rec["id"]), RDF_TYPE, PROVML.DataTransformationExecution
+    yield rec["id"], _TYPE, _M.DataTransformationExecution
     if rec.get("index") is not None:
-        yield NamedNode(rec["id"]), PROVML.index, literal(rec["index"])
+        yield rec["id"], _M.index, _lit(rec["index"])
 
 
-def _metric(rec: dict[str, Any], session: str) -> Iterable[Triple]:
-    node = NamedNode(rec["id"])
-    yield node, RDF_TYPE, PROV.Entity
-    yield node, RDF_TYPE, PROVML.ModelEvaluation
-    yield node, PROVML.name, Literal(rec["name"])
+def _metric(rec: dict[str, Any], session: str) -> Iterable[STriple]:
+    node = rec["id"]
+    yield node, _TYPE, _P.Entity
+    yield node, _TYPE, _M.ModelEvaluation
+    yield node, _M.name, (rec["name"], None)
     value = rec["value"]
     yield (
         node,
-        PROV.value,
-        (Literal(value, datatype=XSD.double) if isinstance(value, str) else literal(float(value))),
+        _P.value,
+        ((value, _XSD_DOUBLE) if isinstance(value, str) else _lit(float(value))),
     )
-    yield node, PROV.wasGeneratedBy, NamedNode(rec["parent_id"])
-    yield node, PROV.generatedAtTime, timestamp(rec["time"])
+    yield node, _P.wasGeneratedBy, rec["parent_id"]
+    yield node, _P.generatedAtTime, _time(rec["time"])
     if rec.get("step") is not None:
-        yield node, PROVML.step, literal(rec["step"])
+        yield node, _M.step, _lit(rec["step"])
 
 
-def _capture_report(rec: dict[str, Any], session: str) -> Iterable[Triple]:
-    node = NamedNode(rec["id"])
-    yield node, RDF_TYPE, PROV.Entity
-    yield node, RDF_TYPE, PROVML.CaptureReport
-    yield node, PROVML.session, Literal(session)
-    yield node, PROV.generatedAtTime, timestamp(rec["time"])
-    yield node, PROVML.lostRecords, literal(sum(rec["lost"].values()))
-    yield node, PROVML.metadata, literal(rec["lost"])
+def _capture_report(rec: dict[str, Any], session: str) -> Iterable[STriple]:
+    node = rec["id"]
+    yield node, _TYPE, _P.Entity
+    yield node, _TYPE, _M.CaptureReport
+    yield node, _M.session, (session, None)
+    yield node, _P.generatedAtTime, _time(rec["time"])
+    yield node, _M.lostRecords, _lit(sum(rec["lost"].values()))
+    yield node, _M.metadata, _lit(rec["lost"])
 
 
-_EMITTERS: dict[str, Callable[[dict[str, Any], str], Iterable[Triple]]] = {
+_EMITTERS: dict[str, Callable[[dict[str, Any], str], Iterable[STriple]]] = {
     "workflow_start": _workflow_start,
     "workflow_end": _end,
     "task_start": _task_start,

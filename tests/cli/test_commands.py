@@ -18,7 +18,8 @@ from tests.cli.test_client import TURTLE
 from tests.conftest import SHA_M, free_port, full_records, make_batch
 
 COMMANDS = {
-    "serve", "demo", "query", "ask", "model", "dataset", "ingest", "compact", "import",
+    "serve", "demo", "query", "ask", "model", "dataset", "ingest", "compact", "reindex",
+    "import",
     "export", "config", "token",
 }  # fmt: skip
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pyoxigraph
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -25,7 +26,7 @@ from hypothesis import strategies as st
 from manager.service import Manager
 from manager.store.oxigraph import OxigraphStore
 from provml.core.errors import ValidationError
-from provml.core.mapping import batch_to_quads
+from provml.core.mapping import batch_to_nquads, batch_to_quads
 from provml.core.resolve import resolve_batch
 from provml.core.wire import parse_batch, validate_batch
 from provml.interop import documents as interop
@@ -67,7 +68,10 @@ def accept(batch_obj: Any) -> None:
     except ValidationError:
         return
     resolved = resolve_batch(batch)
-    batch_to_quads(resolved)
+    quads = batch_to_quads(resolved)
+    # the server-less loader's N-Quads text: exactly the same quads
+    text = batch_to_nquads(resolved)
+    assert set(pyoxigraph.parse(text, format=pyoxigraph.RdfFormat.N_QUADS)) == set(quads)
     Manager(OxigraphStore(None)).apply(resolved)
 
 
