@@ -111,6 +111,36 @@ def scrub(items: list[tuple[Any, ...]], redact: Callable[[Any], Any]) -> list[tu
     return items if out is None else out
 
 
+#: the types of a value the redactor passes over as it is (a string: unless it holds a URL)
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def plain(items: list[tuple[Any, ...]], known: set[str]) -> bool:
+    """Whether :func:`scrub` would pass ``items`` over as they are, but for the URLs their
+    strings may hold (the caller looks for ``://`` in their JSON): no error message, and
+    every parameter, used and generated value a dict of scalars under keys the redactor
+    knows are not secrets (``known``). The usual batch, checked in one plain loop (on the
+    worker, for every record: no temporary object is made)."""
+    spec_of = _SCRUB.get
+    scalars = _SCALARS
+    for rec in items:
+        spec = spec_of(rec[0])
+        if spec is None:
+            continue
+        where, error, _, _ = spec
+        for j in where:
+            value = rec[j]
+            if value is not None:
+                if type(value) is not dict:
+                    return False
+                for key, item in value.items():
+                    if key not in known or type(item) not in scalars:
+                        return False
+        if error is not None and rec[error] is not None:
+            return False
+    return True
+
+
 class _Flush(threading.Event):
     """A flush marker in the queue; ``ok`` is what :meth:`Worker.flush` returns."""
 
@@ -439,8 +469,19 @@ class Worker:
     def _encode(self, items: list[tuple[Any, ...]]) -> list[tuple[dict[str, Any], bytes]]:
         """Records as batches the tracker takes: redacted, values over the wire format's
         limit kept by digest, split when over the batch limit (see capture_lib.oversize)."""
-        if self._redact is not None:
-            items = scrub(items, self._redact)
+        redact = self._redact
+        if redact is not None:
+            known = getattr(redact, "plain", None)
+            if known is not None and plain(items, known):
+                # nothing to hide unless a string holds a URL: write the batch, and scrub
+                # (then write again) only if its JSON has one
+                try:
+                    dumped = self._dump(items)
+                except TypeError:  # an integer past 64 bits: _fit's business
+                    dumped = None
+                if dumped is not None and b"://" not in dumped[1]:
+                    return self._fit(items, dumped)
+            items = scrub(items, redact)
         return self._fit(items)
 
     def _dump(self, items: list[tuple[Any, ...]]) -> tuple[dict[str, Any], bytes]:
@@ -460,9 +501,13 @@ class Worker:
                 body = orjson.dumps(batch, default=str, option=_OPTIONS)
         return batch, body
 
-    def _fit(self, items: list[tuple[Any, ...]]) -> list[tuple[dict[str, Any], bytes]]:
+    def _fit(
+        self,
+        items: list[tuple[Any, ...]],
+        dumped: tuple[dict[str, Any], bytes] | None = None,
+    ) -> list[tuple[dict[str, Any], bytes]]:
         try:
-            batch, body = self._dump(items)
+            batch, body = self._dump(items) if dumped is None else dumped
         except TypeError as exc:  # orjson cannot write it even as str(): see _dump
             if oversize.BIG_INTEGER not in str(exc):
                 raise
