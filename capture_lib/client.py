@@ -98,7 +98,8 @@ class Client:
         # each follows a start that was checked, so the queue stays bounded by its size
         # plus the executions open at once
         self.submit = self.worker.submit if self.enabled else _discard
-        self.append = self.worker.append if self.enabled else _discard
+        # (the queue's own append, a C method: no Python frame on the caller's thread)
+        self.append = self.worker._queue.append if self.enabled else _discard
         if self.enabled:
             self._export(url, interval)
         _live.add(self)
@@ -207,7 +208,7 @@ class Client:
         self.worker.after_fork(self.session)
         if self.enabled:
             self.submit = self.worker.submit
-            self.append = self.worker.append
+            self.append = self.worker._queue.append
 
 
 #: the clients not closed yet: each starts afresh in a forked child
