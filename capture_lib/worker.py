@@ -229,8 +229,9 @@ class Worker:
         self._spilled: list[tuple[Any, ...]] = []
         self._thread: threading.Thread | None = None
         #: below this many queued records, submit only appends: the queue is not full,
-        #: no full batch waits, the thread runs (0 until it is started)
-        self._room = 0
+        #: no full batch waits, the thread runs (0 until it is started). The capture
+        #: calls check it themselves and call submit only past it (capture_lib.api)
+        self.room = 0
         self._stopping = False
         self.counts: Counter[str] = Counter()
         self.lost: Counter[str] = Counter()
@@ -246,7 +247,7 @@ class Worker:
     def submit(self, record: tuple[Any, ...]) -> bool:
         """Queue a record; never raises. False if the record could not be queued."""
         queue = self._queue
-        if len(queue) < self._room:  # the usual case: one comparison
+        if len(queue) < self.room:  # the usual case: one comparison
             queue.append(record)
             return True
         if len(queue) >= self.queue_size:
@@ -395,7 +396,7 @@ class Worker:
                     target=self._run, name="provml-capture-worker", daemon=True
                 )
                 self._thread.start()
-                self._room = min(self.queue_size, self.batch_size)
+                self.room = min(self.queue_size, self.batch_size)
 
     def _run(self) -> None:
         while True:
