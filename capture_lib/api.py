@@ -29,7 +29,6 @@ from provml.core.ids import execution_iri, generated_value_iri
 if TYPE_CHECKING:
     from capture_lib.client import Client
 
-_INF = float("inf")
 #: the integers JSON carries exactly here (orjson writes 64-bit integers, no more)
 _I64, _U64 = -(2**63), 2**64
 MAX_NAME = 256
@@ -129,7 +128,7 @@ class _Execution:
         try:
             if type(value) is not float and (type(value) is not int or not _I64 <= value < _U64):
                 value = _number(value)  # an int past 64 bits: the float it is, if finite
-            if not (-_INF < value < _INF):
+            if value - value:  # not 0: NaN or an infinity (NaN - NaN and ∞ - ∞ are NaN)
                 value = "NaN" if value != value else ("INF" if value > 0 else "-INF")  # type: ignore[assignment]
             if step is not None and (type(step) is not int or not _I64 <= step < _U64):
                 step = _integer(step)
@@ -145,11 +144,14 @@ class _Execution:
             if type(name) is not str or len(name) > MAX_NAME or not name:
                 name = _name(name)
             psess = self._session
-            client.submit(
-                (_METRIC, next(client.counter), self.n,
-                 None if psess is client.session else psess,
-                 name, value, _now(), step)
-            )  # fmt: skip
+            record = (_METRIC, next(client.counter), self.n,
+                      None if psess is client.session else psess, name, value, _now(),
+                      step)  # fmt: skip
+            queue = client.queue  # Worker.submit's usual case, inlined
+            if len(queue) < client.worker.room:
+                queue.append(record)
+            else:
+                client.submit(record)
         except Exception:
             client.failed("metric")
 
@@ -273,11 +275,14 @@ class Task(_Execution):
                 self._cpu0 = _cpu()
             session = client.session
             own, parent = self._session, self.workflow._session
-            client.submit(
-                (_TASK_START, self.n, None if own is session else own, self.workflow.n,
-                 None if parent is session else parent, self.plan, t, self.stage,
-                 self.params, self.used)
-            )  # fmt: skip
+            record = (_TASK_START, self.n, None if own is session else own, self.workflow.n,
+                      None if parent is session else parent, self.plan, t, self.stage,
+                      self.params, self.used)  # fmt: skip
+            queue = client.queue  # Worker.submit's usual case, inlined
+            if len(queue) < client.worker.room:
+                queue.append(record)
+            else:
+                client.submit(record)
         except Exception:
             client.failed("task start")
         return self

@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import weakref
+from collections import deque
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -98,7 +99,12 @@ class Client:
         # each follows a start that was checked, so the queue stays bounded by its size
         # plus the executions open at once
         self.submit = self.worker.submit if self.enabled else _discard
-        self.append = self.worker.append if self.enabled else _discard
+        # (the queue's own append, a C method: no Python frame on the caller's thread)
+        self.append = self.worker._queue.append if self.enabled else _discard
+        #: the worker's queue: a capture call appends to it itself while it holds fewer
+        #: than ``worker.room`` records, else calls submit (never when capture is off:
+        #: the worker's room stays 0, its thread never being started)
+        self.queue: deque[Any] = self.worker._queue if self.enabled else deque()
         if self.enabled:
             self._export(url, interval)
         _live.add(self)
@@ -207,7 +213,8 @@ class Client:
         self.worker.after_fork(self.session)
         if self.enabled:
             self.submit = self.worker.submit
-            self.append = self.worker.append
+            self.append = self.worker._queue.append
+            self.queue = self.worker._queue
 
 
 #: the clients not closed yet: each starts afresh in a forked child

@@ -35,10 +35,10 @@ import orjson
 
 from capture_lib import oversize
 from capture_lib.errors import Refused, TransportError
-from capture_lib.records import ERROR_FIELD, REPORT, SECRET_FIELDS
+from capture_lib.records import ERROR_FIELD, METRIC, REPORT, SECRET_FIELDS, TASK_END, TASK_START
 from capture_lib.redact import MAX_ERROR_CHARS
 from capture_lib.transport.base import SPOOLED, Transport
-from provml.core.wire import MAX_BATCH_BYTES, MAX_VALUE_BYTES, WIRE_VERSION
+from provml.core.wire import COMPACT_FIELDS, MAX_BATCH_BYTES, MAX_VALUE_BYTES, WIRE_VERSION
 
 log = logging.getLogger(__name__)
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
@@ -111,6 +111,64 @@ def scrub(items: list[tuple[Any, ...]], redact: Callable[[Any], Any]) -> list[tu
     return items if out is None else out
 
 
+#: the types of a value the redactor passes over as it is (a string: unless it holds a URL)
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+#: where the values and the error message sit in the usual records (see plain)
+_TS, _TE, _M = TASK_START, TASK_END, METRIC
+_TS_PARAMS, _TS_USED = COMPACT_FIELDS[_TS].index("params"), COMPACT_FIELDS[_TS].index("used")
+_TE_ERROR, _TE_GEN = COMPACT_FIELDS[_TE].index("error"), COMPACT_FIELDS[_TE].index("generated")
+
+
+def plain(items: list[tuple[Any, ...]], known: set[str]) -> bool:
+    """Whether :func:`scrub` would pass ``items`` over as they are, but for the URLs their
+    strings may hold (the caller looks for ``://`` in their JSON): no error message, and
+    every parameter, used and generated value a dict of scalars under keys the redactor
+    knows are not secrets (``known``). The usual batch, checked in one plain loop (on the
+    worker, for every record: no temporary object is made); the three usual kinds of
+    record, as the capture calls make them, are looked at first."""
+    scalars = _SCALARS
+    for rec in items:
+        kind = rec[0]
+        if kind is _M:
+            continue
+        if kind is _TS:
+            value = rec[_TS_PARAMS]
+            if value is not None:
+                if type(value) is not dict:
+                    return False
+                for key, item in value.items():
+                    if key not in known or type(item) not in scalars:
+                        return False
+            if rec[_TS_USED] is not None and not _plain_values(rec[_TS_USED], known):
+                return False
+            continue
+        if kind is _TE:
+            if rec[_TE_ERROR] is not None:
+                return False
+            if rec[_TE_GEN] is not None and not _plain_values(rec[_TE_GEN], known):
+                return False
+            continue
+        spec = _SCRUB.get(kind)
+        if spec is None:
+            continue
+        where, error, _, _ = spec
+        for j in where:
+            value = rec[j]
+            if value is not None and not _plain_values(value, known):
+                return False
+        if error is not None and rec[error] is not None:
+            return False
+    return True
+
+
+def _plain_values(value: Any, known: set[str]) -> bool:
+    return type(value) is dict and all(
+        key in known and type(item) in _SCALARS for key, item in value.items()
+    )
+
+
 class _Flush(threading.Event):
     """A flush marker in the queue; ``ok`` is what :meth:`Worker.flush` returns."""
 
@@ -170,6 +228,10 @@ class Worker:
         self._spill_lock = threading.Lock()
         self._spilled: list[tuple[Any, ...]] = []
         self._thread: threading.Thread | None = None
+        #: below this many queued records, submit only appends: the queue is not full,
+        #: no full batch waits, the thread runs (0 until it is started). The capture
+        #: calls check it themselves and call submit only past it (capture_lib.api)
+        self.room = 0
         self._stopping = False
         self.counts: Counter[str] = Counter()
         self.lost: Counter[str] = Counter()
@@ -185,6 +247,9 @@ class Worker:
     def submit(self, record: tuple[Any, ...]) -> bool:
         """Queue a record; never raises. False if the record could not be queued."""
         queue = self._queue
+        if len(queue) < self.room:  # the usual case: one comparison
+            queue.append(record)
+            return True
         if len(queue) >= self.queue_size:
             return self._full(record)
         queue.append(record)
@@ -331,6 +396,7 @@ class Worker:
                     target=self._run, name="provml-capture-worker", daemon=True
                 )
                 self._thread.start()
+                self.room = min(self.queue_size, self.batch_size)
 
     def _run(self) -> None:
         while True:
@@ -439,8 +505,19 @@ class Worker:
     def _encode(self, items: list[tuple[Any, ...]]) -> list[tuple[dict[str, Any], bytes]]:
         """Records as batches the tracker takes: redacted, values over the wire format's
         limit kept by digest, split when over the batch limit (see capture_lib.oversize)."""
-        if self._redact is not None:
-            items = scrub(items, self._redact)
+        redact = self._redact
+        if redact is not None:
+            known = getattr(redact, "plain", None)
+            if known is not None and plain(items, known):
+                # nothing to hide unless a string holds a URL: write the batch, and scrub
+                # (then write again) only if its JSON has one
+                try:
+                    dumped = self._dump(items)
+                except TypeError:  # an integer past 64 bits: _fit's business
+                    dumped = None
+                if dumped is not None and b"://" not in dumped[1]:
+                    return self._fit(items, dumped)
+            items = scrub(items, redact)
         return self._fit(items)
 
     def _dump(self, items: list[tuple[Any, ...]]) -> tuple[dict[str, Any], bytes]:
@@ -460,9 +537,13 @@ class Worker:
                 body = orjson.dumps(batch, default=str, option=_OPTIONS)
         return batch, body
 
-    def _fit(self, items: list[tuple[Any, ...]]) -> list[tuple[dict[str, Any], bytes]]:
+    def _fit(
+        self,
+        items: list[tuple[Any, ...]],
+        dumped: tuple[dict[str, Any], bytes] | None = None,
+    ) -> list[tuple[dict[str, Any], bytes]]:
         try:
-            batch, body = self._dump(items)
+            batch, body = self._dump(items) if dumped is None else dumped
         except TypeError as exc:  # orjson cannot write it even as str(): see _dump
             if oversize.BIG_INTEGER not in str(exc):
                 raise

@@ -164,3 +164,33 @@ def test_an_exceptions_text_is_redacted_and_cut(tmp_path: Path) -> None:
 def test_no_secret_survives_in_an_error(text: str) -> None:
     out = Redactor().text(text)
     assert SECRET not in out and SECRET[:10] not in out, out
+
+
+def test_a_url_or_a_secret_key_after_plain_batches_is_still_redacted(tmp_path: Path) -> None:
+    """The worker passes over batches of plain parameters without the redactor (see
+    capture_lib.worker.plain): a URL with credentials under a key already known to be
+    plain, a secret key, a nested dict or an error message later must still be hidden,
+    each in a batch of its own."""
+    client = cl.init(mode="disk", path=str(tmp_path / "logs"))
+    with cl.workflow("w") as wf:
+        for i in range(3):  # the keys become known, batch after batch
+            with wf.task(f"t{i}", params={"lr": 0.1, "src": "file.csv", "n": i}):
+                pass
+            assert client.flush()
+        for name, params in [
+            ("url", {"lr": 0.1, "src": f"https://u:{SECRET}@h/x", "n": 1}),
+            ("key", {"lr": 0.1, "password": SECRET}),
+            ("nested", {"lr": {"token": SECRET}}),
+        ]:
+            with wf.task(name, params=params):
+                pass
+            assert client.flush()
+        t = wf.task("failed", params={"lr": 0.1}).start()
+        t.end("failed", error=f"password={SECRET}")
+    assert cl.flush()
+    text = "\n".join(p.read_text() for p in (tmp_path / "logs").rglob("*.jsonl"))
+    assert SECRET not in text
+    records = read_records(tmp_path / "logs")
+    starts = {r["plan"][-1]: r for r in records if r["kind"] == "task_start"}
+    assert starts["url"]["params"]["src"] == "https://***@h/x"
+    assert starts["t2"]["params"] == {"lr": 0.1, "src": "file.csv", "n": 2}
