@@ -34,20 +34,27 @@ class Index:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        #: complete | pending (complete, the mark not written yet) | missing | not kept
-        self.state = "not kept"
-        if kept(store):
-            if bool(store.query(lineage_index.IS_MARKED)):
-                self.state = "complete"
-            elif bool(store.query(lineage_index.HAS_EDGES)):
-                self.state = "missing"
-                log.warning(
-                    "this store was written without a lineage index: was-used and "
-                    "downstream walk the graph (slower, the same answers) until "
-                    "`provml reindex` builds it"
-                )
-            else:
-                self.state = "pending"
+        #: complete | pending (complete, the mark not written yet) | missing | not kept,
+        #: or unknown until :meth:`prepare` asks the store (not at start: a manager
+        #: starts before its SPARQL server is reachable)
+        self.state = "unknown" if kept(store) else "not kept"
+
+    def prepare(self) -> None:
+        """Learn the index's state from the store, once, before this writer's first
+        write (after it, the writer's own edges would make a fresh store look old)."""
+        if self.state != "unknown":
+            return
+        if bool(self.store.query(lineage_index.IS_MARKED)):
+            self.state = "complete"
+        elif bool(self.store.query(lineage_index.HAS_EDGES)):
+            self.state = "missing"
+            log.warning(
+                "this store was written without a lineage index: was-used and "
+                "downstream walk the graph (slower, the same answers) until "
+                "`provml reindex` builds it"
+            )
+        else:
+            self.state = "pending"
 
     def maintain(
         self,
@@ -61,6 +68,7 @@ class Index:
         ``Model``, when it was not given as quads). The number of updates run."""
         if self.state == "not kept":
             return 0
+        self.prepare()  # (a caller that did not: at worst "missing", and the walks)
         entities: set[str] = set()
         models = set(models)
         for q in quads:

@@ -75,6 +75,7 @@ class Manager:
         started = time.perf_counter()
         mapped = [one if isinstance(one, Mapped) else self.map(one) for one in batches]
         quads = mapped[0].quads if len(mapped) == 1 else set().union(*(m.quads for m in mapped))
+        self.lineage.prepare()
         self.store.add(list(quads))
         executions: set[str] = set()
         for one in mapped:
@@ -106,6 +107,7 @@ class Manager:
         started = time.perf_counter()
         doc = parse_document(data, fmt, base_iri)
         quads = list(set(doc.quads))
+        self.lineage.prepare()
         self.store.add(quads + doc.record())
         self.lineage.maintain((), quads)
         with self._lock:

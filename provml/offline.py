@@ -240,6 +240,7 @@ def load_direct(
 
     report = Report(files=len(files))
     index = lineage.Index(store)
+    index.prepare()
 
     def jobs() -> Iterator[tuple[str, list[tuple[str, int, bytes]]]]:
         chunk: list[tuple[str, int, bytes]] = []

@@ -83,6 +83,13 @@ def same_rows(got: dict, expected: dict) -> int:
     return sum(bool(v[0]) for k, v in got.items() if k[0] == "indexed")
 
 
+def opened(store: Store) -> lineage.Index:
+    """The index as a writer opens it, before its first write (as the manager does)."""
+    index = lineage.Index(store)
+    index.prepare()
+    return index
+
+
 def fresh() -> OxigraphStore:
     return OxigraphStore(None)
 
@@ -95,9 +102,9 @@ def test_a_rebuilt_index_gives_the_walks_rows(seed: int) -> None:
     sources = nodes(built)
     before = answers(store, sources)
     assert sum(bool(v[0]) for k, v in before.items() if k[0] == "indexed") == 0  # no mark
-    assert lineage.Index(store).state == "missing"
+    assert opened(store).state == "missing"
     lineage.rebuild(store)
-    assert lineage.Index(store).state == "complete"
+    assert opened(store).state == "complete"
     expected = walked(store._store, sources)
     used = same_rows(answers(store, sources), expected)
     assert used >= 8  # the raw sources, both questions
@@ -118,7 +125,7 @@ def test_an_index_kept_write_by_write_in_any_order_gives_the_walks_rows(seed: in
     rng.shuffle(quads)  # edges before their inputs' edges, types after or before edges
     size = rng.choice((1, 7, 60))
     store = fresh()
-    index = lineage.Index(store)
+    index = opened(store)
     assert index.state == "pending"
     _write_in_order(store, index, [quads[i : i + size] for i in range(0, len(quads), size)])
     assert index.state == "complete"
@@ -136,7 +143,7 @@ def test_writers_whose_writes_and_upkeep_interleave_keep_it_exact(seed: int) -> 
     rng = random.Random(100 + seed)
     rng.shuffle(quads)
     store = fresh()
-    indexes = [lineage.Index(store) for _ in range(3)]
+    indexes = [opened(store) for _ in range(3)]  # each before its first write
     steps: list[tuple[int, list[Quad]]] = []  # (writer, its chunk), write then upkeep
     for i in range(0, len(quads), 9):
         steps.append((rng.randrange(3), quads[i : i + 9]))
@@ -162,7 +169,7 @@ def test_a_model_typed_only_where_it_is_used_is_found() -> None:
     g.task([data], [model], name="train")
     typed = Quad(model, NamedNode(RDF_TYPE), NamedNode(PROVML + "Model"), pyoxigraph.DefaultGraph())
     store = fresh()
-    index = lineage.Index(store)
+    index = opened(store)
     _write_in_order(store, index, [g.quads, [typed]])
     expected = walked(store._store, [raw])
     assert expected[("was-used", raw.value)]  # the model, through the data
@@ -175,7 +182,7 @@ def test_a_source_that_gains_a_parent_is_walked() -> None:
     g.task([first], [data], name="clean")
     g.model(_n("model", 0), [data], uses=1, metric=True)
     store = fresh()
-    index = lineage.Index(store)
+    index = opened(store)
     _write_in_order(store, index, [g.quads])
     assert answers(store, [first])[("indexed", "was-used", first.value)] == [True]
     later = Graph()
@@ -192,7 +199,7 @@ def test_a_source_that_gains_a_parent_is_walked() -> None:
 def test_a_dialect_store_keeps_no_index_and_walks() -> None:
     store = fresh()
     store.dialect = "virtuoso"
-    index = lineage.Index(store)
+    index = opened(store)
     assert index.state == "not kept"
     g = Graph()
     g.task([_n("raw", 0)], [_n("file", 0)])
@@ -263,7 +270,7 @@ def test_ingest_data_dir_keeps_it(scenario: Scenario, tmp_path: Path) -> None:
     try:
         report = load_direct(expand([str(scenario.logs)]), store)
         assert report.batches > 0 and not report.refused
-        assert lineage.Index(store).state == "complete"
+        assert opened(store).state == "complete"
         assert compare_on(store) >= 4
     finally:
         store.close()
@@ -285,7 +292,7 @@ def test_reindex_builds_it_for_a_store_written_without_it(
         update = derivation_update(deriving_executions(batch))
         if update is not None:
             store.update(update)
-    assert lineage.Index(store).state == "missing"
+    assert opened(store).state == "missing"
     before = {e: _plain(store, questions.get("downstream").text({"source": e}))
               for e in _entities(store)}  # fmt: skip
     assert compare_on(store) == 0
@@ -297,7 +304,7 @@ def test_reindex_builds_it_for_a_store_written_without_it(
     assert "lineage index" in result.output
     store = OxigraphStore(str(data / "store"))
     try:
-        assert lineage.Index(store).state == "complete"
+        assert opened(store).state == "complete"
         assert compare_on(store) >= 4
         for e, rows_before in before.items():
             assert _plain(store, questions.get("downstream").text({"source": e})) == rows_before
@@ -341,7 +348,7 @@ def test_an_edge_from_a_blank_node_drops_the_mark() -> None:
     raw = _n("raw", 0)
     g.model(_n("model", 0), [raw], uses=0, metric=False)
     store = fresh()
-    index = lineage.Index(store)
+    index = opened(store)
     _write_in_order(store, index, [g.quads])
     assert index.state == "complete"
     blank = pyoxigraph.BlankNode()
@@ -352,3 +359,11 @@ def test_an_edge_from_a_blank_node_drops_the_mark() -> None:
     got = answers(store, [raw])
     assert got[("indexed", "downstream", raw.value)] == [False]
     same_rows(got, walked(store._store, [raw]))
+
+
+def test_a_manager_starts_before_its_store_is_reachable() -> None:
+    """Nothing connects to a SPARQL store before a request: the index's state is asked
+    for at the first write, not when the manager is made."""
+    store = open_store("oxigraph+http://127.0.0.1:9")  # nothing listens there
+    manager = Manager(store)
+    assert manager.lineage.state == "unknown"
