@@ -44,9 +44,15 @@ class Manager:
     def metrics(self) -> list[tuple[str, str, float]]:
         with self._lock:
             counts = dict(self.counts)
+        # 1 when was-used and downstream may read the lineage index, 0 when they walk
+        # (an older store until `provml reindex`, or a store where it is not kept)
+        complete = float(self.lineage.state in ("complete", "pending"))
         return [
-            (f"provml_manager_{key}_total", "counter", float(counts.get(key, 0)))
-            for key in ("batches", "records", "quads", "imports", "writes")
+            *(
+                (f"provml_manager_{key}_total", "counter", float(counts.get(key, 0)))
+                for key in ("batches", "records", "quads", "imports", "writes")
+            ),
+            ("provml_manager_lineage_index_complete", "gauge", complete),
         ]
 
     def apply(self, batch: Batch) -> dict[str, Any]:

@@ -174,6 +174,7 @@ def test_readyz_and_metrics(tmp_path: Path) -> None:
     assert lines["provml_tracker_batches_forwarded_total"] == "1"
     assert lines["provml_tracker_queue_depth"] == "0"
     assert float(lines["provml_manager_quads_total"]) > 100
+    assert lines["provml_manager_lineage_index_complete"] == "1"  # a store filled from empty
     assert "# TYPE provml_tracker_queue_depth gauge" in text
     close_app(app, timeout=5)
     assert client.get("/readyz").status_code == 503
