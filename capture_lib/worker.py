@@ -260,11 +260,6 @@ class Worker:
             self._wake.set()
         return True
 
-    def append(self, record: tuple[Any, ...]) -> bool:
-        """Queue an end record without the bound check (see Client.append)."""
-        self._queue.append(record)
-        return True
-
     def _full(self, record: tuple[Any, ...]) -> bool:
         if self.policy == "block":
             deadline = time.monotonic() + self.block_timeout

@@ -18,11 +18,6 @@ _EDGES = (PROV.wasDerivedFrom, PROV.wasInfluencedBy)
 _TYPE = NamedNode(RDF_NS + "type")
 
 
-def kept(store: Store) -> bool:
-    """Whether provml keeps the index on ``store`` (:attr:`Store.keeps_lineage_index`)."""
-    return store.keeps_lineage_index
-
-
 class Index:
     """The lineage index of one store, as one writer keeps it.
 
@@ -37,7 +32,7 @@ class Index:
         #: complete | pending (complete, the mark not written yet) | missing | not kept,
         #: or unknown until :meth:`prepare` asks the store (not at start: a manager
         #: starts before its SPARQL server is reachable)
-        self.state = "unknown" if kept(store) else "not kept"
+        self.state = "unknown" if store.keeps_lineage_index else "not kept"
 
     def prepare(self) -> None:
         """Learn the index's state from the store, once, before this writer's first
@@ -102,7 +97,7 @@ class Index:
 def rebuild(store: Store, progress: Callable[[str], None] | None = None) -> None:
     """Build the whole index of ``store`` anew and mark it complete (a rebuild cut short
     leaves no mark: the questions walk)."""
-    for update in lineage_index.rebuild_updates():
+    for what, update in lineage_index.rebuild_updates():
         if progress is not None:
-            progress(update.split(" ", 1)[0].lower())
+            progress(what)
         store.update(update)

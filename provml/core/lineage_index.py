@@ -113,9 +113,8 @@ def upkeep(
     if not touched:
         return 0
     runs = 0
-    for relation, links, raw, model in _RELATIONS:
-        where = f"{_values('d', touched)} ?d {links}+ ?r . {raw}"
-        update(_insert(relation, where + (" ?d a provml:Model ." if model else "")))
+    for update_up in _up(_values("d", touched)):
+        update(update_up)
         runs += 1
     below: dict[bool, set[tuple[str, str]]] = {True: set(), False: set()}  # derived?
     text = (
@@ -161,16 +160,22 @@ MARK_UPDATE = f"INSERT DATA {{ GRAPH provml:lineageIndex {{ {MARK} }} }}"
 UNMARK_UPDATE = f"DELETE DATA {{ GRAPH provml:lineageIndex {{ {MARK} }} }}"
 
 
-def rebuild_updates() -> list[str]:
-    """The updates that build the whole index anew, then mark it complete (the mark is
-    written last: a rebuild cut short leaves no mark, and the questions walk)."""
+def _up(nodes: str) -> list[str]:
+    """For each relation, the update pairing the nodes ``?d`` (bound by ``nodes``, a
+    VALUES block, or every node when empty) with their raw ancestors."""
     return [
-        "DROP SILENT GRAPH provml:lineageIndex",
-        "INSERT { GRAPH provml:lineageIndex { ?d provml:descendsFrom ?r } } "
-        f"WHERE {{ ?d {_DERIVED}+ ?r . {_RAW_DERIVED} }}",
-        "INSERT { GRAPH provml:lineageIndex { ?d provml:modelDescendsFrom ?r } } "
-        f"WHERE {{ ?d a provml:Model . ?d {_DERIVED}+ ?r . {_RAW_DERIVED} }}",
-        "INSERT { GRAPH provml:lineageIndex { ?d provml:affectedBy ?r } } "
-        f"WHERE {{ ?d {_ANY}+ ?r . {_RAW_ANY} }}",
-        MARK_UPDATE,
+        _insert(
+            relation, f"{nodes} ?d {links}+ ?r . {raw}" + (" ?d a provml:Model ." if model else "")
+        )
+        for relation, links, raw, model in _RELATIONS
+    ]
+
+
+def rebuild_updates() -> list[tuple[str, str]]:
+    """(what, update) pairs that build the whole index anew, then mark it complete (the
+    mark is written last: a rebuild cut short leaves no mark, and the questions walk)."""
+    return [
+        ("dropping the old index", "DROP SILENT GRAPH provml:lineageIndex"),
+        *((f"writing provml:{r[0]}", text) for r, text in zip(_RELATIONS, _up(""), strict=True)),
+        ("marking it complete", MARK_UPDATE),
     ]
