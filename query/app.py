@@ -9,6 +9,7 @@ from flask import Flask
 
 from manager.store import Store, open_store
 from provml.web.app import make_app, mount
+from query import web
 from query.limits import Limits, Runner
 from query.routes import bp
 
@@ -20,6 +21,7 @@ def install(app: Flask, store: Store) -> Runner:
     app.extensions["provml.store"] = store
     app.extensions["provml.query_runner"] = runner
     mount(app, bp)
+    web.install(app)
     return runner
 
 

@@ -1,0 +1,17 @@
+"""The lineage browser, served by the query component: HTML pages (:mod:`query.web.pages`)
+and the JSON endpoints they read (:mod:`query.web.api`), both answered from the same
+named questions and records as the CLI and REST (docs/web.md)."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from provml.web.app import mount
+
+
+def install(app: Flask) -> None:
+    """The browser's pages and its JSON endpoints in ``app`` (the query routes' app)."""
+    from query.web import api, pages
+
+    mount(app, api.bp)
+    mount(app, pages.bp)
