@@ -76,10 +76,11 @@ def short(value: str | None, keep: int = 12) -> str:
 
 @bp.app_template_filter("runid")
 def runid(value: str | None) -> str:
-    """A run's UUID told apart from its neighbours' in a few characters: UUIDv7s made
-    in the same second share their start, so its first 8 and last 4 digits."""
+    """A run's UUID told apart from its neighbours' in a few characters: its session's
+    milliseconds (the first 12 digits: runs of the same minute share the first 8) and
+    its number in the session (the last digits)."""
     text = str(value or "")
-    return f"{text[:8]}…{text[-4:]}" if len(text) > 16 else text
+    return f"{text[:13]}…{text[-4:]}" if len(text) == 36 else text
 
 
 @bp.app_template_filter("ref")
@@ -219,11 +220,11 @@ def lineage_page() -> ResponseReturnValue:
     from query.web.lineage import lineage
 
     view = read(lambda st: lineage(st, node, direction, depth, fold))
-    labels = {n["id"]: n.get("label") or short(n["id"]) for n in view["nodes"]}
     return _page(
         "lineage.html",
         view=view,
-        labels=labels,
+        compact=shape.compact(view),
+        labels={n["id"]: n.get("label") or short(n["id"]) for n in view["nodes"]},
         node=node,
         direction=direction,
         depth=depth,

@@ -111,7 +111,9 @@ class Browser:
         height = self.driver.execute_script(
             "return Math.min(6000, document.documentElement.scrollHeight)"
         )
-        self.driver.set_window_size(1280, max(900, int(height)))
+        # the window is the page's height and the browser's own bar (~140 px, headless too)
+        self.driver.set_window_size(1280, max(900, int(height) + 140))
+        self.driver.execute_script("window.scrollTo(0, 0)")
         self.wait_ready()
         path = SCREENSHOTS / f"{name}.png"
         self.driver.save_screenshot(str(path))

@@ -17,11 +17,14 @@ PROVML = "https://provml.dev/ns#"
 
 
 def _edges(browser: Browser) -> list[tuple[str, str, str]]:
-    """The edges table, read at once (the page redraws it as the view changes)."""
+    """The edges table, read at once (the page redraws it as the view changes), each end
+    the node of the nodes table's row it names."""
     rows = browser.driver.execute_script("""
+        var ids = Array.from(document.querySelectorAll('#nodes tbody tr'))
+          .map(function (tr) { return tr.getAttribute('data-id'); });
         return Array.from(document.querySelectorAll('#edges tbody tr')).map(function (tr) {
-          return [tr.getAttribute('data-source'), tr.cells[1].textContent,
-                  tr.getAttribute('data-target')]; });""")  # fmt: skip
+          return [ids[+tr.getAttribute('data-s')], tr.cells[1].textContent,
+                  ids[+tr.getAttribute('data-t')]]; });""")  # fmt: skip
     return [tuple(r) for r in rows]
 
 
@@ -83,7 +86,7 @@ def test_a_node_expands(browser: Browser, site: Site) -> None:
         for tr in browser.all("#nodes tbody tr")
         if tr.find_elements("css selector", "td")[1].text == "activity"
     )
-    browser.css(f'#nodes button[data-select="{task}"]').click()
+    browser.css(f'#nodes tr[data-id="{task}"] button[data-select]').click()
     browser.css("#expand").click()
     browser.wait(lambda d: len(_nodes(browser)) > len(before))
     browser.wait_ready()
@@ -106,7 +109,7 @@ def test_a_fan_out_is_folded_and_pages(browser: Browser, site: Site) -> None:
     assert count >= 36
     drawn = len(_nodes(browser))
     assert drawn < 15  # not every use drawn
-    browser.css(f'#nodes button[data-select="{fold_id}"]').click()
+    browser.css(f'#nodes tr[data-id="{fold_id}"] button[data-select]').click()
     browser.css("#fold-open").click()
     browser.wait(lambda d: "Showing 1–10" in browser.css("#status").text)
     browser.wait_ready()
@@ -126,7 +129,7 @@ def test_selected_path_only(browser: Browser, site: Site) -> None:
     everything = set(_nodes(browser))
     train = f"https://provml.dev/id/data/sha256/{site.demo.train_sha256}"
     assert train in everything
-    browser.css(f'#nodes button[data-select="{train}"]').click()
+    browser.css(f'#nodes tr[data-id="{train}"] button[data-select]').click()
     browser.css("#path-only").click()
     browser.wait(lambda d: len(_nodes(browser)) < len(everything))
     path = set(_nodes(browser))

@@ -18,7 +18,7 @@
       elements.push({ data: { id: "e" + elements.length, source: e.from, target: e.to } });
     });
     var cy = window.cytoscape({
-      container: box, elements: elements,
+      container: box, elements: elements, maxZoom: 1.4,
       style: [
         { selector: "node", style: { shape: "round-rectangle", "background-color": "#9fb1fc",
           "border-width": 1, "border-color": "#3b4a80", label: "data(label)", "text-valign": "center",
