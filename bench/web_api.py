@@ -405,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs: status=failed": lambda: get("/api/v1/runs", status="failed"),
         "runs: lr range": lambda: get("/api/v1/runs", param="lr:0.01..0.1"),
         "runs: metric range": lambda: get("/api/v1/runs", metric="accuracy:0.9.."),
-        "runs: used raw file": lambda: get("/api/v1/runs", used=sha(f"raw-{rng.randrange(20)}")),
+        "runs: used raw file": lambda: get("/api/v1/runs", used=sha(f"raw-{rng.randrange(10)}")),
         "runs: sort -duration, page 20": lambda: get("/api/v1/runs", sort="-duration", offset=1000),
         "run page": lambda: get(f"/api/v1/runs/{rng.choice(all_ids)}"),
         "search: hash prefix": lambda: get(
@@ -418,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
             "/api/v1/lineage", node=sha(f"model-{rng.randrange(1, args.runs)}"), depth=2
         ),
         "lineage: raw file down depth 2": lambda: get(
-            "/api/v1/lineage", node=sha(f"raw-{rng.randrange(RAW)}"), direction="down", depth=2
+            "/api/v1/lineage", node=sha(f"raw-{rng.randrange(10)}"), direction="down", depth=2
         ),
         f"lineage: model used by {args.fanout:,} (fold)": lambda: get(
             "/api/v1/lineage", node=serving_model, direction="down", depth=2
