@@ -94,6 +94,7 @@ def ref(iri: str | None) -> str:
 
 
 bp.add_app_template_filter(shape.seconds, "seconds")
+bp.add_app_template_filter(shape.shown, "shown")
 bp.add_app_template_filter(shape.moment, "moment")
 
 

@@ -4,6 +4,7 @@ functions of those dicts, no store: the pages and the JSON cannot disagree."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -100,10 +101,12 @@ def _owner(metric: Mapping[str, Any], names: Mapping[str, str]) -> str:
 
 
 def _number(value: Any) -> float | None:
+    """A plottable number (``"NaN"``, ``"INF"``: not one)."""
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
         return None
+    return number if math.isfinite(number) else None
 
 
 def task_names(tasks: Iterable[Mapping[str, Any]]) -> dict[str, str]:
@@ -127,10 +130,10 @@ def compared(details: Sequence[Mapping[str, Any]], baseline: int) -> dict[str, A
         names = task_names(d.get("tasks", []))
         values: dict[tuple[str, str], str] = {}
         for key, value in (d.get("parameters") or {}).items():
-            values[("parameter", f"run · {key}")] = str(value)
+            values[("parameter", f"run · {key}")] = shown(value)
         for t in d.get("tasks", []):
             for key, value in (t.get("parameters") or {}).items():
-                values[("parameter", f"{names[str(t['execution'])]} · {key}")] = str(value)
+                values[("parameter", f"{names[str(t['execution'])]} · {key}")] = shown(value)
         last: dict[str, tuple[float, str]] = {}
         for m in d.get("metrics", []):
             key = f"{_owner(m, names)} · {m['name']}"
@@ -184,3 +187,10 @@ def compact(view: Mapping[str, Any]) -> dict[str, Any]:
              if e["source"] in at and e["target"] in at]  # fmt: skip
     return {"root": view["root"], "nodes": nodes, "edges": edges,
             "truncated": bool(view.get("truncated"))}  # fmt: skip
+
+
+def shown(value: Any) -> str:
+    """A captured value as the JSON shows it (``true``, not Python's ``True``)."""
+    if isinstance(value, bool) or value is None:
+        return "true" if value else ("false" if value is False else "null")
+    return str(value)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import requests
 
-from tests.web.conftest import Browser, assert_readable
+from tests.web.conftest import Browser, assert_readable, tab_through
 from tests.web.site import FANOUT, Site
 
 
@@ -103,3 +103,13 @@ def test_what_is_not_there_is_a_page_for_a_browser_and_json_for_the_api(
     assert api.status_code == 404 and api.json()["error"] == "not_found"
     other = requests.get(site.url + "/no/such/page", timeout=10)
     assert other.status_code == 404 and other.json()["error"] == "not_found"
+
+
+def test_the_keyboard_reaches_a_record_s_links(browser: Browser, site: Site) -> None:
+    browser.open(f"/models/{site.demo.model_sha256}")
+    seen = tab_through(browser, 25)
+    assert "site-search" in [s["id"] for s in seen]
+    links = [s["href"] or "" for s in seen if s["tag"] == "A"]
+    assert any("/lineage?" in h for h in links) and any("/datasets/" in h for h in links)
+    invisible = [s for s in seen if not s["visible"]]
+    assert not invisible, f"focus not visible on {invisible[:5]}"
