@@ -5,6 +5,8 @@ waitress on a free port, over an embedded on-disk store, filled by capture_lib:
   experiment, one of which failed, a fine-tuned model, a serving workflow whose feature
   code changed), captured in disk mode and loaded through the manager;
 - the scikit-learn demo (examples/sklearn_demo.py), captured over HTTP;
+- the W3C PROV primer's example (a document nobody here wrote), imported through the
+  manager's import path, when the shared corpus is there;
 - a small hand-made workflow, over HTTP: an ETL whose last step fails with an error,
   with a metric logged per epoch, and a serving run making :data:`FANOUT` predictions
   with the demo's model (a fan-out the lineage view folds).
@@ -26,10 +28,13 @@ from provml.core.wire import parse_batch
 from provml.offline import expand, read_lines
 from provml.server import build_app, store_url
 from tests.cli.conftest import LiveServer
+from tests.conftest import CORPUS
 from tests.query import scenario
 
 #: predictions the serving run makes with the demo's model (over the fold of 10 used)
 FANOUT = 36
+#: the PROV primer's example (PROV-N), from the PROV toolbox's validation suite
+PRIMER = CORPUS / "provtoolbox" / "validation" / "primer.provn"
 #: the runs in the store once everything is loaded
 RUNS = 8 + 1 + 2
 
@@ -96,6 +101,9 @@ def build(tmp: Path) -> Site:
         (tmp / "scenario").mkdir()
         story = scenario.build(tmp / "scenario")
         _load_logs(app, story.logs)
+        if PRIMER.exists():
+            manager: Manager = app.extensions["provml.manager"]
+            manager.import_document(PRIMER.read_bytes(), "provn", None)
         cl.init(url=server.url, mode="http", path=str(tmp / "spool"), user="dana")
         demo = sklearn_demo.run(str(tmp / "demo"), predictions=3)
         site = Site(server=server, url=server.url, scenario=story, demo=demo)

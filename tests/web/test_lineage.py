@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from tests.web.conftest import Browser, assert_readable, tab_through
-from tests.web.site import Site
+from tests.web.site import PRIMER, Site
 
 PROV = "http://www.w3.org/ns/prov#"
 PROVML = "https://provml.dev/ns#"
@@ -180,3 +180,22 @@ def test_the_keyboard_reaches_the_controls_and_the_nodes(browser: Browser, site:
     invisible = [s for s in seen if not s["visible"]]
     assert not invisible, f"focus not visible on {invisible[:5]}"
     assert_readable(browser)
+
+
+@pytest.mark.skipif(not PRIMER.exists(), reason=f"the shared corpus is not there ({PRIMER})")
+def test_the_prov_primer_is_drawn_as_prov_draws_it(browser: Browser, site: Site) -> None:
+    """A document nobody here wrote: the primer's chart, up to where its data came from,
+    its agents orange, its activities blue, every edge one of the document's."""
+    ex = "http://example/"
+    browser.open("/lineage?node=" + quote(ex + "chart2") + "&direction=up&depth=5",
+                 shot="lineage-primer")  # fmt: skip
+    assert {n[len(ex):] for n in _nodes(browser)} == {
+        "chart2", "dataSet2", "compile2", "correct", "dataSet1"}  # fmt: skip
+    assert (ex + "dataSet2", "wasGeneratedBy", ex + "correct") in _edges(browser)
+    assert_all_real(site, _edges(browser))
+    browser.open("/lineage?node=" + quote(ex + "derek") + "&direction=both&depth=1")
+    shapes = browser.driver.execute_script(
+        "return provmlCy.nodes().map(function (n) { return [n.id(), n.style('shape')]; })"
+    )
+    assert dict(shapes)[ex + "derek"] == "pentagon"
+    assert_all_real(site, _edges(browser))

@@ -191,7 +191,7 @@
       actions.appendChild(button(page ? "Next page" : "Open", function () { openFold(node); }, "fold-open"));
     } else {
       actions.appendChild(button(expanded[d.id] ? "Expanded" : "Expand", function () { expand(node); }, "expand"));
-      if (d.url) actions.appendChild(P.el("a", { href: P.root + d.url, text: "record" }));
+      if (d.url && d.url.indexOf("/lineage") !== 0) actions.appendChild(P.el("a", { href: P.root + d.url, text: "record" }));
       actions.appendChild(P.el("a", { href: P.root + "/lineage?node=" + encodeURIComponent(d.id) +
         "&direction=" + direction + "&depth=" + start.depth, text: "as root" }));
     }
