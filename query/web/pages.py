@@ -11,29 +11,26 @@ under a path prefix."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, render_template, request, url_for
+from flask import Blueprint, Response, render_template, request, send_from_directory, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import NotFound as RouteNotFound
 
 from provml import __version__
 from provml.core.errors import NotFound, ProvmlError, ValidationError
 from provml.web import audit
-from provml.web.app import requires
+from provml.web.app import OPEN, requires
 from provml.web.auth import READ
 from query.limits import GuardedStore
 from query.records import dataset_record, model_record, rows
 from query.routes import run as read
 from query.web import shape
 
-bp = Blueprint(
-    "query_web_pages",
-    __name__,
-    template_folder="templates",
-    static_folder="static",
-    static_url_path="/assets",
-)
+bp = Blueprint("query_web_pages", __name__, template_folder="templates")
+#: the pages' stylesheet, scripts and vendored libraries, served at /assets/
+STATIC = Path(__file__).with_name("static")
 
 #: the PROV formats a lineage view exports to (``/api/v1/export``'s names and labels)
 EXPORTS = (("provn", "PROV-N"), ("provjson", "PROV-JSON"), ("provxml", "PROV-XML"),
@@ -47,6 +44,13 @@ DIRECTIONS = ("up", "down", "both")
 
 def _html(template: str, status: int = 200, **context: Any) -> str:
     return render_template(template, version=__version__, status=status, **context)
+
+
+@bp.get("/assets/<path:filename>")
+@requires(OPEN)  # no secret in them, and a sign-in page needs its stylesheet
+def static(filename: str) -> ResponseReturnValue:
+    """A file of ``static/``: the stylesheet, the scripts, the vendored libraries."""
+    return send_from_directory(STATIC, filename, max_age=3600)
 
 
 def _page(template: str, status: int = 200, **context: Any) -> ResponseReturnValue:

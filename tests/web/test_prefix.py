@@ -57,3 +57,23 @@ def test_a_page_error_is_html_and_an_api_error_json(client: FlaskClient) -> None
     assert missing.status_code == 404 and missing.json["error"] == "not_found"
     nowhere = client.get("/nowhere")  # no Accept: not a browser
     assert nowhere.status_code == 404 and nowhere.json["error"] == "not_found"
+
+
+def test_with_tokens_the_pages_need_one_and_their_assets_do_not(tmp_path: Path) -> None:
+    """The stylesheet and scripts are open (a sign-in page needs them); a page needs a
+    token with the read scope, as the JSON it is made from does."""
+    from provml.web import auth
+
+    token = "r" * 32
+    app = build_app(store="memory:", queue_dir=str(tmp_path / "queue"),
+                    tokens=auth.load(env_value=f"{token} read reader"))  # fmt: skip
+    try:
+        client = app.test_client()
+        for asset in ("/assets/css/site.css", "/assets/vendor/VENDORED.md"):
+            with client.get(asset) as resp:  # a file's stream: closed
+                assert resp.status_code == 200, asset
+        assert client.get("/search", headers={"Accept": "text/html"}).status_code == 401
+        page = client.get("/search", headers={"Authorization": f"Bearer {token}"})
+        assert page.status_code == 200 and page.mimetype == "text/html"
+    finally:
+        close_app(app, timeout=5)
