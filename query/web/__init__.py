@@ -11,7 +11,10 @@ from provml.web.app import mount
 
 def install(app: Flask) -> None:
     """The browser's pages and its JSON endpoints in ``app`` (the query routes' app)."""
-    from query.web import api, pages
+    from provml.web.app import SIGNIN
+    from query.web import api, pages, signin
 
     mount(app, api.bp)
     mount(app, pages.bp)
+    mount(app, signin.bp)
+    app.extensions[SIGNIN] = "query_web_signin.signin"
