@@ -66,14 +66,14 @@ SELECT DISTINCT ?n ?name WHERE {{
   FILTER(CONTAINS(LCASE(STR(?name)), {q}))
 }} ORDER BY ?name LIMIT {limit}
 """
-#: tasks by name: the latest execution of each task name that matches
+#: tasks by name: the task of each workflow (its plan: one however often it ran)
 _TASKS = """
-SELECT ?name (MAX(?n) AS ?latest) (COUNT(?n) AS ?runs) WHERE {{
-  ?n provml:name ?name .
+SELECT ?plan ?name ?workflow WHERE {{
+  ?flow provml:hasTransformation ?plan .
+  ?plan provml:name ?name .
   FILTER(CONTAINS(LCASE(STR(?name)), {q}))
-  FILTER EXISTS {{ ?n a provml:DataTransformationExecution }}
-  FILTER NOT EXISTS {{ ?n a provml:LearningStageSectionExecution }}
-}} GROUP BY ?name ORDER BY ?name LIMIT {limit}
+  ?flow provml:name ?workflow .
+}} ORDER BY ?name ?workflow LIMIT {limit}
 """
 #: data by what a run called it (its use or generation's name), or an imported node's label
 _NAMED = """
@@ -195,7 +195,8 @@ def _by_user(store: Any, q: str, most: int, add: Any) -> None:
 
 def _by_name(store: Any, q: str, most: int, add: Any) -> None:
     for r in select(store, _TASKS.format(q=text(q.lower()), limit=most)):
-        add(r["latest"], "task", r["name"], "name", runs=int(r["runs"]))
+        link = "/?workflow=" + quote(r["workflow"], safe="")
+        add(r["plan"], "task", r["name"], "name", link=link, workflow=r["workflow"])
     for r in select(store, _NAMED.format(q=text(q.lower()), type=_type_of("?n"), limit=most)):
         add(r["n"], _kind(r.get("t", "")), r["name"], "name", r.get("sha"))
 

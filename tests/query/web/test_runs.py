@@ -242,3 +242,16 @@ def test_the_demo(tmp_path: Path) -> None:
     assert all(sorted(d["kind"] for d in t["used"]) == ["model", "value"] for t in predict)
     hyper = _runs(client, param="epochs:4..4")
     assert hyper["total"] == 1 and _runs(client, param="epochs:5..")["total"] == 0
+
+
+def test_a_run_with_many_tasks_lists_the_first(
+    client: FlaskClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from query.web import runs as runs_view
+
+    monkeypatch.setattr(runs_view, "MAX_TASKS", 2)
+    body = client.get("/api/v1/runs/" + world.runs["alice-2"]).json
+    assert [t["name"] for t in body["tasks"]] == ["clean", "train"] and body["moreTasks"] is True
+    assert len(body["edges"]) == 1  # clean → train: the listed tasks' DAG
+    monkeypatch.setattr(runs_view, "MAX_TASKS", 3)
+    assert client.get("/api/v1/runs/" + world.runs["alice-2"]).json["moreTasks"] is False

@@ -39,7 +39,10 @@ def test_by_workflow_and_user(client: FlaskClient) -> None:
 
 def test_by_name_and_path(client: FlaskClient, world: World) -> None:
     tasks = [h for h in find(client, "train") if h["kind"] == "task"]
-    assert [(h["label"], h["match"], h["runs"]) for h in tasks] == [("train", "name", 3)]
+    assert [(h["label"], h["match"], h["workflow"]) for h in tasks] == [
+        ("train", "name", "pipeline")
+    ]
+    assert tasks[0]["url"] == "/?workflow=pipeline"
     paths = [h for h in find(client, "alice-2/model") if h["match"] == "path"]
     assert [h["id"] for h in paths] == [world.iri("alice-2-model")]
     assert paths[0]["kind"] == "model" and paths[0]["label"].endswith("alice-2/model.pkl")
