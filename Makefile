@@ -32,6 +32,9 @@ $(VENV)/.dev-stamp: pyproject.toml
 	# Virtuoso open source, for the store contract tests (a Debian package)
 	command -v virtuoso-t >/dev/null || { apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q virtuoso-opensource-7-bin; }
+	# Chromium and its WebDriver, for the lineage browser's tests in a real browser (tests/web)
+	command -v chromedriver >/dev/null || { apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; }
 	# docker-compose (Debian's, without the Docker engine it recommends): the deploy tests
 	# check docker-compose.yml with `docker-compose config`, which needs no engine
 	command -v docker-compose >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive \
