@@ -8,6 +8,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, make_response, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
+from provml import __version__
 from provml.web import audit
 from provml.web.app import OPEN, SESSION_COOKIE, requires
 from provml.web.auth import READ
@@ -29,7 +30,9 @@ def _next() -> str:
 
 
 def _form(message: str | None, status: int) -> ResponseReturnValue:
-    response = make_response(render_template("signin.html", message=message, next=_next()), status)
+    response = make_response(
+        render_template("signin.html", message=message, next=_next(), version=__version__), status
+    )
     response.headers["Cache-Control"] = "no-store"
     return response
 
