@@ -148,7 +148,7 @@ def serve(app: Flask, host: str, port: int, *, threads: int = 8, ready: Any = No
         raise ConfigError(f"cannot listen on {host}:{port}: {why}{hint}") from None
     guard(server, app)
     bound_port = server.effective_port  # type: ignore[union-attr]
-    url = f"http://{display_host(host)}:{bound_port}"
+    url = f"http://{display_host(host)}:{bound_port}{config.URL_PREFIX.of(app.config)}"
 
     def stop(signum: int, frame: Any) -> None:
         # waitress's run() treats KeyboardInterrupt as "finish in-flight requests, stop"

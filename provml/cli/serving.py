@@ -172,6 +172,7 @@ def serve(
         if store is not None:
             click.echo(f"  store:           {store.describe()}")
         if "query" in wanted:
+            click.echo(f"  browser:         {url}/")
             click.echo(f"  SPARQL endpoint: {url}/sparql")
         if "tracker" in wanted:
             click.echo(f"  capture with:    PROVML_URL={url}")
@@ -184,7 +185,7 @@ def serve(
             click.echo(f"  audit log:       {audit.path}")
         if run_demo:
             _demo_and_report(url, os.path.join(data_dir, "demo"), config.TOKEN.get(), again=False)
-            click.echo(f"\nSPARQL endpoint: {url}/sparql   (Ctrl-C to stop)")
+            click.echo(f"\nOpen {url}/ in a browser to see the runs   (Ctrl-C to stop)")
         sys.stdout.flush()
 
     try:
@@ -269,6 +270,10 @@ def _demo_report(url: str, token: str | None, run: Any) -> None:
             click.echo(f"\nWhich model made the prediction {run.predictions[0]}?")
             prediction = {"prediction": run.predictions[0]}
             click.echo(_ask_table(service, "prediction-model", prediction))
+    click.echo(
+        f"\nIn the browser: the model {url}/models/{run.model_sha256}\n"
+        f"                its lineage {url}/lineage?node={run.model_sha256}&direction=up"
+    )
 
 
 def _ask_table(service: ProvmlClient, name: str, params: dict[str, str]) -> str:

@@ -275,6 +275,28 @@ MAX_CONNECTIONS = Setting(
     "connections the server holds at once (idle ones included); more wait to be accepted",
 )
 
+
+def _url_prefix(raw: str) -> str:
+    """A path under which a reverse proxy serves provml: ``/provml`` (a leading ``/``,
+    no trailing one, no query or fragment)."""
+    prefix = "/" + raw.strip().strip("/")
+    if prefix == "/":
+        return ""
+    if any(c in prefix for c in "?#\\ ") or "//" in prefix:
+        raise ValueError(raw)
+    return prefix
+
+
+_url_prefix.wanted = "a path such as /provml"  # type: ignore[attr-defined]
+
+URL_PREFIX = Setting(
+    "PROVML_URL_PREFIX",
+    "",
+    _url_prefix,
+    "the path under which a reverse proxy serves provml (e.g. /provml, the proxy passing "
+    "the path on as it is): every route and every link of the web pages starts with it",
+)
+
 ALL: tuple[Setting[Any], ...] = tuple(_REGISTRY)
 #: what the services read (into ``app.config``, when their app is made)
 SERVER: tuple[Setting[Any], ...] = (
@@ -292,4 +314,5 @@ SERVER: tuple[Setting[Any], ...] = (
     HEADER_TIMEOUT,
     IDLE_TIMEOUT,
     MAX_CONNECTIONS,
+    URL_PREFIX,
 )

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
@@ -35,6 +35,14 @@ ANONYMOUS = "anonymous"
 _SCOPE = "provml_scope"
 #: a view open to anyone (the health checks)
 OPEN = None
+#: the cookie the browser's sign-in page sets (query.web.signin): a token, sent back by
+#: the browser and taken in place of an Authorization header for reading (GET and HEAD
+#: of a ``read`` route) only; HttpOnly, SameSite=Strict
+SESSION_COOKIE = "provml_session"
+#: the attribute :func:`page` sets: a browser's page, sent to sign in when it has no token
+_PAGE = "provml_page"
+#: ``app.extensions`` key: the endpoint of the sign-in page, if the app has one
+SIGNIN = "provml.signin"
 
 V = TypeVar("V", bound=Callable[..., Any])
 
@@ -47,6 +55,14 @@ def requires(scope: str | None) -> Callable[[V], V]:
         return view
 
     return mark
+
+
+def page(view: V) -> V:
+    """Mark a view as one of the browser's pages: it needs ``read``, and a request without
+    a token is sent to the sign-in page (when the app has one) rather than answered 401."""
+    setattr(view, _SCOPE, READ)
+    setattr(view, _PAGE, True)
+    return view
 
 
 def required_scope(endpoint: str) -> str | None:
@@ -159,8 +175,16 @@ def _authorize() -> ResponseReturnValue | None:
     scope = required_scope(endpoint) if endpoint else None
     if endpoint and scope is None:
         return None
-    token = credentials(request.headers.get("Authorization"))
+    header = request.headers.get("Authorization")
+    token = credentials(header)
+    # the sign-in cookie stands for a token only where a page may read: GET or HEAD of a
+    # read route, and never beside an Authorization header
+    by_cookie = header is None and scope == READ and request.method in ("GET", "HEAD")
+    if by_cookie:
+        token = request.cookies.get(SESSION_COOKIE) or None
     if token is None:
+        if endpoint and _is_page(endpoint):
+            return _to_signin("unauthorized", scope)
         return _denied(
             401,
             "unauthorized",
@@ -169,7 +193,11 @@ def _authorize() -> ResponseReturnValue | None:
         )
     identity = tokens.check(token)
     del token
+    if identity is not None and by_cookie and not identity.allows(READ):
+        identity = None  # a cookie holding a token that may not read: as no token
     if identity is None:
+        if by_cookie and endpoint and _is_page(endpoint):
+            return _to_signin("invalid_token", scope)
         return _denied(
             401,
             "invalid_token",
@@ -177,7 +205,7 @@ def _authorize() -> ResponseReturnValue | None:
             'Bearer realm="provml", error="invalid_token"',
         )
     g.provml_who = identity.name
-    g.provml_admin = identity.allows("admin")
+    g.provml_admin = identity.allows("admin") and not by_cookie
     if scope is None or identity.allows(scope):  # no route: let routing say 404 or 405
         return None
     return _denied(
@@ -187,6 +215,23 @@ def _authorize() -> ResponseReturnValue | None:
         f'Bearer realm="provml", error="insufficient_scope", scope="{scope}"',
         scope=scope,
     )
+
+
+def _is_page(endpoint: str) -> bool:
+    return bool(getattr(current_app.view_functions.get(endpoint), _PAGE, False))
+
+
+def _to_signin(reason: str, scope: str | None) -> ResponseReturnValue:
+    """A page reached without a (valid) token: to the sign-in page (303), which comes back
+    here once signed in; an app without one answers 401."""
+    signin = current_app.extensions.get(SIGNIN)
+    if signin is None:
+        return _denied(401, reason, "this page needs a read token", 'Bearer realm="provml"')
+    audit.denied(reason, scope)
+    response = redirect(url_for(signin, next=request.full_path.rstrip("?")), code=303)
+    if reason == "invalid_token":  # revoked, or never valid: forget it
+        response.delete_cookie(SESSION_COOKIE, path=request.script_root or "/")
+    return response
 
 
 def _denied(

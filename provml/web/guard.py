@@ -60,19 +60,29 @@ def _too_large(limit: int) -> JsonError:
 
 def server_options(settings: Mapping[str, Any]) -> dict[str, Any]:
     """waitress settings from the PROVML_* ones (an app's config)."""
-    return {
+    options: dict[str, Any] = {
         # waitress refuses a body of this size or more: one byte over the limit
         "max_request_body_size": config.MAX_REQUEST_BYTES.of(settings) + 1,
         "connection_limit": config.MAX_CONNECTIONS.of(settings),
         "channel_timeout": config.IDLE_TIMEOUT.of(settings),
         "cleanup_interval": CLEANUP_INTERVAL,
     }
+    if prefix := config.URL_PREFIX.of(settings):  # routes under it (SCRIPT_NAME), and links
+        options["url_prefix"] = prefix
+    return options
+
+
+#: the paths whose small form bodies are read without a token: signing in sends the
+#: token in the form (query.web.signin); at most this many bytes, with a length given
+OPEN_FORMS = ("/signin", "/signout")
+OPEN_FORM_BYTES = 8 * 1024
 
 
 def guard(server: Any, app: Any) -> None:
     """Install the checks on a waitress server made by ``create_server`` for ``app``."""
     limit = config.MAX_REQUEST_BYTES.of(app.config)
     header_timeout = config.HEADER_TIMEOUT.of(app.config)
+    prefix = config.URL_PREFIX.of(app.config)
 
     class Parser(HTTPRequestParser):
         remote = ""
@@ -95,6 +105,17 @@ def guard(server: Any, app: Any) -> None:
                 self._check_sender()
             return consumed
 
+        def _open_form(self) -> bool:
+            """A sign-in form: one of :data:`OPEN_FORMS`, its length given and small."""
+            path = str(getattr(self, "path", ""))
+            if prefix and path.startswith(prefix + "/"):
+                path = path[len(prefix) :]
+            return (
+                path in OPEN_FORMS
+                and not self.chunked
+                and 0 < self.content_length <= OPEN_FORM_BYTES
+            )
+
         def _check_sender(self) -> None:
             """A body follows: refuse it unread if its sender has no valid token."""
             tokens = app.extensions.get("provml.auth")
@@ -102,6 +123,8 @@ def guard(server: Any, app: Any) -> None:
                 return
             token = credentials(self.headers.get("AUTHORIZATION"))
             if token is not None and tokens.check(token) is not None:
+                return
+            if token is None and self._open_form():
                 return
             self.error = JsonError(
                 401,

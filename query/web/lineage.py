@@ -72,7 +72,7 @@ _TYPES: tuple[tuple[str, str, tuple[str, ...], bool], ...] = (
 KIND = {name: kind for name, kind, _, _ in _TYPES}
 
 
-def _type_of(var: str) -> str:
+def type_of(var: str) -> str:
     """The SPARQL expression of the type (:data:`_TYPES`) of the node in ``var``, by
     asking for each class in turn (for a few nodes: search results)."""
     expr = '""'
@@ -409,14 +409,17 @@ def _short(value: str, most: int = 80) -> str:
     return value if len(value) <= most else value[: most - 1] + "…"
 
 
+#: a page of a fold's nodes, in the store's own order (no ORDER BY: the page streams,
+#: typing only the rows up to it; sorting 48,000 typed neighbours took 9 s, measured)
 _PAGE = (
     """
 SELECT ?y WHERE {{
-  """
-    + _TYPED
-    + """
-  FILTER(?t = {type})
-}} ORDER BY ?y LIMIT {limit} OFFSET {offset}
+  VALUES (?x ?p) {{ {pairs} }}
+  {pattern} FILTER(isIRI(?y))
+  FILTER("""
+    + _braced(type_of("?y"))
+    + """ = {type})
+}} LIMIT {limit} OFFSET {offset}
 """
 )
 

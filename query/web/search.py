@@ -16,7 +16,7 @@ from provml.core.errors import ValidationError
 from provml.core.ids import ref_iri
 from provml.core.vocab import ID_BASE
 from query.web.common import EXEC, iri, local, run_id, select, text, url
-from query.web.lineage import _type_of
+from query.web.lineage import type_of
 
 DEFAULT_LIMIT, MAX_LIMIT = 20, 200
 #: the shortest hash prefix searched for (a prefix that short matches many: a list)
@@ -154,7 +154,7 @@ def _by_iri(store: Any, q: str, most: int, add: Any) -> None:
         node = iri(ref_iri(q, data=False))
     except (ValueError, ValidationError):
         return
-    for r in select(store, _IRI.format(node=node, type=_type_of("?n"))):
+    for r in select(store, _IRI.format(node=node, type=type_of("?n"))):
         add(r["n"], _kind(r.get("t", "")), local(r["n"]), "iri")
 
 
@@ -169,7 +169,7 @@ def _by_hash(store: Any, q: str, most: int, add: Any) -> None:
     match = _HEX.fullmatch(q)
     if match is None:
         return
-    query = _HASH.format(prefix=text(match.group(1).lower()), type=_type_of("?n"), limit=most)
+    query = _HASH.format(prefix=text(match.group(1).lower()), type=type_of("?n"), limit=most)
     for r in select(store, query):
         add(r["n"], _kind(r.get("t", "")), r["sha"][:12], "hash", r["sha"])
 
@@ -197,10 +197,10 @@ def _by_name(store: Any, q: str, most: int, add: Any) -> None:
     for r in select(store, _TASKS.format(q=text(q.lower()), limit=most)):
         link = "/?workflow=" + quote(r["workflow"], safe="")
         add(r["plan"], "task", r["name"], "name", link=link, workflow=r["workflow"])
-    for r in select(store, _NAMED.format(q=text(q.lower()), type=_type_of("?n"), limit=most)):
+    for r in select(store, _NAMED.format(q=text(q.lower()), type=type_of("?n"), limit=most)):
         add(r["n"], _kind(r.get("t", "")), r["name"], "name", r.get("sha"))
 
 
 def _by_path(store: Any, q: str, most: int, add: Any) -> None:
-    for r in select(store, _PATHS.format(q=text(q.lower()), type=_type_of("?n"), limit=most)):
+    for r in select(store, _PATHS.format(q=text(q.lower()), type=type_of("?n"), limit=most)):
         add(r["n"], _kind(r.get("t", "")), r["path"], "path", r.get("sha"))

@@ -188,6 +188,11 @@ def test_ranks_of_one_batch_job_join_one_run() -> None:
     )
     assert len(rows) == 2 and len({r["run"] for r in rows}) == 1
     assert {r["rank"] for r in rows} == {"0", "1"} and {r["commit"] for r in rows} == {"abc123"}
+    # runs-history lists each rank (the node joining them is no run of its own)
+    from query import questions
+
+    history = select(store, questions.get("runs-history").text({"workflow": "train"}))
+    assert [r["user"] for r in history if "user" in r] == [] and len(history) == 2
 
 
 def test_older_captures_of_unreadable_files_are_missing_data_not_content() -> None:

@@ -60,8 +60,9 @@ def test_a_page_error_is_html_and_an_api_error_json(client: FlaskClient) -> None
 
 
 def test_with_tokens_the_pages_need_one_and_their_assets_do_not(tmp_path: Path) -> None:
-    """The stylesheet and scripts are open (a sign-in page needs them); a page needs a
-    token with the read scope, as the JSON it is made from does."""
+    """The stylesheet and scripts are open (the sign-in page needs them); a page needs a
+    token with the read scope, as the JSON it is made from does (without one a browser
+    is sent to sign in)."""
     from provml.web import auth
 
     token = "r" * 32
@@ -72,7 +73,8 @@ def test_with_tokens_the_pages_need_one_and_their_assets_do_not(tmp_path: Path) 
         for asset in ("/assets/css/site.css", "/assets/vendor/VENDORED.md"):
             with client.get(asset) as resp:  # a file's stream: closed
                 assert resp.status_code == 200, asset
-        assert client.get("/search", headers={"Accept": "text/html"}).status_code == 401
+        away = client.get("/search", headers={"Accept": "text/html"})
+        assert away.status_code == 303 and "/signin" in away.headers["Location"]
         page = client.get("/search", headers={"Authorization": f"Bearer {token}"})
         assert page.status_code == 200 and page.mimetype == "text/html"
     finally:

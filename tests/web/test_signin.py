@@ -1,0 +1,72 @@
+"""Signing in with a real browser (docs/web.md, "Signing in"): a page opened without a
+token goes to the sign-in page; a wrong token is said so; a read token brings the
+browser back to the page it asked for, in a cookie no script of the page can read."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from provml.server import build_app, store_url
+from provml.web.auth import Tokens, parse
+from tests.cli.conftest import LiveServer
+from tests.web.conftest import Browser, assert_readable
+
+READ = "read-" + "k3Jq9Vx2Lm8Rt5Wz1Np4Hs7Dc0Fg6Yb"
+CAPTURE = "cap-" + "u7Ei2Oa9Qw3Zx5Cv8Bn1Ml4Kj6Hg0Tr"
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
+    tmp: Path = tmp_path_factory.mktemp("signin")
+    tokens = Tokens(parse(f"{READ} read reader\n{CAPTURE} capture bot\n", "test"))
+    app = build_app(store=store_url(str(tmp / "data")), queue_dir=str(tmp / "q"), tokens=tokens)
+    server = LiveServer(app)
+    yield SimpleNamespace(url=server.url, server=server)
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(guarded: SimpleNamespace) -> Iterator[Browser]:
+    b = Browser(guarded)  # type: ignore[arg-type]
+    yield b
+    b.quit()
+
+
+def _sign_in(browser: Browser, token: str) -> None:
+    field = browser.css("#token")
+    field.clear()
+    field.send_keys(token)
+    browser.css("form button[type=submit]").click()
+    browser.wait(lambda d: d.execute_script("return document.readyState") == "complete")
+
+
+def test_a_page_without_a_token_goes_to_sign_in_and_back(browser: Browser) -> None:
+    browser.open("/search?q=train")
+    assert "/signin" in browser.driver.current_url
+    assert browser.css("h1").text == "Sign in"
+    assert browser.driver.switch_to.active_element.get_attribute("id") == "token"
+    assert_readable(browser)
+    browser.screenshot("signin")
+    _sign_in(browser, "not-a-token")
+    assert "not valid" in browser.css("[role=alert]").text
+    _sign_in(browser, CAPTURE)  # may capture, may not read
+    assert "read scope" in browser.css("[role=alert]").text
+    browser.errors()  # the 401 and 403 answers of the form are logged as failed loads
+    _sign_in(browser, READ)
+    browser.wait(lambda d: "/search" in d.current_url)
+    assert "q=train" in browser.driver.current_url
+    # the cookie is HttpOnly: no script of the page sees the token
+    assert READ not in browser.driver.execute_script("return document.cookie")
+    browser.open("/")
+    assert "/signin" not in browser.driver.current_url
+    assert browser.css("h1").text
+
+
+def test_sign_out_asks_again(browser: Browser) -> None:
+    browser.driver.delete_all_cookies()
+    browser.open("/")
+    assert "/signin" in browser.driver.current_url
