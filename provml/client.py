@@ -208,6 +208,20 @@ class ProvmlClient:
         of one, or an IRI."""
         return self._json(self._get_json(f"/api/v1/{kind}s/{quote(ref, safe='')}", {}))
 
+    def report(self, run: str) -> str:
+        """A run's report: one self-contained HTML page (``GET /report?run=``)."""
+        resp = self._send("GET", "/report", DOCUMENT_TIMEOUT, params={"run": run})
+        if resp.status_code >= 400:
+            raise self._refused(resp)
+        if not resp.headers.get("Content-Type", "").startswith("text/html"):
+            raise ClientError(
+                f"{resp.url} did not answer with an HTML page (is it a provml service?)",
+                url=str(resp.url),
+                status_code=resp.status_code,
+                text=resp.text[:500],
+            )
+        return str(resp.text)
+
     def post_batch(self, data: bytes, route: str = BATCHES) -> dict[str, Any]:
         """Send one batch (a line of a capture log) as it is; the tracker's answer."""
         resp = self._send(

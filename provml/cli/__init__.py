@@ -2,7 +2,7 @@
 
 The commands live by job: :mod:`~provml.cli.serving` (serve, demo),
 :mod:`~provml.cli.records` (query, ask, model, dataset), :mod:`~provml.cli.loading`
-(ingest, compact, import), :mod:`~provml.cli.exporting` (export) and
+(ingest, compact, import), :mod:`~provml.cli.exporting` (export, report) and
 :mod:`~provml.cli.admin` (config, token); :mod:`~provml.cli.common` holds their shared
 options. They talk to a server through :mod:`provml.client`.
 """
@@ -46,6 +46,7 @@ for _command in (
     loading.reindex,
     loading.import_,
     exporting.export,
+    exporting.report,
     admin.show_config,
     admin.token,
 ):

@@ -127,3 +127,78 @@ def _local_export(
         quads = ex.collect(store, scope, ident)
         done = ex.export(quads, fmt, strict=strict, prefixes=ex.declared_prefixes(store))
     return done.data, done.unexpressed, done.sample
+
+
+@click.command()
+@click.option(
+    "--run",
+    "run",
+    required=True,
+    help="The workflow run: its UUID, a unique prefix of it, or its IRI (the first column "
+    "of `provml ask runs`).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="The HTML file to write (default: provml-report-<run>.html).",
+)
+@url_option("URL of the query service (or of `provml serve`).")
+@click.option(
+    "--data-dir",
+    default=None,
+    help="Read an embedded store directly instead of a server (it must not be in use by "
+    "a running server).",
+)
+@token_option
+def report(run: str, output: str | None, url: str, data_dir: str | None, token: str | None) -> None:
+    """Write one run's report: a single self-contained HTML file (the run's tasks as a
+    graph and a timeline, parameters, metrics as plots, environment, failures, what it
+    used and made), with every script, style and datum inside, so that it opens without
+    a server, to attach to a review or an audit.
+
+    \b
+    provml report --run 0193a7c2 -o review.html
+    provml report --run 0193a7c2 --data-dir provml-data
+    """
+    if data_dir:
+        page = _local_report(data_dir, run)
+    else:
+        from provml.client import ClientError
+
+        try:
+            with http_client(url, token) as service:
+                page = service.report(run)
+        except ClientError as exc:
+            if exc.unreachable:
+                raise click.ClickException(
+                    f"cannot reach the query service at {url}: {exc.reason}"
+                ) from None
+            raise click.ClickException(refusal_text(exc)) from None
+    path = output or f"provml-report-{run.rsplit('/', 1)[-1][:36]}.html"
+    data = page.encode("utf-8")
+    try:
+        with open(path, "wb") as f:
+            f.write(data)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from None
+    click.echo(f"wrote {path} ({len(data) / 1024:.0f} KiB, self-contained: open it in a browser)")
+
+
+def _local_report(data_dir: str, run: str) -> str:
+    """The report as the query service makes it, from the embedded store, no server."""
+    import json
+
+    from query.app import create_app
+
+    with local_store(data_dir) as store:
+        app = create_app({"store": store, "PROVML_QUERY_WORKERS": 0})
+        resp = app.test_client().get("/report", query_string={"run": run})
+        if resp.status_code >= 400:
+            try:
+                message = json.loads(resp.get_data(as_text=True))["message"]
+            except (ValueError, KeyError, TypeError):
+                message = resp.status
+            raise click.ClickException(str(message))
+        return resp.get_data(as_text=True)

@@ -15,10 +15,11 @@ from provml.web.auth import READ
 def install(app: Flask) -> None:
     """The browser's pages and its JSON endpoints in ``app`` (the query routes' app)."""
     from provml.web.app import SIGNIN
-    from query.web import api, pages, signin
+    from query.web import api, pages, report, signin
 
     mount(app, api.bp)
     mount(app, pages.bp)
+    mount(app, report.bp)
 
     mount(app, signin.bp)
     app.extensions[SIGNIN] = "query_web_signin.signin"

@@ -191,18 +191,22 @@ def run_page(ref: str) -> ResponseReturnValue:
     from query.web.runs import run as run_of
 
     data = read(lambda st: run_of(st, ref))
+    return _page("run.html", nav="runs", **run_context(data))
+
+
+def run_context(data: dict[str, Any]) -> dict[str, Any]:
+    """What ``run.html`` shows of a run record (:func:`query.web.runs.run`): its page,
+    and its report (:mod:`query.web.report`)."""
     tasks = data.get("tasks", [])
     names = shape.task_names(tasks)
-    return _page(
-        "run.html",
-        nav="runs",
-        data=data,
-        names=names,
-        timeline=shape.timeline(data["run"], tasks),
-        series=shape.metric_series(data.get("metrics", []), names),
-        scalars=shape.scalars(data.get("metrics", []), names),
-        failures=[t for t in tasks if t.get("error") or t.get("status") == "failed"],
-    )
+    return {
+        "data": data,
+        "names": names,
+        "timeline": shape.timeline(data["run"], tasks),
+        "series": shape.metric_series(data.get("metrics", []), names),
+        "scalars": shape.scalars(data.get("metrics", []), names),
+        "failures": [t for t in tasks if t.get("error") or t.get("status") == "failed"],
+    }
 
 
 # --- lineage -----------------------------------------------------------------------
