@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -14,6 +15,11 @@ from provml.cli.common import (
     token_option,
     url_option,
 )
+
+if TYPE_CHECKING:
+    from provml.client import ProvmlClient
+
+T = TypeVar("T")
 
 
 @click.command()
@@ -97,17 +103,7 @@ def export(
     if data_dir:
         body, unexpressed, sample = _local_export(data_dir, scope, ident, fmt, strict)
     else:
-        from provml.client import ClientError
-
-        try:
-            with http_client(url, token) as service:
-                exported = service.export(scope, ident, fmt, strict)
-        except ClientError as exc:
-            if exc.unreachable:
-                raise click.ClickException(
-                    f"cannot reach the query service at {url}: {exc.reason}"
-                ) from None
-            raise click.ClickException(refusal_text(exc)) from None
+        exported = _ask(url, token, lambda service: service.export(scope, ident, fmt, strict))
         body, unexpressed, sample = exported.data, exported.unexpressed, exported.sample
     output.write(body)
     if unexpressed:
@@ -116,6 +112,21 @@ def export(
 
         note = Exported(b"", unexpressed, sample).summary(FORMATS[fmt].label)
         click.echo(f"provml export: {note}", err=True)
+
+
+def _ask(url: str, token: str | None, work: Callable[[ProvmlClient], T]) -> T:
+    """``work`` with a client of the query service at ``url``; its errors as messages."""
+    from provml.client import ClientError
+
+    try:
+        with http_client(url, token) as service:
+            return work(service)
+    except ClientError as exc:
+        if exc.unreachable:
+            raise click.ClickException(
+                f"cannot reach the query service at {url}: {exc.reason}"
+            ) from None
+        raise click.ClickException(refusal_text(exc)) from None
 
 
 def _local_export(
@@ -165,17 +176,7 @@ def report(run: str, output: str | None, url: str, data_dir: str | None, token: 
     if data_dir:
         page = _local_report(data_dir, run)
     else:
-        from provml.client import ClientError
-
-        try:
-            with http_client(url, token) as service:
-                page = service.report(run)
-        except ClientError as exc:
-            if exc.unreachable:
-                raise click.ClickException(
-                    f"cannot reach the query service at {url}: {exc.reason}"
-                ) from None
-            raise click.ClickException(refusal_text(exc)) from None
+        page = _ask(url, token, lambda service: service.report(run))
     path = output or f"provml-report-{run.rsplit('/', 1)[-1][:36]}.html"
     data = page.encode("utf-8")
     try:
