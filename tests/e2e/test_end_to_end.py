@@ -316,6 +316,14 @@ def _serve_demo(tmp_path: Path, log: Path) -> tuple[int, str]:
             assert "SPARQL endpoint: http://127.0.0.1:5000/sparql" in text
             assert "Which data trained the model" in text and "train.csv" in text
             assert "Which model made the prediction" in text
+            # the browser's first page lists the demo's run, its model has a page
+            page = requests.get(f"http://127.0.0.1:{port}/", timeout=30)
+            assert page.status_code == 200 and "text/html" in page.headers["Content-Type"]
+            assert "breast-cancer-classifier" in page.text
+            model = re.search(r"/models/([0-9a-f]{64})", text)
+            assert model is not None, text
+            page = requests.get(f"http://127.0.0.1:{port}/models/{model[1]}", timeout=30)
+            assert page.status_code == 200 and "train.csv" in page.text
             # still serving after the demo
             resp = requests.post(
                 f"http://127.0.0.1:{port}/sparql",
