@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PORT   ?= 5000
 DATA   ?= ./provml-data
 
-.PHONY: run test lint typecheck clean help bench-capture bench-load bench-query bench-ingest chaos
+.PHONY: run test lint typecheck clean help bench-capture bench-load bench-query bench-ingest bench-web screenshots chaos
 
 help:
 	@echo "make run    - install, serve on 127.0.0.1:$(PORT) with the demo, keep serving"
@@ -14,6 +14,8 @@ help:
 	@echo "make bench-load [BENCH_ARGS='--duration 120 --clients 4'] - pipeline load test"
 	@echo "make bench-ingest [BENCH_ARGS='--workflows 300 --repeats 3'] - records to queryable triples/s"
 	@echo "make chaos [ROUNDS=30] - kill tracker and manager at random while workflows capture"
+	@echo "make bench-web - the browser's pages and endpoints on 10,000 runs; a 1,000-node layout"
+	@echo "make screenshots - run the browser tests and copy their screenshots to docs/img/web"
 	@echo "make bench-capture [BENCH_ARGS='--tasks 20000 --repeats 1'] - capture overhead vs peers"
 
 $(VENV)/.run-stamp: pyproject.toml
@@ -77,6 +79,19 @@ bench-attacks: $(VENV)/.run-stamp
 
 bench-ingest: $(VENV)/.dev-stamp
 	$(BIN)/python bench/ingest.py $(BENCH_ARGS)
+
+# the browser's endpoints and pages on 10,000 runs, and a 1,000-node lineage laid out in
+# headless Chromium (bench/README.md, "The lineage browser")
+bench-web: $(VENV)/.dev-stamp
+	$(BIN)/python bench/web_api.py $(BENCH_ARGS)
+	$(BIN)/python bench/web_layout.py
+
+# the browser tests, then their screenshots into docs/img/web (README, docs/web.md)
+SHOTS := runs run-demo run-failed lineage-up lineage-folded model-demo dataset prediction compare search signin report
+screenshots: $(VENV)/.dev-stamp
+	$(BIN)/pytest -q tests/web
+	mkdir -p docs/img/web
+	for s in $(SHOTS); do cp test-output/screenshots/$$s.png docs/img/web/; done
 
 clean:
 	rm -rf $(VENV) $(DATA) prov-logs bench/.venvs bench/.data bench/results .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

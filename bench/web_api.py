@@ -392,6 +392,11 @@ def main(argv: list[str] | None = None) -> int:
         assert r.status_code == 200, (path, params, r.status_code, r.text[:300])
         return r.json
 
+    def page(path: str, **params: Any) -> str:
+        r = client.get(path, query_string=params)
+        assert r.status_code == 200 and r.mimetype == "text/html", (path, r.status_code)
+        return r.text
+
     first = get("/api/v1/runs", limit=50)
     assert first["total"] == args.runs + 1, first["total"]
     all_ids = [r["id"] for r in get("/api/v1/runs", limit=1000, offset=2000)["runs"]]
@@ -422,6 +427,11 @@ def main(argv: list[str] | None = None) -> int:
         ),
         f"lineage: model used by {args.fanout:,} (fold)": lambda: get(
             "/api/v1/lineage", node=serving_model, direction="down", depth=2
+        ),
+        "page /: runs, first screen": lambda: page("/"),
+        "page /runs/<id>": lambda: page(f"/runs/{rng.choice(all_ids)}"),
+        "page /lineage: a model, both, depth 2": lambda: page(
+            "/lineage", node=sha(f"model-{rng.randrange(1, args.runs)}"), depth=2
         ),
         "lineage/fold: a page of 100": lambda: get(
             "/api/v1/lineage/fold",
