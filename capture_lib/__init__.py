@@ -25,6 +25,7 @@ from capture_lib import runtime
 from capture_lib.api import Section, Task, Workflow
 from capture_lib.client import Client
 from capture_lib.decorators import task
+from capture_lib.integrations import autolog
 from capture_lib.refs import reference
 from capture_lib.runtime import current_workflow, flush, init, shutdown, stats
 from provml.core.ids import value_sha256
@@ -34,6 +35,7 @@ __all__ = [
     "Section",
     "Task",
     "Workflow",
+    "autolog",
     "code",
     "current_workflow",
     "dataset",

@@ -1,0 +1,259 @@
+"""In-memory data and fitted models named by their content, in a streaming way.
+
+Training data passed to a framework is rarely a file: it is a numpy array, a pandas
+frame, a scipy sparse matrix or a list. :func:`data_reference` names it by a SHA-256
+computed over its bytes without copying more than :data:`CHUNK` bytes (one row, if a row
+is larger) at a time:
+
+* a **numpy array**: its dtype and shape, then its elements in C order (a C-contiguous
+  array is hashed in place; any other layout a block of rows at a time, so the same
+  values in C or Fortran order have the same digest); an object array a block of rows
+  at a time as the pickle of its ``tolist()``;
+* a **pandas DataFrame / Series** (recognised without importing pandas): its column
+  names and dtypes, then each column in turn, a block of rows at a time (the index is
+  left out: scikit-learn does not read it);
+* a **scipy sparse matrix**: format, shape, dtype, then its ``data``/``indices``/
+  ``indptr`` (``row``/``col``/``data`` for COO; other formats are converted to CSR, a
+  copy);
+* a **list or tuple**: the pickle of a block of items at a time;
+* anything else with ``__array__`` is converted with ``numpy.asarray`` (which may copy, as
+  the framework itself will); an iterator or an object with no array form cannot be
+  named without consuming or guessing: :class:`Unhashable`.
+
+**Very large inputs.** Up to ``limit`` bytes the whole content is hashed (``"hashing":
+"full"``). Past it, :data:`SAMPLES` blocks of ``limit / SAMPLES`` bytes spread evenly over
+the data (the first and the last included) are hashed with their offsets, after the
+header (kind, shape, dtypes, total size); the reference then says ``"hashing":
+"sampled"`` and ``"hashed_bytes"``. Two inputs that differ only outside the sampled
+blocks would get one name: the price of a bounded cost, said in the record.
+
+A fitted model is named by the SHA-256 of its pickle at the default protocol
+(:func:`pickle_sha256`), streamed into the hash without being held in memory: a file
+written later with ``pickle.dump(model, f)`` holds exactly those bytes, so it is the same
+graph node.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import pickle
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+#: at most this many bytes are copied at a time (one row, if a row is larger)
+CHUNK = 1 << 20
+#: blocks hashed when the input is over the limit
+SAMPLES = 64
+#: bytes assumed per Python object (object arrays, lists) to choose blocks and sampling
+_OBJECT_BYTES = 16
+#: names of columns and dtypes kept in the record (all of them are hashed)
+_LISTED = 100
+
+
+class Unhashable(Exception):
+    """The value cannot be named by its content (an iterator, an exotic object)."""
+
+
+@dataclass
+class _Segment:
+    """A run of rows: an array, a frame's column, a sparse matrix's member, a list."""
+
+    rows: int
+    row_bytes: int
+    chunk: Callable[[int, int], Iterable[Any]]  # rows [a, b) as buffers to hash
+
+    @property
+    def nbytes(self) -> int:
+        return self.rows * self.row_bytes
+
+
+def data_reference(value: Any, limit: int, kind: str = "dataset") -> dict[str, Any]:
+    """``{"@data": kind, "sha256": …, …}`` naming ``value`` by content (see module doc)."""
+    header, segments, exact = _describe(value)
+    total = sum(s.nbytes for s in segments)
+    h = hashlib.sha256(json.dumps(header, sort_keys=True, default=str).encode())
+    h.update(total.to_bytes(8, "little") if total > limit else b"")
+    hashed = _sampled(h, segments, total, limit) if total > limit else _full(h, segments)
+    ref: dict[str, Any] = {"@data": kind, "sha256": h.hexdigest()}
+    if exact and total <= limit:
+        ref["size"] = hashed
+    ref.update({k: v for k, v in header.items() if k not in ("columns", "dtypes")})
+    if "columns" in header:
+        ref["columns"] = header["columns"][:_LISTED]
+    if "dtypes" in header:
+        ref["dtypes"] = header["dtypes"][:_LISTED]
+    ref["hashing"] = "full" if total <= limit else "sampled"
+    ref["hashed_bytes"] = hashed
+    return ref
+
+
+def _full(h: Any, segments: list[_Segment]) -> int:
+    n = 0
+    for seg in segments:
+        step = max(1, CHUNK // max(1, seg.row_bytes))
+        for start in range(0, seg.rows, step):
+            for buf in seg.chunk(start, min(seg.rows, start + step)):
+                h.update(buf)
+                n += memoryview(buf).nbytes
+    return n
+
+
+def _sampled(h: Any, segments: list[_Segment], total: int, limit: int) -> int:
+    """SAMPLES blocks of limit/SAMPLES bytes at evenly spaced offsets of the whole."""
+    block = max(1, limit // SAMPLES)
+    n = 0
+    for i in range(SAMPLES):
+        offset = (total - block) * i // (SAMPLES - 1)
+        for j, seg in enumerate(segments):  # the segment holding that offset
+            if offset < seg.nbytes:
+                row = offset // max(1, seg.row_bytes)
+                rows = max(1, block // max(1, seg.row_bytes))
+                h.update(j.to_bytes(4, "little") + row.to_bytes(8, "little"))
+                for buf in seg.chunk(row, min(seg.rows, row + rows)):
+                    h.update(buf)
+                    n += memoryview(buf).nbytes
+                break
+            offset -= seg.nbytes
+    return n
+
+
+def _describe(value: Any) -> tuple[dict[str, Any], list[_Segment], bool]:
+    """(header, segments, whether the byte count is exact) of a value."""
+    module = type(value).__module__.partition(".")[0]
+    if module == "pandas" and hasattr(value, "iloc"):
+        return _frame(value)
+    if module == "scipy" and hasattr(value, "nnz") and hasattr(value, "format"):
+        return _sparse(value)
+    if isinstance(value, (list, tuple)):
+        return _list(value)
+    if isinstance(value, (str, bytes, int, float, bool)) or value is None:
+        data = pickle.dumps(value, protocol=4)
+        return {"kind": type(value).__name__}, [_Segment(1, len(data), lambda a, b: (data,))], True
+    if hasattr(value, "__next__") or not (
+        hasattr(value, "__array__") or hasattr(value, "__array_interface__")
+    ):
+        raise Unhashable(f"cannot name a {type(value).__qualname__} by its content")
+    import numpy as np
+
+    array = value if isinstance(value, np.ndarray) else np.asarray(value)
+    header = {"kind": "ndarray", "shape": list(array.shape), "dtype": str(array.dtype)}
+    if type(value) is not np.ndarray:
+        header["type"] = f"{type(value).__module__}.{type(value).__qualname__}"
+    return header, [_array(array)], not array.dtype.hasobject
+
+
+def _array(array: Any) -> _Segment:
+    """An array as rows (a 0-d array as one row)."""
+    if array.ndim == 0:
+        array = array.reshape(1)
+    rows = array.shape[0]
+    per_row = math.prod(array.shape[1:])
+    if array.dtype.hasobject:
+        return _Segment(rows, per_row * _OBJECT_BYTES, lambda a, b: _objects(array[a:b]))
+    return _Segment(rows, per_row * array.dtype.itemsize, lambda a, b: _contiguous(array[a:b]))
+
+
+def _contiguous(part: Any) -> tuple[Any]:
+    import numpy as np
+
+    if not part.flags.c_contiguous:
+        part = np.ascontiguousarray(part)  # at most one block of rows is copied
+    return (part.reshape(-1).view(np.uint8),)
+
+
+def _objects(part: Any) -> tuple[bytes]:
+    try:
+        return (pickle.dumps(part.tolist(), protocol=4),)
+    except Exception as exc:
+        raise Unhashable(f"an element cannot be pickled: {exc}") from None
+
+
+def _list(value: list[Any] | tuple[Any, ...]) -> tuple[dict[str, Any], list[_Segment], bool]:
+    def chunk(a: int, b: int) -> tuple[bytes]:
+        try:
+            return (pickle.dumps(list(value[a:b]), protocol=4),)
+        except Exception as exc:
+            raise Unhashable(f"an item cannot be pickled: {exc}") from None
+
+    rows = len(value)
+    row_bytes = max(1, len(chunk(0, min(rows, 64))[0]) // max(1, min(rows, 64)))
+    header = {"kind": type(value).__name__, "shape": [rows]}
+    return header, [_Segment(rows, row_bytes, chunk)], True
+
+
+def _frame(frame: Any) -> tuple[dict[str, Any], list[_Segment], bool]:
+    import numpy as np
+
+    if hasattr(frame, "columns"):  # a DataFrame
+        columns = [frame.iloc[:, j] for j in range(frame.shape[1])]
+        names = [str(c) for c in frame.columns]
+        kind = "DataFrame"
+    else:  # a Series
+        columns, names, kind = [frame], [str(frame.name)], "Series"
+    dtypes = [str(c.dtype) for c in columns]
+    segments = []
+    exact = True
+    for col in columns:
+        numeric = isinstance(col.dtype, np.dtype) and not col.dtype.hasobject
+        exact = exact and numeric
+        width = col.dtype.itemsize if numeric else _OBJECT_BYTES
+        segments.append(_Segment(len(col), width, _column_chunk(col, numeric)))
+    header = {"kind": kind, "shape": list(frame.shape), "columns": names, "dtypes": dtypes}
+    return header, segments, exact
+
+
+def _column_chunk(col: Any, numeric: bool) -> Callable[[int, int], Iterable[Any]]:
+    def chunk(a: int, b: int) -> tuple[Any]:
+        values = col.iloc[a:b].to_numpy()
+        return _contiguous(values) if numeric else _objects(values)
+
+    return chunk
+
+
+def _sparse(matrix: Any) -> tuple[dict[str, Any], list[_Segment], bool]:
+    fmt = matrix.format
+    if fmt in ("csr", "csc", "bsr"):
+        members = ("data", "indices", "indptr")
+    elif fmt == "coo":
+        members = ("row", "col", "data")
+    else:  # lil, dok, dia: converted (a copy)
+        matrix, fmt, members = matrix.tocsr(), "csr", ("data", "indices", "indptr")
+    header = {"kind": "sparse", "format": fmt, "shape": list(matrix.shape),
+              "dtype": str(matrix.dtype), "nnz": int(matrix.nnz)}  # fmt: skip
+    return header, [_array(getattr(matrix, m)) for m in members], True
+
+
+class _HashWriter:
+    """A file-like object that hashes what is written to it, up to ``limit`` bytes."""
+
+    def __init__(self, limit: int) -> None:
+        self.sha = hashlib.sha256()
+        self.size = 0
+        self.limit = limit
+
+    def write(self, data: Any) -> int:
+        n = memoryview(data).nbytes
+        self.size += n
+        if self.size > self.limit:
+            raise _TooLarge
+        self.sha.update(data)
+        return n
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def pickle_sha256(obj: Any, limit: int) -> tuple[str, int] | None:
+    """(SHA-256, size) of ``pickle.dump(obj, f)`` at the default protocol, streamed; None
+    when the pickle would be over ``limit`` bytes (hashing stops there). Raises what
+    pickling raises (an object that cannot be pickled)."""
+    writer = _HashWriter(limit)
+    try:
+        pickle.dump(obj, writer, protocol=pickle.DEFAULT_PROTOCOL)
+    except _TooLarge:
+        return None
+    return writer.sha.hexdigest(), writer.size
