@@ -27,6 +27,14 @@ def test_the_runs_page_lists_every_run(browser: Browser, site: Site) -> None:
     )
     statuses = browser.texts("#runs tbody .status")
     assert statuses.count("failed") == 2  # the run out of memory, the ETL that failed
+    # the filters offer every workflow listed and every user who ran one, nothing else
+    offered = {
+        which: {o.get_attribute("value") for o in browser.all(f"#{which} option")}
+        for which in ("workflows", "users")
+    }
+    assert offered["workflows"] == set(names)
+    users = {u for u in browser.texts("#runs tbody td:nth-child(3)") if u}
+    assert offered["users"] == users
     assert_readable(browser)
 
 
