@@ -22,16 +22,17 @@ import os
 from typing import Any
 
 from capture_lib import runtime
-from capture_lib.api import Section, Task, Workflow
+from capture_lib.api import JoinedWorkflow, Section, Task, Workflow
 from capture_lib.client import Client
 from capture_lib.decorators import task
 from capture_lib.integrations import autolog
 from capture_lib.refs import reference
 from capture_lib.runtime import current_workflow, flush, init, shutdown, stats
-from provml.core.ids import value_sha256
+from provml.core.ids import parse_execution_iri, value_sha256
 
 __all__ = [
     "Client",
+    "JoinedWorkflow",
     "Section",
     "Task",
     "Workflow",
@@ -44,6 +45,7 @@ __all__ = [
     "flush",
     "inference",
     "init",
+    "join",
     "model",
     "shutdown",
     "stats",
@@ -61,6 +63,24 @@ def workflow(
     while the workflow runs (see :mod:`capture_lib.sampler`).
     """
     return Workflow(runtime.get_client(), name, params, sample_interval=sample_interval)
+
+
+def join(parent: str, name: str) -> JoinedWorkflow:
+    """The workflow run ``parent`` (its IRI, ``wf.iri``), started by another process: a
+    batch script's earlier step, a launcher. ``name`` is that workflow's name (the plan
+    the tasks belong to). Its tasks are tasks of that run:
+
+    >>> _ = init(mode="off")
+    >>> run = join("https://provml.dev/id/exec/0190a4e2-7b1c-7d2e-8f00-012300000001", "sim")
+    >>> with run.task("mesh") as t:
+    ...     t.generated(cells=1000)
+    >>> run.close()  # only if this process is the one that ends the run
+
+    A ``parent`` that is not an execution's IRI raises ValueError (a usage error, said
+    before anything runs).
+    """
+    session, n = parse_execution_iri(parent)
+    return JoinedWorkflow(runtime.get_client(), session, n, name)
 
 
 def file(path: str | os.PathLike[str], **meta: Any) -> dict[str, Any]:

@@ -230,6 +230,48 @@ class Workflow(_Execution):
         return Task(self, name, stage, used, params, resources)
 
 
+class JoinedWorkflow(Workflow):
+    """A workflow run that another process started (its IRI: session and number), made by
+    :func:`capture_lib.join`: the tasks of this process become tasks of that run.
+
+    Entering and leaving it (``with``, :meth:`start`, :meth:`end`) records nothing: it
+    only makes it the current workflow. :meth:`close` records that the run ended.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, client: Client, session: str, n: int, name: str) -> None:
+        self._client = client
+        self._session = session
+        self.n = n
+        self._ended = False
+        self.name = _name(name)
+        self.params = None
+        self.sample_interval = None
+        self._token = None
+        self._sampler = None
+
+    def start(self) -> JoinedWorkflow:
+        try:
+            self._token = current.set(self)
+        except Exception:
+            self._client.failed("workflow join")
+        return self
+
+    def end(self, status: str = "finished", error: str | None = None) -> None:
+        if self._token is not None:
+            try:
+                current.reset(self._token)
+            except ValueError:
+                current.set(None)
+            self._token = None
+
+    def close(self, status: str = "finished", error: str | None = None) -> None:
+        """Record that the joined run ended (what ``with cl.workflow`` records at its end)."""
+        self.end()
+        Workflow.end(self, status, error)
+
+
 class Task(_Execution):
     __slots__ = (
         "_cpu0", "_generated", "_t0", "params", "plan", "resources", "stage", "used", "workflow",
@@ -296,7 +338,16 @@ class Task(_Execution):
         else:
             self._generated.update(values)
 
-    def end(self, status: str = "finished", error: str | None = None) -> None:
+    def end(
+        self,
+        status: str = "finished",
+        error: str | None = None,
+        *,
+        resources: dict[str, float] | None = None,
+    ) -> None:
+        """End the task. ``resources``: what it consumed, measured by the caller
+        (``cpu_seconds``, ``max_rss_kib``: a child process's, say), instead of this
+        process's CPU time and peak RSS."""
         if self._ended:
             return
         if not self._t0:  # ended without being started: record both
@@ -306,7 +357,9 @@ class Task(_Execution):
         try:
             t = _now()
             usage = None
-            if self._cpu0 >= 0:
+            if resources is not None:
+                usage = {k: resources[k] for k in ("cpu_seconds", "max_rss_kib") if k in resources}
+            elif self._cpu0 >= 0:
                 usage = {
                     "cpu_seconds": round(_cpu() - self._cpu0, 6),
                     "max_rss_kib": _rusage(_SELF).ru_maxrss,

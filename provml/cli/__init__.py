@@ -2,9 +2,10 @@
 
 The commands live by job: :mod:`~provml.cli.serving` (serve, demo),
 :mod:`~provml.cli.records` (query, ask, model, dataset), :mod:`~provml.cli.loading`
-(ingest, compact, import), :mod:`~provml.cli.exporting` (export, report) and
-:mod:`~provml.cli.admin` (config, token); :mod:`~provml.cli.common` holds their shared
-options. They talk to a server through :mod:`provml.client`.
+(ingest, compact, import), :mod:`~provml.cli.exporting` (export, report),
+:mod:`~provml.cli.admin` (config, token) and :mod:`~provml.cli.running` (run);
+:mod:`~provml.cli.common` holds their shared options. They talk to a server through
+:mod:`provml.client`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import logging
 import click
 
 from provml import __version__
-from provml.cli import admin, exporting, loading, records, serving
+from provml.cli import admin, exporting, loading, records, running, serving
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -27,6 +28,7 @@ def main(verbose: int) -> None:
     Start the services:          provml serve
     Run the demo against them:   provml demo
     Load disk-only capture logs: provml ingest prov-logs/
+    Capture a non-Python step:   provml run --in a --out b -- ./step
     Ask a lineage question:      provml ask training-data model=<sha256>
     Run any SPARQL query:        provml query 'SELECT * WHERE { ?s ?p ?o } LIMIT 10'
     """
@@ -49,6 +51,7 @@ for _command in (
     exporting.report,
     admin.show_config,
     admin.token,
+    running.run,
 ):
     main.add_command(_command)
 

@@ -139,6 +139,19 @@ REDACT_KEYS: Setting[tuple[str, ...]] = Setting(
     "(added to the built-in ones: *password*, *secret*, *_token, *api_key*, ...; "
     "see capture_lib/redact.py)",
 )
+WORKFLOW = Setting(
+    "PROVML_WORKFLOW",
+    None,
+    str,
+    "provml run: the workflow each step is a task of (the steps of one batch script)",
+)
+PARENT = Setting(
+    "PROVML_PARENT",
+    None,
+    str,
+    "provml run: the IRI of the workflow execution the step's task belongs to "
+    "(printed by provml run --start-workflow NAME)",
+)
 USER = Setting("PROVML_USER", None, str, "who runs the workflow (default: the login name)")
 TIMEOUT = Setting("PROVML_HTTP_TIMEOUT", 10.0, float, "seconds per HTTP request (a number)")
 TOKEN = Setting(

@@ -65,6 +65,27 @@ def execution_iri(session: str, n: int) -> str:
     return f"{ID_BASE}exec/{execution_uuid(session, n)}"
 
 
+_EXEC_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+
+
+def parse_execution_iri(iri: str) -> tuple[str, int]:
+    """The (session, n) an execution's IRI was made from (:func:`execution_iri`'s inverse);
+    the short form ``id:exec/…`` and the bare UUID are accepted. ValueError otherwise.
+
+    >>> parse_execution_iri("https://provml.dev/id/exec/0190a4e2-7b1c-7d2e-8f00-012300000005")
+    ('0190a4e2-7b1c-7d2e-8f00-012300000000', 5)
+    """
+    text = iri.strip()
+    for prefix in (f"{ID_BASE}exec/", "id:exec/"):
+        if text.startswith(prefix):
+            text = text[len(prefix) :]
+            break
+    text = text.lower()
+    if not _EXEC_UUID.fullmatch(text) or int(text[-8:], 16) == 0:
+        raise ValueError(f"{iri.strip()[:200]!r} is not the IRI of an execution (…/id/exec/<uuid>)")
+    return f"{text[:-8]}00000000", int(text[-8:], 16)
+
+
 def metric_iri(session: str, n: int) -> str:
     """A metric value is numbered like an execution but lives under ``metric/``."""
     return f"{ID_BASE}metric/{execution_uuid(session, n)}"
