@@ -142,9 +142,17 @@ class Capture:
         try:
             import capture_lib as cl
 
-            if not cl.flush(FLUSH_TIMEOUT):
+            delivered = cl.flush(FLUSH_TIMEOUT)
+            stats = cl.stats()
+            if stats["waiting_in_spool"]:
+                path = os.environ.get("PROVML_PATH", "prov-logs")
+                _say(
+                    "the tracker did not take the step's records: they are kept in the "
+                    f"spool directory {path} (load them with provml ingest)"
+                )
+            elif not delivered:
                 _say(f"not everything captured was delivered within {FLUSH_TIMEOUT:g} s")
-            lost = cl.stats()["lost"]
+            lost = stats["lost"]
             if lost:
                 _say(f"some of the step's provenance was not captured: {lost}")
             cl.shutdown(FLUSH_TIMEOUT)

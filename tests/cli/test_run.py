@@ -240,3 +240,14 @@ def test_usage() -> None:
     assert result.exit_code == 2 and "give the command to run" in result.output
     result = CliRunner().invoke(main, ["run", "--end-workflow", "finished"], prog_name="provml")
     assert result.exit_code == 2 and "PROVML_PARENT" in result.output
+
+
+def test_cpu_time_and_peak_memory_are_the_childrens(tmp_path: Path, work: Path) -> None:
+    grow = "b = b'x' * (150 << 20); import time; t = time.process_time() + 0.3\n" + (
+        "while time.process_time() < t: pass"
+    )
+    done = provml_run(tmp_path, "--name", "grows", "--", sys.executable, "-c", grow)
+    assert done.returncode == 0, done.stderr
+    [row] = select(TASK % "grows", data=load(tmp_path))
+    assert float(row["cpu"]) >= 0.3
+    assert int(row["rss"]) >= 150 << 20  # bytes: the child's peak, not provml run's
