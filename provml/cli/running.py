@@ -2,7 +2,8 @@
 script, a job step under srun/mpirun) as a task of a workflow.
 
 The child runs with this process's stdin, stdout, stderr and inherited descriptors
-untouched; SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 are forwarded to it;
+untouched; SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 are forwarded to it
+(see :class:`Signals`);
 ``provml run`` exits with its exit status (128 + the signal when a signal killed it). A
 capture failure never changes that status: it is said on stderr and counted in the
 capture's statistics (``stats()["lost"]``).
@@ -29,7 +30,6 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -47,7 +47,7 @@ FORWARDED = tuple(
     if hasattr(signal, name)
 )
 #: seconds the captured records may take to be written or sent after the child ended
-FLUSH_TIMEOUT = 10.0
+FLUSH_TIMEOUT = 5.0
 #: files a --watch directory may hold; past this its changes are not looked for
 WATCH_MAX_FILES = 100_000
 
@@ -105,7 +105,7 @@ class Capture:
             self.failed("start", exc)
 
     def end(
-        self, code: int, usage: Any, outputs: dict[str, tuple[str, str]], started: bool
+        self, code: int, usage: Any, outputs: dict[str, tuple[str, str]], not_started: str | None
     ) -> None:
         try:
             import capture_lib as cl
@@ -120,7 +120,7 @@ class Capture:
                 self.task.generated(**generated)
             status, error = "finished", None
             if code:
-                status, error = "failed", describe(code, started)
+                status, error = "failed", describe(code, not_started)
                 self.task.metric("exit_status", code)
             else:
                 self.task.metric("exit_status", 0)
@@ -177,10 +177,10 @@ def role(path: str) -> str:
     return path[-256:] or "file"
 
 
-def describe(code: int, started: bool) -> str:
+def describe(code: int, not_started: str | None) -> str:
     """The error of a step that did not exit with 0."""
-    if not started:
-        return f"could not start the command (exit status {code})"
+    if not_started:
+        return f"{not_started} (exit status {code})"
     if code > 128 and code - 128 < signal.NSIG:
         try:
             return f"killed by {signal.Signals(code - 128).name} (exit status {code})"
@@ -189,11 +189,12 @@ def describe(code: int, started: bool) -> str:
     return f"exit status {code}"
 
 
-def snapshot(directory: str) -> Snapshot:
-    """path → (size, mtime_ns, inode) of the files under ``directory``."""
+def snapshot(directory: str, skip: str = "") -> Snapshot:
+    """path → (size, mtime_ns, inode) of the files under ``directory``, but not under
+    ``skip`` (a real path: the capture's own segment files)."""
     out: Snapshot = {}
     for root, dirs, files in os.walk(directory):
-        dirs.sort()
+        dirs[:] = sorted(d for d in dirs if os.path.realpath(os.path.join(root, d)) != skip)
         for name in files:
             path = os.path.join(root, name)
             try:
@@ -208,40 +209,55 @@ def snapshot(directory: str) -> Snapshot:
 
 def changed(before: Snapshot, after: Snapshot) -> list[str]:
     """The files created or changed (size, mtime or inode) between two snapshots."""
-    return sorted(path for path, key in after.items() if before.get(path) != key)
+    return sorted(os.path.normpath(p) for p, key in after.items() if before.get(p) != key)
 
 
-def run_child(command: list[str]) -> tuple[int, Any, bool]:
-    """Run ``command`` with this process's streams; (exit code as a shell gives it,
-    its resource usage or None, whether it started). Forwards :data:`FORWARDED`."""
-    child: subprocess.Popen[bytes] | None = None
-    pending: list[int] = []
+class Signals:
+    """The signals of :data:`FORWARDED`, from before the capture starts to the exit: one
+    received before the command starts keeps it from starting; while it runs, each is
+    forwarded to it; after it ended, they are only noted (the exit status is the
+    command's, and the capture's flush is bounded)."""
 
-    def forward(signum: int, frame: Any) -> None:
-        if child is None:
-            pending.append(signum)
-            return
-        with contextlib.suppress(ProcessLookupError):  # it has just ended
-            os.kill(child.pid, signum)
+    def __init__(self) -> None:
+        self.child: subprocess.Popen[bytes] | None = None
+        self.received: list[int] = []
+        self._previous: dict[int, Any] = {}
 
-    previous = {s: signal.signal(s, forward) for s in FORWARDED}
-    try:
-        try:
-            child = subprocess.Popen(command, close_fds=False)
-        except FileNotFoundError as exc:
-            _say(f"{command[0]}: {exc.strerror or exc}")
-            return 127, None, False
-        except (PermissionError, OSError) as exc:
-            _say(f"{command[0]}: {exc.strerror or exc}")
-            return 126, None, False
-        for signum in pending:
-            forward(signum, None)
-        _, status, usage = os.wait4(child.pid, 0)
-        child.returncode = code = os.waitstatus_to_exitcode(status)
-        return (128 - code if code < 0 else code), usage, True
-    finally:
-        for s, handler in previous.items():
+    def __enter__(self) -> Signals:
+        self._previous = {s: signal.signal(s, self.handle) for s in FORWARDED}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for s, handler in self._previous.items():
             signal.signal(s, handler)
+
+    def handle(self, signum: int, frame: Any = None) -> None:
+        self.received.append(signum)
+        child = self.child
+        if child is not None and child.returncode is None:
+            with contextlib.suppress(ProcessLookupError):  # it has just ended
+                os.kill(child.pid, signum)
+
+
+def run_child(command: list[str], signals: Signals) -> tuple[int, Any, str | None]:
+    """Run ``command`` with this process's streams: (exit code as a shell gives it, its
+    resource usage or None, why it did not start or None)."""
+    seen = len(signals.received)
+    if seen:
+        name = signal.Signals(signals.received[0]).name
+        return 128 + signals.received[0], None, f"{name} received before the command started"
+    try:
+        signals.child = child = subprocess.Popen(command, close_fds=False)
+    except OSError as exc:
+        _say(f"{command[0]}: {exc.strerror or exc}")
+        code = 127 if isinstance(exc, FileNotFoundError) else 126
+        return code, None, f"could not start the command: {exc.strerror or exc}"
+    for signum in signals.received[seen:]:  # received while it was being started
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child.pid, signum)
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = code = os.waitstatus_to_exitcode(status)
+    return (128 - code if code < 0 else code), usage, None
 
 
 @click.command(
@@ -343,35 +359,34 @@ def run(
             parent = None
     task_name = name or os.path.basename(command[0]) or "step"
     capture = Capture()
-    befores: dict[str, Snapshot] = {}
-    for directory in watch:
-        try:
-            befores[directory] = snapshot(directory)
-        except Exception as exc:
-            capture.failed(f"--watch {directory}", exc)
-    capture.start(list(command), task_name, workflow or task_name, parent, inputs, options)
-    if capture.own_workflow and env_workflow and not env_parent and capture.workflow:
-        _say(
-            f"started a run of {capture.workflow.name!r}; to make the next steps its tasks: "
-            f"export PROVML_PARENT={capture.workflow.iri}"
-        )
-    t0 = time.monotonic()
-    code, usage, started = run_child(list(command))
-    produced: dict[str, tuple[str, str]] = {}
-    for out in outputs:
-        produced[out] = (out, "file")
-    for out in models:
-        produced[out] = (out, "model")
-    for directory, before in befores.items():
-        try:
-            for found in changed(before, snapshot(directory)):
-                produced.setdefault(found, (found, "file"))
-        except Exception as exc:
-            capture.failed(f"--watch {directory}", exc)
-    capture.end(code, usage, produced, started)
-    capture.close()
-    if capture.errors:
-        _say(f"{capture.errors} capture error(s) in {time.monotonic() - t0:.1f} s")
+    with Signals() as signals:
+        own = os.path.realpath(path or config.PATH.get())  # the capture's own files
+        befores: dict[str, Snapshot] = {}
+        for directory in watch:
+            try:
+                befores[directory] = snapshot(directory, own)
+            except Exception as exc:
+                capture.failed(f"--watch {directory}", exc)
+        capture.start(list(command), task_name, workflow or task_name, parent, inputs, options)
+        if capture.own_workflow and env_workflow and not env_parent and capture.workflow:
+            _say(
+                f"started a run of {capture.workflow.name!r}; to make the next steps its "
+                f"tasks: export PROVML_PARENT={capture.workflow.iri}"
+            )
+        code, usage, not_started = run_child(list(command), signals)
+        produced: dict[str, tuple[str, str]] = {}
+        for out in outputs:
+            produced[out] = (out, "file")
+        for out in models:
+            produced[out] = (out, "model")
+        for directory, before in befores.items():
+            try:
+                for found in changed(before, snapshot(directory, own)):
+                    produced.setdefault(found, (found, "file"))
+            except Exception as exc:
+                capture.failed(f"--watch {directory}", exc)
+        capture.end(code, usage, produced, not_started)
+        capture.close()
     sys.exit(code)
 
 
