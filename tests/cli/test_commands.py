@@ -20,7 +20,7 @@ from tests.conftest import SHA_M, free_port, full_records, make_batch
 COMMANDS = {
     "serve", "demo", "query", "ask", "model", "dataset", "ingest", "compact", "reindex",
     "import",
-    "export", "config", "token", "run",
+    "export", "report", "config", "token", "run",
 }  # fmt: skip
 
 
