@@ -1,12 +1,12 @@
 """``provml run``: capture a step that is not Python (a compiled simulation, a shell
 script, a job step under srun/mpirun) as a task of a workflow.
 
-The child runs with this process's stdin, stdout, stderr and inherited descriptors
-untouched; SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 are forwarded to it
-(see :class:`Signals`);
-``provml run`` exits with its exit status (128 + the signal when a signal killed it). A
-capture failure never changes that status: it is said on stderr and counted in the
-capture's statistics (``stats()["lost"]``).
+The command runs with this process's stdin, stdout, stderr and inherited descriptors
+untouched, started through a small launcher (:mod:`provml.cli.launcher`); SIGINT,
+SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 are forwarded to it (see
+:class:`Signals`); ``provml run`` exits with its exit status (128 + the signal when a
+signal killed it). A capture failure never changes that status: it is said on stderr
+and counted in the capture's statistics (``stats()["lost"]``).
 
 What the task records: its command line (secret-looking option values masked, as
 capture_lib masks the workflow's ``argv``), working directory, host, batch job and MPI
@@ -14,8 +14,8 @@ rank as parameters; the files named with ``--in`` as used and with ``--out`` as
 generated, by content; the files created or changed under each ``--watch`` directory
 (path → size, mtime, inode before and after) as generated; the exit status (status
 ``failed`` and the error ``exit status N`` / ``killed by SIGNAME`` when not 0, and the
-metric ``exit_status``); the children's CPU time (user + system) and peak RSS from
-``wait4``.
+metric ``exit_status``); the CPU time (user + system) and peak RSS of the command's
+process tree from ``wait4``, measured by the launcher.
 
 The steps of one batch script join one run with ``PROVML_WORKFLOW`` (the workflow's name)
 and ``PROVML_PARENT`` (the IRI of its execution, printed by ``provml run
@@ -105,7 +105,11 @@ class Capture:
             self.failed("start", exc)
 
     def end(
-        self, code: int, usage: Any, outputs: dict[str, tuple[str, str]], not_started: str | None
+        self,
+        code: int,
+        usage: dict[str, float] | None,
+        outputs: dict[str, tuple[str, str]],
+        not_started: str | None,
     ) -> None:
         try:
             import capture_lib as cl
@@ -124,13 +128,7 @@ class Capture:
                 self.task.metric("exit_status", code)
             else:
                 self.task.metric("exit_status", 0)
-            resources = None
-            if usage is not None:
-                resources = {
-                    "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 6),
-                    "max_rss_kib": usage.ru_maxrss,
-                }
-            self.task.end(status, error, resources=resources)
+            self.task.end(status, error, resources=usage)
             if self.own_workflow:
                 self.workflow.end(status, error)
             else:
@@ -219,7 +217,8 @@ class Signals:
     command's, and the capture's flush is bounded)."""
 
     def __init__(self) -> None:
-        self.child: subprocess.Popen[bytes] | None = None
+        #: the command's pid once it started; None before (and it is never 0)
+        self.child: int | None = None
         self.received: list[int] = []
         self._previous: dict[int, Any] = {}
 
@@ -231,33 +230,76 @@ class Signals:
         for s, handler in self._previous.items():
             signal.signal(s, handler)
 
+    def attach(self, pid: int) -> None:
+        """The command runs as ``pid``: send it what was received while it started."""
+        self.child = pid
+        for signum in self.received:
+            self._send(signum)
+
     def handle(self, signum: int, frame: Any = None) -> None:
         self.received.append(signum)
-        child = self.child
-        if child is not None and child.returncode is None:
-            with contextlib.suppress(ProcessLookupError):  # it has just ended
-                os.kill(child.pid, signum)
+        if self.child is not None:
+            self._send(signum)
+
+    def _send(self, signum: int) -> None:
+        assert self.child is not None
+        with contextlib.suppress(ProcessLookupError):  # it has just ended
+            os.kill(self.child, signum)
 
 
-def run_child(command: list[str], signals: Signals) -> tuple[int, Any, str | None]:
-    """Run ``command`` with this process's streams: (exit code as a shell gives it, its
-    resource usage or None, why it did not start or None)."""
-    seen = len(signals.received)
-    if seen:
-        name = signal.Signals(signals.received[0]).name
-        return 128 + signals.received[0], None, f"{name} received before the command started"
+#: the process the command is started through (see :mod:`provml.cli.launcher`)
+LAUNCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "launcher.py")
+
+
+def run_child(
+    command: list[str], signals: Signals
+) -> tuple[int, dict[str, float] | None, str | None]:
+    """Run ``command`` with this process's streams, through :data:`LAUNCHER`: (exit code
+    as a shell gives it, its CPU seconds and peak RSS in KiB or None, why it did not
+    start or None)."""
+    if signals.received:
+        signum = signals.received[0]
+        return (
+            128 + signum,
+            None,
+            f"{signal.Signals(signum).name} received before the command started",
+        )
+    read, write = os.pipe()
     try:
-        signals.child = child = subprocess.Popen(command, close_fds=False)
+        os.set_inheritable(write, True)
+        launcher = subprocess.Popen(
+            [sys.executable, "-I", "-S", LAUNCHER, str(write), *command], close_fds=False
+        )
     except OSError as exc:
-        _say(f"{command[0]}: {exc.strerror or exc}")
-        code = 127 if isinstance(exc, FileNotFoundError) else 126
-        return code, None, f"could not start the command: {exc.strerror or exc}"
-    for signum in signals.received[seen:]:  # received while it was being started
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(child.pid, signum)
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = code = os.waitstatus_to_exitcode(status)
-    return (128 - code if code < 0 else code), usage, None
+        os.close(read)
+        _say(f"cannot start {sys.executable}: {exc.strerror or exc}")
+        return 126, None, f"could not start the command: {exc.strerror or exc}"
+    finally:
+        os.close(write)
+    lines: list[str] = []
+    with os.fdopen(read, "r", encoding="utf-8", errors="replace") as pipe:
+        for line in pipe:  # until the launcher and the command are gone
+            lines.append(line)
+            if line.startswith("pid "):
+                signals.attach(int(line.split()[1]))
+            elif line.startswith(("done ", "error ")):
+                signals.child = None  # reaped: its pid may be another process's soon
+    _, status, _usage = os.wait4(launcher.pid, 0)
+    launcher.returncode = os.waitstatus_to_exitcode(status)
+    for line in lines:
+        kind, _, rest = line.rstrip("\n").partition(" ")
+        if kind == "error":
+            number, _, message = rest.partition(" ")
+            _say(f"{command[0]}: {message}")
+            return int(number), None, f"could not start the command: {message}"
+        if kind == "done":
+            raw, cpu, rss = rest.split()
+            ended = os.waitstatus_to_exitcode(int(raw))
+            resources = {"cpu_seconds": float(cpu), "max_rss_kib": int(rss)}
+            return (128 - ended if ended < 0 else ended), resources, None
+    # the launcher itself failed (killed before it could say how the command ended)
+    ended = launcher.returncode
+    return (128 - ended if ended < 0 else ended), None, "the launcher of the command failed"
 
 
 @click.command(
