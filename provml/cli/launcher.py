@@ -15,6 +15,7 @@ Only the standard library, and nothing imported from provml: it runs with ``-I -
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import signal
@@ -23,6 +24,12 @@ import sys
 FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
 #: what Python changes at start-up and a command expects at its default
 RESTORED = ("SIGPIPE", "SIGXFSZ", "SIGXFZ")
+
+
+def say(fd: int, line: str) -> None:
+    """One line to provml run; nothing if it is gone (killed: the command runs on)."""
+    with contextlib.suppress(OSError):
+        os.write(fd, line.encode())
 
 
 def main(argv: list[str]) -> int:
@@ -41,14 +48,14 @@ def main(argv: list[str]) -> int:
             os.execvp(command[0], command)
         except OSError as exc:
             code = 127 if exc.errno == errno.ENOENT else 126
-            os.write(fd, f"error {code} {exc.strerror or exc}\n".encode())
+            say(fd, f"error {code} {exc.strerror or exc}\n")
         except BaseException as exc:  # pragma: no cover - anything else: say it, exit
-            os.write(fd, f"error 126 {exc!r}\n".encode())
+            say(fd, f"error 126 {exc!r}\n")
         os._exit(127)
-    os.write(fd, f"pid {pid}\n".encode())
+    say(fd, f"pid {pid}\n")
     _, status, usage = os.wait4(pid, 0)
     cpu = usage.ru_utime + usage.ru_stime
-    os.write(fd, f"done {status} {cpu:.6f} {usage.ru_maxrss}\n".encode())
+    say(fd, f"done {status} {cpu:.6f} {usage.ru_maxrss}\n")
     return 0
 
 

@@ -125,9 +125,7 @@ class Capture:
             status, error = "finished", None
             if code:
                 status, error = "failed", describe(code, not_started)
-                self.task.metric("exit_status", code)
-            else:
-                self.task.metric("exit_status", 0)
+            self.task.metric("exit_status", code)
             self.task.end(status, error, resources=usage)
             if self.own_workflow:
                 self.workflow.end(status, error)
