@@ -21,8 +21,7 @@ from werkzeug.exceptions import NotFound as RouteNotFound
 from provml import __version__
 from provml.core.errors import NotFound, ProvmlError, ValidationError
 from provml.web import audit
-from provml.web.app import OPEN, requires
-from provml.web.auth import READ
+from provml.web.app import OPEN, page, requires
 from query.limits import GuardedStore
 from query.records import dataset_record, model_record, rows
 from query.routes import run as read
@@ -137,7 +136,7 @@ def _choices(st: GuardedStore) -> dict[str, list[str]]:
 
 
 @bp.get("/")
-@requires(READ)
+@page
 def runs_page() -> ResponseReturnValue:
     """The recent workflow runs, with search, filters, sort and paging."""
     audit.note("page", page="runs")
@@ -185,7 +184,7 @@ def _query(pairs: list[tuple[str, str]]) -> str:
 
 
 @bp.get("/runs/<path:ref>")
-@requires(READ)
+@page
 def run_page(ref: str) -> ResponseReturnValue:
     """One run: its tasks as a DAG and a timeline, parameters, metrics, environment,
     resources, failures, what it used and produced."""
@@ -215,7 +214,7 @@ def run_context(data: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.get("/lineage")
-@requires(READ)
+@page
 def lineage_page() -> ResponseReturnValue:
     """A node's lineage as a graph, and the same view as a table of nodes and edges."""
     node = request.args.get("node", "").strip()
@@ -254,7 +253,7 @@ def _sample(st: GuardedStore, question: str, **params: str) -> tuple[list[dict[s
 
 
 @bp.get("/models/<path:ref>")
-@requires(READ)
+@page
 def model_page(ref: str) -> ResponseReturnValue:
     """A model's record (``provml model``), its licence verdict, whether the feature
     code serving it changed, and the predictions it made."""
@@ -276,7 +275,7 @@ def model_page(ref: str) -> ResponseReturnValue:
 
 
 @bp.get("/datasets/<path:ref>")
-@requires(READ)
+@page
 def dataset_page(ref: str) -> ResponseReturnValue:
     """A dataset's record (``provml dataset``): every version, its sources and licences,
     every model downstream of it."""
@@ -286,7 +285,7 @@ def dataset_page(ref: str) -> ResponseReturnValue:
 
 
 @bp.get("/predictions/<path:ref>")
-@requires(READ)
+@page
 def prediction_page(ref: str) -> ResponseReturnValue:
     """A prediction traced to the model that made it, and from there to the model's
     training data, hyperparameters and code version (the prediction-trace question)."""
@@ -307,7 +306,7 @@ def prediction_page(ref: str) -> ResponseReturnValue:
 
 
 @bp.get("/compare")
-@requires(READ)
+@page
 def compare_page() -> ResponseReturnValue:
     """Runs side by side, differences against a baseline run highlighted."""
     given = [*request.args.get("runs", "").split(","), *request.args.getlist("pick")]
@@ -336,7 +335,7 @@ def compare_page() -> ResponseReturnValue:
 
 
 @bp.get("/search")
-@requires(READ)
+@page
 def search_page() -> ResponseReturnValue:
     """Runs, tasks, data, models, predictions and people by name, path, hash prefix,
     workflow or user."""

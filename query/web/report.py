@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from functools import cache
-from importlib import resources
 
 from flask import Blueprint, Response, request, url_for
 from flask.typing import ResponseReturnValue
@@ -23,14 +22,14 @@ from provml.web import audit
 from provml.web.app import page
 from query.routes import run as read
 from query.web import runs
-from query.web.pages import _html, run_context
+from query.web.pages import STATIC, _html, run_context
 
 bp = Blueprint("query_web_report", __name__, template_folder="templates")
 
 
 @cache
 def _static(name: str) -> str:
-    return (resources.files("query.web") / "static" / name).read_text(encoding="utf-8")
+    return (STATIC / name).read_text(encoding="utf-8")
 
 
 @bp.app_template_global("asset")

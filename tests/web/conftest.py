@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -205,3 +207,29 @@ def tab_through(browser: Browser, presses: int = 40) -> list[dict[str, Any]]:
                     visible: (s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) >= 2)
                              || s.boxShadow !== 'none'};"""))  # fmt: skip
     return seen
+
+
+@contextmanager
+def own_server(tmp: Path, prefix: str = "", **build: Any) -> Iterator[SimpleNamespace]:
+    """A server of its own (``build_app(**build)``, an embedded store in ``tmp``) for a
+    module that needs other settings than the shared site: ``url`` (under ``prefix``),
+    ``root`` (the server's own), ``app``."""
+    from provml.server import build_app, store_url
+    from tests.cli.conftest import LiveServer
+
+    app = build_app(store=store_url(str(tmp / "data")), queue_dir=str(tmp / "q"), **build)
+    server = LiveServer(app)
+    try:
+        yield SimpleNamespace(url=server.url + prefix, root=server.url, app=app)
+    finally:
+        server.stop()
+
+
+@contextmanager
+def browser_on(target: Any) -> Iterator[Browser]:
+    """A headless Chromium opening ``target.url``'s pages."""
+    b = Browser(target)
+    try:
+        yield b
+    finally:
+        b.quit()

@@ -5,38 +5,29 @@ under the prefix, with no console error."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from provml.server import build_app, store_url
-from tests.cli.conftest import LiveServer, load
+from tests.cli.conftest import load
 from tests.conftest import SHA_M, full_records, make_batch
-from tests.web.conftest import Browser
+from tests.web.conftest import Browser, browser_on, own_server
 
 PREFIX = "/provml"
 
 
 @pytest.fixture(scope="module")
 def proxied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
-    tmp: Path = tmp_path_factory.mktemp("prefix-browser")
-    app = build_app(
-        store=store_url(str(tmp / "data")),
-        queue_dir=str(tmp / "q"),
-        config={"PROVML_URL_PREFIX": PREFIX},
-    )
-    load(app, make_batch(full_records()))
-    server = LiveServer(app)
-    yield SimpleNamespace(url=server.url + PREFIX, root=server.url)
-    server.stop()
+    tmp = tmp_path_factory.mktemp("prefix-browser")
+    with own_server(tmp, PREFIX, config={"PROVML_URL_PREFIX": PREFIX}) as server:
+        load(server.app, make_batch(full_records()))
+        yield server
 
 
 @pytest.fixture(scope="module")
 def browser(proxied: SimpleNamespace) -> Iterator[Browser]:
-    b = Browser(proxied)  # type: ignore[arg-type]
-    yield b
-    b.quit()
+    with browser_on(proxied) as b:
+        yield b
 
 
 def test_lineage_under_a_prefix(browser: Browser, proxied: SimpleNamespace) -> None:

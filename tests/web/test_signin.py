@@ -5,15 +5,12 @@ browser back to the page it asked for, in a cookie no script of the page can rea
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from provml.server import build_app, store_url
 from provml.web.auth import Tokens, parse
-from tests.cli.conftest import LiveServer
-from tests.web.conftest import Browser, assert_readable
+from tests.web.conftest import Browser, assert_readable, browser_on, own_server
 
 READ = "read-" + "k3Jq9Vx2Lm8Rt5Wz1Np4Hs7Dc0Fg6Yb"
 CAPTURE = "cap-" + "u7Ei2Oa9Qw3Zx5Cv8Bn1Ml4Kj6Hg0Tr"
@@ -21,19 +18,15 @@ CAPTURE = "cap-" + "u7Ei2Oa9Qw3Zx5Cv8Bn1Ml4Kj6Hg0Tr"
 
 @pytest.fixture(scope="module")
 def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
-    tmp: Path = tmp_path_factory.mktemp("signin")
     tokens = Tokens(parse(f"{READ} read reader\n{CAPTURE} capture bot\n", "test"))
-    app = build_app(store=store_url(str(tmp / "data")), queue_dir=str(tmp / "q"), tokens=tokens)
-    server = LiveServer(app)
-    yield SimpleNamespace(url=server.url, server=server)
-    server.stop()
+    with own_server(tmp_path_factory.mktemp("signin"), tokens=tokens) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def browser(guarded: SimpleNamespace) -> Iterator[Browser]:
-    b = Browser(guarded)  # type: ignore[arg-type]
-    yield b
-    b.quit()
+    with browser_on(guarded) as b:
+        yield b
 
 
 def _sign_in(browser: Browser, token: str) -> None:
