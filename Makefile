@@ -5,11 +5,14 @@ BIN    := $(VENV)/bin
 PORT   ?= 5000
 DATA   ?= ./provml-data
 
-.PHONY: run test lint typecheck clean help bench-capture bench-load bench-query bench-ingest bench-web screenshots chaos
+.PHONY: run test test-core test-frameworks lint typecheck clean help bench-capture bench-load bench-query bench-ingest bench-web screenshots chaos
 
 help:
 	@echo "make run    - install, serve on 127.0.0.1:$(PORT) with the demo, keep serving"
-	@echo "make test   - install dev extras, then ruff, mypy and pytest"
+	@echo "make test   - install dev extras, then ruff, mypy and pytest; then test-frameworks"
+	@echo "make test-core - ruff, mypy and pytest without the frameworks' tests"
+	@echo "make test-frameworks - install torch (CPU), Lightning, Transformers, Keras, XGBoost,"
+	@echo "               LightGBM, Dask, Snakemake and MLflow; run tests/frameworks"
 	@echo "make bench-query - p50/p95 of every named question on >= 5 M generated triples"
 	@echo "make bench-load [BENCH_ARGS='--duration 120 --clients 4'] - pipeline load test"
 	@echo "make bench-ingest [BENCH_ARGS='--workflows 300 --repeats 3'] - records to queryable triples/s"
@@ -55,8 +58,20 @@ lint: $(VENV)/.dev-stamp
 typecheck: $(VENV)/.dev-stamp
 	$(BIN)/mypy
 
-test: lint typecheck
-	$(BIN)/pytest
+# the whole suite: the core tests, then the frameworks' (each part can be run alone)
+test: test-core test-frameworks
+
+test-core: lint typecheck
+	$(BIN)/pytest --ignore=tests/frameworks
+
+# the integrations with the real frameworks (torch's CPU build, Lightning, Transformers,
+# Keras, XGBoost, LightGBM, Dask, Snakemake, MLflow): a separate install of about 1.5 GB
+test-frameworks: $(VENV)/.frameworks-stamp
+	PROVML_REQUIRE_FRAMEWORKS=1 $(BIN)/pytest tests/frameworks
+
+$(VENV)/.frameworks-stamp: $(VENV)/.dev-stamp
+	$(BIN)/pip install -q -e '.[frameworks]'
+	touch $@
 
 # the fault-injection suite with many rounds (CI runs it with PROVML_CHAOS_ROUNDS=8)
 chaos: $(VENV)/.dev-stamp

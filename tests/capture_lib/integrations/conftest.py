@@ -60,7 +60,7 @@ def captured(tmp_path: Path) -> Iterator[Captured]:
     """Disk capture with autolog on; everything undone afterwards."""
     logs = tmp_path / "logs"
     cl.init(mode="disk", path=str(logs), flush_interval=0.05)
-    assert cl.autolog() == {"sklearn": "enabled"}
+    assert cl.autolog()["sklearn"] == "enabled"
     try:
         yield Captured(logs)
     finally:
