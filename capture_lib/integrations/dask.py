@@ -40,14 +40,15 @@ producer), the content of results (no digest: hashing a result would cost a work
 size in SHA-256 time per task; keys name results deterministically instead).
 
 **Bounded cost.** Nothing is kept per task: each finished task builds two records, put
-on capture_lib's bounded queue (about 20 µs on the scheduler's event loop:
-``bench/integrations_dask.py``). A graph of 100,000s of tiny tasks would record as many
-tasks: at most ``max_tasks`` (default :data:`MAX_TASKS`) are recorded per plugin; the
-tasks past it are counted, per prefix, in ``cl.stats()["lost"]["dask_task_cap"]``, in a
-warning logged once, and as metrics ``dask_tasks_not_captured`` (and
-``dask_tasks_not_captured:<prefix>``) of the workflow when the scheduler closes
-(or :meth:`report` is called). At most :data:`MAX_DEPENDENCIES` inputs are recorded per
-task; past that they are counted in ``["dask_dependency_cap"]``.
+on capture_lib's bounded queue, on the scheduler's event loop (about 1 % of what the
+scheduler spends on a no-op task: ``bench/integrations_dask.py``). A graph of 100,000s
+of tiny tasks would record as many tasks: at most ``max_tasks`` (default
+:data:`MAX_TASKS`) are recorded per plugin; the tasks past it are counted, per prefix,
+in ``cl.stats()["lost"]["dask_task_cap"]``, in a warning logged once, and as metrics
+``dask_tasks_not_captured`` (and ``dask_tasks_not_captured:<prefix>``) of the workflow
+when the scheduler closes (or :meth:`report` is called). At most
+:data:`MAX_DEPENDENCIES` inputs are recorded per task; past that they are counted in
+``["dask_dependency_cap"]``.
 
 **Never raises into the computation.** Every hook is guarded: a failure is logged once
 and counted in ``cl.stats()["lost"]["integration_error"]``, and Dask's results are the
@@ -73,6 +74,7 @@ from typing import TYPE_CHECKING, Any
 from capture_lib import records as R
 from capture_lib import runtime
 from capture_lib.api import JoinedWorkflow
+from provml.core.ids import parse_execution_iri
 
 FRAMEWORK = "distributed"
 #: the plugin's name on the scheduler (registering another with it replaces it)
@@ -158,9 +160,8 @@ class Capture:
                 client = runtime.init(**self.settings)
             wf = self._workflow
             if wf is None or wf.client is not client:
-                import capture_lib as cl
-
-                wf = self._workflow = cl.join(self.workflow_iri, self.workflow_name)
+                session, n = parse_execution_iri(self.workflow_iri)
+                wf = self._workflow = JoinedWorkflow(client, session, n, self.workflow_name)
             return wf
         except Exception:
             self.failed("joining the workflow")
@@ -263,19 +264,23 @@ class Capture:
 
 def _inputs(run: str, dependencies: Iterable[tuple[Any, str]]) -> dict[str, Any]:
     """The used values of a task: its inputs' nodes, by role (the input's prefix)."""
-    deps = sorted(((key_text(k), p) for k, p in dependencies), key=lambda kp: kp[0])
+    deps = [(key_text(k), p) for k, p in dependencies]
+    if len(deps) > 1:
+        deps.sort(key=_first)  # roles numbered in the same order whatever Dask's set order
     if len(deps) > MAX_DEPENDENCIES:
         runtime.count_lost(DEPENDENCY_CAP, len(deps) - MAX_DEPENDENCIES)
         deps = deps[:MAX_DEPENDENCIES]
     used: dict[str, Any] = {}
-    seen: Counter[str] = Counter()
+    seen: dict[str, int] = {}
     for text, prefix in deps:
         role = (prefix or "input")[:240]
-        seen[role] += 1
-        if seen[role] > 1:
-            role = f"{role}.{seen[role]}"
-        used[role] = output_reference(run, text)
+        k = seen[role] = seen.get(role, 0) + 1
+        used[role if k == 1 else f"{role}.{k}"] = output_reference(run, text)
     return used
+
+
+def _first(pair: tuple[str, str]) -> str:
+    return pair[0]
 
 
 def _compute_times(startstops: Any) -> tuple[float | None, float | None]:
