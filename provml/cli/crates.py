@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 
 import click
 
@@ -24,9 +25,12 @@ def _run_iri(run: str) -> str:
         raise click.BadParameter(str(exc), param_hint="--run") from None
 
 
-def export_crate(run: str, output: str, url: str, token: str | None, data_dir: str | None) -> None:
+def export_crate(
+    run: str, output: str, data_dir: str | None, fetch: Callable[[str], bytes]
+) -> None:
     """Write the crate of one workflow run to ``output`` (a directory, or a ``.zip``;
-    ``-``: ``provml-crate-<run>/``)."""
+    ``-``: ``provml-crate-<run>/``), from the store in ``data_dir``, else from the run's
+    export as N-Triples that ``fetch(run IRI)`` gets from the query service."""
     from provml.core.errors import ProvmlError
     from provml.interop import export as ex
     from provml.interop.rocrate import writer
@@ -41,9 +45,7 @@ def export_crate(run: str, output: str, url: str, token: str | None, data_dir: s
     else:
         import pyoxigraph as ox
 
-        from provml.cli.exporting import _ask
-
-        body = _ask(url, token, lambda service: service.export("run", iri, "ntriples")).data
+        body = fetch(iri)
         quads = list(ox.parse(body, format=ox.RdfFormat.N_QUADS))
     try:
         metadata = writer.write_metadata(quads, iri)

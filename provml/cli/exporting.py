@@ -106,7 +106,8 @@ def export(
 
         if scope != "run" or not ident:
             raise click.UsageError("--format ro-crate exports one workflow run: give --run")
-        export_crate(ident, output.name, url, token, data_dir)
+        export_crate(ident, output.name, data_dir, lambda iri: _ask(
+            url, token, lambda service: service.export("run", iri, "ntriples")).data)  # fmt: skip
         return
     if scope == "lineage" and ident:
         ident = data_ref(ident)

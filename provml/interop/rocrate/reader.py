@@ -43,6 +43,14 @@ _SHA = re.compile(r"[0-9a-fA-F]{64}")
 _CONTENT = ID_BASE + "data/sha256/"
 STATUS = {"CompletedActionStatus": "finished", "FailedActionStatus": "failed",
           "ActiveActionStatus": "running", "PotentialActionStatus": "running"}  # fmt: skip
+#: provml:… properties of a data entity → members of the data reference
+REF_FIELDS = {"source": "source", "license": "license", "name": "name", "version": "version",
+              "split": "split", "description": "description", "framework": "framework",
+              "frameworkVersion": "framework_version", "algorithm": "algorithm",
+              "hostname": "host"}  # fmt: skip
+#: provml:… properties of the run's action → its ``env`` (docs/mapping.md#environment)
+ENV_FIELDS = {"hostname": "hostname", "processId": "pid", "pythonVersion": "python",
+              "platform": "platform", "commandLine": "argv"}  # fmt: skip
 MAX_RECORDS = 40_000  # records per batch sent (the wire limit is 50,000)
 
 
@@ -198,8 +206,8 @@ class _Crate:
                 size = int(size)
             if isinstance(size, int) and not isinstance(size, bool) and size >= 0:
                 ref["size"] = size
-            for key in ("source", "license"):
-                value = entity.get("provml:" + key)
+            for prop, key in REF_FIELDS.items():
+                value = entity.get("provml:" + prop, entity.get(PROVML_NS + prop))
                 if isinstance(value, str):
                     ref[key] = value
             self.out.data[how] += 1
@@ -352,6 +360,16 @@ def _run_batches(crate: _Crate, run: dict[str, Any], steps: list[dict[str, Any]]
         head["params"] = run_parts["params"]
     if user:
         head["user"] = user
+    env = {key: run[f"provml:{prop}"] for prop, key in ENV_FIELDS.items()
+           if isinstance(run.get(f"provml:{prop}"), str | int)}  # fmt: skip
+    try:
+        extra = json.loads(run.get("provml:metadata") or "{}")
+    except (TypeError, ValueError):
+        extra = {}
+    if isinstance(extra, dict):
+        env.update(extra)
+    if env:
+        head["env"] = env
     records.append(head)
     next_n = max([n] + [k for _, _, _, s, k in planned if s == session]) + 1
     last = start
@@ -389,8 +407,18 @@ def _run_batches(crate: _Crate, run: dict[str, Any], steps: list[dict[str, Any]]
                 end_rec["generated"] = made
             records.append(end_rec)
         out.steps += 1
+        sections: dict[str, tuple[str, int]] = {}
         for metric in p["metrics"]:
-            records.append(_metric(metric, session, next_n, (s_session, s_n), t1))
+            parent = (s_session, s_n)
+            ref = _ids(metric.get("provml:section"))
+            if ref:
+                if ref[0] not in sections:
+                    sections[ref[0]] = _section(
+                        crate, crate.get(ref[0]), (s_session, s_n), [wf_name, tool_name],
+                        (t0, t1), records, session,
+                    )  # fmt: skip
+                parent = sections[ref[0]]
+            records.append(_metric(metric, session, next_n, parent, t1))
             next_n = max(next_n, records[-1]["n"]) + 1
             out.metrics += 1
     ended = STATUS.get(_term(run.get("actionStatus")), "finished" if end is not None else "")
@@ -405,6 +433,29 @@ def _run_batches(crate: _Crate, run: dict[str, Any], steps: list[dict[str, Any]]
         records.append(tail)
     out.runs += 1
     return _batches(session, records)
+
+
+def _section(crate: _Crate, entity: dict[str, Any], task: tuple[str, int], plan: list[str],
+             times: tuple[float, float], records: list[dict[str, Any]],
+             batch_session: str) -> tuple[str, int]:  # fmt: skip
+    """The section (an epoch) a provml metric value was measured in, as provml wrote it."""
+    t0 = _seconds(entity.get("startTime")) or times[0]
+    t1 = _seconds(entity.get("endTime")) or times[1]
+    session, n = crate.identity(entity, t0)
+    own = {"session": session} if session != batch_session else {}
+    parent = {"parent_session": task[0]} if task[0] != batch_session else {}
+    name = _name(entity.get("name"), "section")
+    rec: dict[str, Any] = {"kind": "section_start", "n": n, **own, "parent": task[1], **parent,
+                           "plan": [*plan, name], "time": t0}  # fmt: skip
+    index = entity.get("provml:index")
+    if isinstance(index, int) and not isinstance(index, bool):
+        rec["index"] = index
+    records.append(rec)
+    records.append({"kind": "section_end", "n": n, **own, "plan": [*plan, name],
+                    "time": max(t0, t1),
+                    "status": STATUS.get(_term(entity.get("actionStatus")),
+                                         "finished")})  # fmt: skip
+    return session, n
 
 
 def _metric(entity: dict[str, Any], session: str, n: int, parent: tuple[str, int],

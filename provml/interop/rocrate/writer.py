@@ -45,6 +45,12 @@ STATUS = {
     "running": "http://schema.org/ActiveActionStatus",
 }
 ENGINE = "https://provml.dev/#provml"
+#: what a run called the data it used or made (provml:… of the usage or generation), kept
+#: as provml:… of the File; its path as alternateName
+USE_FIELDS = ("path", "name", "version", "split", "description", "framework",
+              "frameworkVersion", "algorithm", "hostname")  # fmt: skip
+#: where the run ran (provml:… of the workflow execution), kept as provml:… of its action
+ENV_PROPERTIES = ("hostname", "processId", "pythonVersion", "platform", "commandLine")
 FORMAL_PARAMETER = "https://bioschemas.org/profiles/FormalParameter/1.0-RELEASE"
 LANGUAGE = "https://provml.dev/#python"
 #: provml classes a data node can have that the crate keeps, as ``additionalType``
@@ -194,7 +200,12 @@ class _Crate:
                 **_value(_json(row["value"])),
             }
         else:
-            entity = {"@id": node.value, "@type": "File", "name": where.get("name") or role}
+            entity = {
+                "@id": node.value,
+                "@type": "File",
+                "name": where.get("name") or role,
+                **{f"provml:{p}": v for p, v in where.items() if p != "path"},
+            }
             if "sha" in row:
                 entity["sha256"] = row["sha"].value
             if "size" in row:
@@ -216,29 +227,38 @@ class _Crate:
         return _ref(node.value)
 
     def uses(self, node: NamedNode, tool: dict[str, Any], direction: str) -> list[dict[str, str]]:
+        fields = " ".join(f"OPTIONAL {{ ?q provml:{p} ?{p} }}" for p in USE_FIELDS)
         if direction == "in":
-            text = ("SELECT ?d ?attr ?role ?path ?name WHERE { ?x prov:qualifiedUsage ?q . "
-                    "?q prov:entity ?d . OPTIONAL { ?q prov:hadRole ?attr . "
-                    "?attr provml:name ?role } OPTIONAL { ?q provml:path ?path } "
-                    "OPTIONAL { ?q provml:name ?name } } ORDER BY ?role ?d")  # fmt: skip
+            head = "?x prov:qualifiedUsage ?q . ?q prov:entity ?d ."
         else:
-            text = ("SELECT ?d ?attr ?role ?path ?name WHERE { ?d prov:qualifiedGeneration ?q . "
-                    "?q prov:activity ?x . OPTIONAL { ?q prov:hadRole ?attr . "
-                    "?attr provml:name ?role } OPTIONAL { ?q provml:path ?path } "
-                    "OPTIONAL { ?q provml:name ?name } } ORDER BY ?role ?d")  # fmt: skip
+            head = "?d prov:qualifiedGeneration ?q . ?q prov:activity ?x ."
+        text = (f"SELECT * WHERE {{ {head} OPTIONAL {{ ?q prov:hadRole ?attr . "
+                f"?attr provml:name ?role }} {fields} }} ORDER BY ?role ?d")  # fmt: skip
         out = []
         for row in self.g.rows(text, x=node):
             role = row["role"].value if "role" in row else row["d"].value.rsplit("/", 1)[-1]
-            where: dict[str, Any] = {k: row[k].value for k in ("path", "name") if k in row}
+            where: dict[str, Any] = {p: row[p].value for p in USE_FIELDS if p in row}
             out.append(self.data(row["d"], row.get("attr"), role, direction, tool, where))
         return out
+
+    def section(self, node: NamedNode) -> dict[str, str]:
+        """A section (an epoch) of a task, where metrics were measured: not a step of its
+        own in the crate, but kept so that a crate provml reads comes back with it."""
+        if node.value not in self.entities:
+            section = _execution(self.g, node)
+            section.pop("_plan", None)
+            section["@type"] = "provml:LearningStageSectionExecution"
+            for row in self.g.rows("SELECT ?i WHERE { ?x provml:index ?i }", x=node):
+                section["provml:index"] = int(row["i"].value)
+            self.add(section)
+        return _ref(node.value)
 
     def metrics(self, node: NamedNode) -> list[dict[str, str]]:
         out = []
         for row in self.g.rows(
-            "SELECT ?m ?name ?value ?step ?time ?index WHERE { "
-            "{ ?m prov:wasGeneratedBy ?x } UNION { ?s provml:partOf ?x . ?m prov:wasGeneratedBy ?s "
-            "  OPTIONAL { ?s provml:index ?index } } "
+            "SELECT ?m ?name ?value ?step ?time ?s WHERE { "
+            "{ ?m prov:wasGeneratedBy ?x } UNION "
+            "{ ?s provml:partOf ?x . ?m prov:wasGeneratedBy ?s } "
             "?m a provml:ModelEvaluation ; provml:name ?name ; prov:value ?value . "
             "OPTIONAL { ?m provml:step ?step } OPTIONAL { ?m prov:generatedAtTime ?time } } "
             "ORDER BY ?name ?time ?m",
@@ -249,8 +269,8 @@ class _Crate:
                       "additionalType": "provml:ModelEvaluation"}  # fmt: skip
             if "step" in row:
                 entity["provml:step"] = int(row["step"].value)
-            if "index" in row:
-                entity["provml:sectionIndex"] = int(row["index"].value)
+            if "s" in row:
+                entity["provml:section"] = self.section(row["s"])
             if _time(row.get("time")):
                 entity["provml:time"] = _time(row["time"])
             self.add(entity)
@@ -279,11 +299,18 @@ def write_metadata(quads: Iterable[Quad], run: str, now: datetime | None = None)
     crate.parts.append(plan.value)
     crate.add(workflow)
     run_action["instrument"] = _ref(plan.value)
-    for row in g.rows("SELECT ?u ?name WHERE { ?x prov:wasAssociatedWith ?u . "
+    for row in g.rows("SELECT DISTINCT ?u ?name WHERE { { ?x prov:wasAssociatedWith ?u } UNION "
+                      "{ ?x prov:qualifiedAssociation/prov:agent ?u } "
                       "OPTIONAL { ?u provml:name ?name } }", x=node):  # fmt: skip
         crate.add({"@id": row["u"].value, "@type": "Person",
                    "name": row["name"].value if "name" in row else row["u"].value})  # fmt: skip
         run_action["agent"] = _ref(row["u"].value)
+    for row in g.rows("SELECT ?p ?v WHERE { ?x ?p ?v }", x=node):
+        name = row["p"].value.removeprefix(PROVML_NS)
+        if name in ENV_PROPERTIES:
+            run_action[f"provml:{name}"] = _json(row["v"])
+        elif name == "metadata":  # JSON text: an object here would be read as a reference
+            run_action["provml:metadata"] = row["v"].value
     run_action["object"] = crate.params(node, workflow)
     crate.add(run_action)
 
