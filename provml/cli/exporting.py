@@ -45,10 +45,13 @@ T = TypeVar("T")
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["turtle", "trig", "ntriples", "jsonld", "provn", "provjson", "provxml"]),
+    type=click.Choice(
+        ["turtle", "trig", "ntriples", "jsonld", "provn", "provjson", "provxml", "ro-crate"]
+    ),
     default="turtle",
     show_default=True,
-    help="provn, provjson and provxml are written by the prov package.",
+    help="provn, provjson and provxml are written by the prov package; ro-crate (with "
+    "--run): a Workflow Run RO-Crate, -o DIR or FILE.zip (docs/ro-crate.md).",
 )
 @click.option(
     "--strict",
@@ -98,6 +101,14 @@ def export(
     if len(chosen) > 1:
         raise click.UsageError("give one of --model/--entity, --run, --workflow, --document")
     scope, ident = chosen[0] if chosen else ("all", None)
+    if fmt == "ro-crate":
+        from provml.cli.crates import export_crate
+
+        if scope != "run" or not ident:
+            raise click.UsageError("--format ro-crate exports one workflow run: give --run")
+        export_crate(ident, output.name, data_dir, lambda iri: _ask(
+            url, token, lambda service: service.export("run", iri, "ntriples")).data)  # fmt: skip
+        return
     if scope == "lineage" and ident:
         ident = data_ref(ident)
     if data_dir:

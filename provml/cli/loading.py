@@ -263,16 +263,17 @@ def compact(data_dir: str, quiet: bool) -> None:
 
 
 @click.command(name="import")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option(
     "--format",
     "fmt",
     type=click.Choice(["auto", "provjson", "provxml", "provn", "turtle", "trig", "ntriples",
-                       "nquads"]),
+                       "nquads", "ro-crate"]),
     default="auto",
     show_default=True,
     help="The documents' format; auto: by file extension (.json .xml/.provx .provn .ttl "
-    ".trig .nt .nq).",
+    ".trig .nt .nq); ro-crate: Workflow Run RO-Crates, each a directory or a zip file, "
+    "sent to the tracker at --url (docs/ro-crate.md).",
 )  # fmt: skip
 @click.option(
     "--base-iri",
@@ -312,6 +313,15 @@ def import_(
     from provml.client import ClientError
     from provml.interop.documents import guess_format
 
+    if fmt == "ro-crate":
+        from provml.cli.crates import import_crates
+
+        import_crates(paths, url, token)
+        return
+    for path in paths:
+        if os.path.isdir(path):
+            raise click.BadParameter(f"{path!r} is a directory (only --format ro-crate takes "
+                                     "one)", param_hint="PATHS")  # fmt: skip
     fields = ("{name}", "{path}", "{sha256}")
     if base_iri and len(paths) > 1 and not any(f in base_iri for f in fields):
         raise click.UsageError(

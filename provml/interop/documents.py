@@ -33,6 +33,7 @@ from pyoxigraph import BlankNode, DefaultGraph, Literal, NamedNode, Quad, RdfFor
 from provml.core.errors import ValidationError
 from provml.core.vocab import XSD
 from provml.interop.terms import DOCUMENT_BASE, QUALIFIED, QUALIFIED_TERMS, SH
+from provml.interop.yprov4ml import typed
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,8 @@ def parse_document(data: bytes, fmt: str, base_iri: str | None = None) -> Import
     doc_id = doc_sha
     if base_iri is not None:
         doc_id = hashlib.sha256(f"{doc_sha}\n{base_iri}".encode()).hexdigest()
-    return Imported(quads + plain_triples(quads), doc_id, base, prefixes)
+    quads += plain_triples(quads) + typed(quads, prefixes)  # yProv4ML's types as provml's
+    return Imported(quads, doc_id, base, prefixes)
 
 
 def _read_prov(data: bytes, spec: Format, base: str) -> tuple[list[Quad], dict[str, str]]:
