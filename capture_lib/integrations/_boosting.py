@@ -22,35 +22,37 @@ A prediction (``Booster.predict`` called outside a captured scikit-learn call) i
 generated ``prediction``, as a scikit-learn prediction does.
 
 **Naming a DMatrix or a Dataset.** Both copy the data they are built from into the
-library's own format, from which it cannot be read back as it was. While autolog is on,
-their construction is patched to keep a *weak* reference to the arrays they were built
-from (data, label, weight; nothing is copied or hashed then): training names those arrays
-by content, as they are when training starts (the same digest as the scikit-learn
-integration gives the same array). Without it (a DMatrix or Dataset built before
-``cl.autolog()``, or the explicit callback alone), XGBoost's ``DMatrix.get_data()`` (a
-CSR copy, read only when at most the hashing limit) and ``get_label()`` are hashed, and
-the reference says ``"source": "DMatrix.get_data()"``; LightGBM's raw data is hashed if
-the Dataset still holds it (``free_raw_data=False``), else ``X`` is recorded as missing
-(counted in ``unhashable_input``) and ``y`` from ``get_label()``. A file path (a libsvm
-file, LightGBM's binary Dataset) is named as a file.
+library's own format, from which it cannot be read back as it was; the arrays are named
+by content the way the scikit-learn integration names them (the same array, the same
+digest), each up to ``TRAIN_HASH_LIMIT`` bytes, sampled past it:
+
+* a **DMatrix** (or QuantileDMatrix) built while autolog is on: its data, label and
+  weight are hashed when it is built (not later: the arrays are often temporaries, such
+  as ``DMatrix(x[:n])``), except inside a captured scikit-learn call (a wrapper's fit
+  names ``X`` itself). A DMatrix built before ``cl.autolog()`` (or with the explicit
+  callback alone): ``get_data()`` (a CSR copy, only when at most the limit) and
+  ``get_label()`` are hashed, and the reference says ``"source": "DMatrix.get_data()"``
+  (a different digest from the array's);
+* a LightGBM **Dataset** keeps its raw arrays until LightGBM constructs it, at the start
+  of training: autolog names them then. While autolog is on, a Dataset also keeps weak
+  references to them (nothing copied), for one reused after LightGBM freed its raw data.
+  Else ``X`` is recorded as missing (counted in ``unhashable_input``) and ``y`` is named
+  from ``get_label()``;
+* a file path (a libsvm file, LightGBM's binary Dataset) is named as a file.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib.abc
-import importlib.machinery
-import importlib.util
 import inspect
 import os
-import sys
-import threading
 import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from capture_lib import api, runtime
 from capture_lib.integrations import _sklearn_calls as calls
+from capture_lib.integrations._boosting_patches import Integration, Patches, when_imported
 from capture_lib.integrations._sklearn_calls import INFER_HASH_LIMIT, MAX_SECTIONS, TRAIN_HASH_LIMIT
 from capture_lib.refs import HOST, reference
 
@@ -64,7 +66,6 @@ __all__ = [
     "when_imported",
 ]
 
-_MARK = "_provml_wraps"
 #: the attribute a patched DMatrix / Dataset keeps its sources under (weak references)
 SOURCE = "_provml_source"
 #: set while a native training or prediction captured here runs: what it calls is quiet
@@ -80,132 +81,6 @@ def capturing() -> bool:
     """Whether a native call made now is to be captured: capture on, and not inside a
     captured scikit-learn call or a native one (those record it themselves)."""
     return calls.current.get() is None and runtime.get_client().enabled
-
-
-# --- patching -------------------------------------------------------------------------
-
-
-class Patches:
-    """Class and module attributes replaced, to be put back."""
-
-    def __init__(self) -> None:
-        self.lock = threading.RLock()
-        self.active = False
-        self._saved: dict[tuple[Any, str], Any] = {}
-
-    def replace(self, owner: Any, name: str, make: Callable[[Any], Any]) -> None:
-        """``owner.name = make(original)`` unless it is already ours or not a function."""
-        original = owner.__dict__.get(name)
-        if not inspect.isfunction(original) or hasattr(original, _MARK):
-            return
-        wrapper = make(original)
-        setattr(wrapper, _MARK, original)
-        setattr(owner, name, wrapper)
-        self._saved[(owner, name)] = original
-
-    def restore(self) -> None:
-        for (owner, name), original in list(self._saved.items()):
-            if hasattr(owner.__dict__.get(name), _MARK):
-                setattr(owner, name, original)
-        self._saved.clear()
-
-
-class Integration:
-    """One framework's patches: put in place when the framework is imported (at once if it
-    already is), put back by :meth:`disable`."""
-
-    def __init__(self, framework: str, patch: Callable[[Patches, Any], None]) -> None:
-        self.framework = framework
-        self.patches = Patches()
-        self._patch = patch
-
-    def enabled(self) -> bool:
-        """True while the patches are in place (or wait for the framework's import)."""
-        return self.patches.active
-
-    def enable(self) -> None:
-        """Patch the framework now if it is imported, else as soon as it is."""
-        with self.patches.lock:
-            self.patches.active = True
-            when_imported(self.framework, self._imported)
-
-    def disable(self) -> None:
-        """Put back every patched attribute."""
-        with self.patches.lock:
-            self.patches.active = False
-            when_imported(self.framework, None)
-            self.patches.restore()
-
-    def _imported(self, module: Any) -> None:
-        with self.patches.lock:
-            if self.patches.active:
-                self._patch(self.patches, module)
-
-
-class _Loader(importlib.abc.Loader):
-    """A module's own loader, then ``then(module)`` once the module is executed."""
-
-    def __init__(self, inner: Any, then: Callable[[Any], None]) -> None:
-        self.inner = inner
-        self.then = then
-
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> Any:
-        return self.inner.create_module(spec)
-
-    def exec_module(self, module: Any) -> None:
-        self.inner.exec_module(module)
-        module.__loader__ = self.inner  # the module as it would be without us
-        if module.__spec__ is not None:
-            module.__spec__.loader = self.inner
-        try:
-            self.then(module)
-        except Exception:
-            failed(f"patching {module.__name__} after its import")
-
-
-class _AfterImport(importlib.abc.MetaPathFinder):
-    """Runs a function on a top-level module once it is imported (so that ``cl.autolog()``
-    does not import a framework the script may never use)."""
-
-    def __init__(self) -> None:
-        self.waiting: dict[str, Callable[[Any], None]] = {}
-        self.local = threading.local()
-
-    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
-        then = self.waiting.get(fullname)
-        if then is None or getattr(self.local, "busy", False):
-            return None
-        self.local.busy = True
-        try:
-            spec = importlib.util.find_spec(fullname)
-        except Exception:
-            return None
-        finally:
-            self.local.busy = False
-        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
-            return None
-        spec.loader = _Loader(spec.loader, then)
-        return spec
-
-
-_after_import = _AfterImport()
-
-
-def when_imported(name: str, then: Callable[[Any], None] | None) -> None:
-    """Call ``then(module)`` now if ``name`` is imported, else right after its import;
-    ``then=None`` forgets a pending call."""
-    if then is None:
-        _after_import.waiting.pop(name, None)
-        if not _after_import.waiting and _after_import in sys.meta_path:
-            sys.meta_path.remove(_after_import)
-        return
-    module = sys.modules.get(name)
-    if module is not None:
-        then(module)
-        return
-    _after_import.waiting[name] = then
-    if _after_import not in sys.meta_path:
-        sys.meta_path.insert(0, _after_import)
 
 
 def remember_source(cls: Any, params: Iterable[str], eager: bool) -> Callable[[Any], Any]:

@@ -9,13 +9,16 @@ of stage ``training`` named ``<Class>.<method>``:
 * used: ``X``, ``y`` and ``sample_weight`` when given, named by content
   (:func:`capture_lib.integrations.digest.data_reference`, whole up to
   :data:`TRAIN_HASH_LIMIT` bytes, sampled past it); for ``partial_fit`` (and ``fit`` with
-  ``warm_start``) of an estimator fitted before, that model as ``previous_model``;
+  ``warm_start``) of an estimator fitted before, that model as ``previous_model``; a
+  boosting wrapper's evaluation sets (``eval_set``, LightGBM's ``eval_X``/``eval_y``) as
+  ``eval_set_<i>_X``/``eval_set_<i>_y``;
 * generated: the fitted estimator as ``model`` (``{"@data": "model"}`` named by the
   SHA-256 of its pickle, with framework, version and algorithm), and for
   ``fit_transform`` its output (``output``, named by content: fitting a model on it later
   joins the lineage); for a search, ``best_params`` and its ``candidates``;
-* metrics: ``n_iter``, ``oob_score``, ``best_score`` when the estimator has them; its
-  curves (``loss_curve_``, ``validation_scores_``, ``train_score_``, ``validation_score_``)
+* metrics: ``n_iter``, ``oob_score``, ``best_score``, ``best_iteration`` when the estimator
+  has them; its curves (``loss_curve_``, ``validation_scores_``, ``train_score_``,
+  ``validation_score_``, a boosting wrapper's ``evals_result_``)
   as sections ``iteration`` (at most :data:`MAX_SECTIONS`, evenly spread, recorded when the
   fit returns); a search's candidates as sections ``candidate`` with their mean and std
   test (and train) scores.

@@ -13,9 +13,8 @@ which then:
   ``params``, ``dtrain``, ``evals`` and ``num_boost_round``; one the caller passed is
   filled in, not doubled). ``xgboost.train`` and ``xgboost.training.train`` are patched:
   a ``from xgboost import train`` done before ``cl.autolog()`` is not seen;
-* keeps, on every ``DMatrix`` / ``QuantileDMatrix`` built, weak references to the arrays
-  it was built from, so the training data is named by their content
-  (:mod:`capture_lib.integrations._boosting`);
+* names the arrays every ``DMatrix`` / ``QuantileDMatrix`` is built from by content, as
+  it is built (:mod:`capture_lib.integrations._boosting`);
 * makes ``Booster.predict(dmatrix)`` an inference task that used the Booster, and
   ``Booster.save_model(path)`` (and ``XGBModel.save_model`` of a captured scikit-learn
   wrapper) a task ``save <Class>`` linking the file to the model.
