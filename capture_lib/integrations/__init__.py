@@ -29,9 +29,11 @@ log = logging.getLogger(__name__)
 INTEGRATIONS: dict[str, str] = {
     "sklearn": "capture_lib.integrations.sklearn",
     "dask": "capture_lib.integrations.dask",
+    "xgboost": "capture_lib.integrations.xgboost",
+    "lightgbm": "capture_lib.integrations.lightgbm",
 }
 #: the frameworks of the issue that have no integration yet (docs/integrations.md)
-COMING = ("lightning", "transformers", "keras", "xgboost", "lightgbm", "snakemake")
+COMING = ("lightning", "transformers", "keras", "snakemake")
 
 ENABLED, DISABLED, EXCLUDED, ABSENT, FAILED = (
     "enabled", "disabled", "excluded", "not installed", "failed",

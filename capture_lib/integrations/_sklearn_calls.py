@@ -9,13 +9,16 @@ of stage ``training`` named ``<Class>.<method>``:
 * used: ``X``, ``y`` and ``sample_weight`` when given, named by content
   (:func:`capture_lib.integrations.digest.data_reference`, whole up to
   :data:`TRAIN_HASH_LIMIT` bytes, sampled past it); for ``partial_fit`` (and ``fit`` with
-  ``warm_start``) of an estimator fitted before, that model as ``previous_model``;
+  ``warm_start``) of an estimator fitted before, that model as ``previous_model``; a
+  boosting wrapper's evaluation sets (``eval_set``, LightGBM's ``eval_X``/``eval_y``) as
+  ``eval_set_<i>_X``/``eval_set_<i>_y``;
 * generated: the fitted estimator as ``model`` (``{"@data": "model"}`` named by the
   SHA-256 of its pickle, with framework, version and algorithm), and for
   ``fit_transform`` its output (``output``, named by content: fitting a model on it later
   joins the lineage); for a search, ``best_params`` and its ``candidates``;
-* metrics: ``n_iter``, ``oob_score``, ``best_score`` when the estimator has them; its
-  curves (``loss_curve_``, ``validation_scores_``, ``train_score_``, ``validation_score_``)
+* metrics: ``n_iter``, ``oob_score``, ``best_score``, ``best_iteration`` when the estimator
+  has them; its curves (``loss_curve_``, ``validation_scores_``, ``train_score_``,
+  ``validation_score_``, a boosting wrapper's ``evals_result_``)
   as sections ``iteration`` (at most :data:`MAX_SECTIONS`, evenly spread, recorded when the
   fit returns); a search's candidates as sections ``candidate`` with their mean and std
   test (and train) scores.
@@ -71,7 +74,13 @@ UNHASHABLE = "unhashable_input"
 _FRAMEWORKS = {"sklearn": "scikit-learn"}
 _CURVES = (("loss_curve_", "loss"), ("validation_scores_", "validation_score"),
            ("train_score_", "train_score"), ("validation_score_", "validation_score"))  # fmt: skip
-_SCALARS = (("n_iter_", "n_iter"), ("oob_score_", "oob_score"), ("best_score_", "best_score"))
+_SCALARS = (
+    ("n_iter_", "n_iter"),
+    ("oob_score_", "oob_score"),
+    ("best_score_", "best_score"),
+    ("best_iteration_", "best_iteration"),
+    ("best_iteration", "best_iteration"),
+)
 
 
 class _State:
@@ -177,6 +186,7 @@ class _Call:
         self.sections = itertools.count()
         self.search = hasattr(type(est), "_run_search")
         self.steps = _step_names(est) if self.kind == "training" else {}
+        self.meta = bool(self.steps) or (self.kind == "training" and _is_meta(est))
         limit = TRAIN_HASH_LIMIT if self.kind == "training" else INFER_HASH_LIMIT
         used: dict[str, Any] = {}
         params = None
@@ -194,12 +204,17 @@ class _Call:
         weight = kwargs.get("sample_weight")
         if weight is not None and self.kind == "training":
             used["sample_weight"] = _data(weight, limit, f"{self.cls}.{name} sample_weight")
+        if self.kind == "training":
+            for i, (ex, ey) in enumerate(_eval_sets(kwargs)):
+                for role, value in ((f"eval_set_{i}_X", ex), (f"eval_set_{i}_y", ey)):
+                    if value is not None and value is not x and value is not y:
+                        used[role] = _data(value, limit, f"{self.cls}.{name} {role}")
         self.task = wf.task(f"{self.cls}.{name}", stage=self.kind, used=used, params=params)
         self.task.start()
 
     def nested(self, est: Any, name: str, fn: Any, args: Any, kwargs: Any) -> Any:
         """A call made by the outermost one: a section for a step's fit, else nothing."""
-        if est is self.estimator or self.search or name not in TRAIN or self.kind != "training":
+        if est is self.estimator or self.search or not self.meta or name not in TRAIN:
             return fn(*args, **kwargs)
         index = next(self.sections)
         if index >= MAX_SECTIONS:
@@ -256,6 +271,8 @@ class _Call:
             task.generated(output=_data(result, TRAIN_HASH_LIMIT, "fit_transform output"))
         for attr, metric in _SCALARS:
             value = getattr(est, attr, None)
+            if attr == "best_iteration_" and value == 0:  # LightGBM: no early stopping
+                continue
             if isinstance(value, (int, float)) or type(value).__module__ == "numpy":
                 with contextlib.suppress(TypeError, ValueError):  # an array: not one number
                     task.metric(metric, float(value))  # type: ignore[arg-type]
@@ -267,7 +284,7 @@ class _Call:
             self._curves(final if final is not None else est)
 
     def _curves(self, est: Any) -> None:
-        curves = {}
+        curves = _evals_result(est)
         for attr, metric in _CURVES:
             values = getattr(est, attr, None)
             if values is not None and len(values) and metric not in curves:
@@ -297,6 +314,52 @@ def _spread(n: int) -> list[int]:
     if n <= MAX_SECTIONS:
         return list(range(n))
     return sorted({(n - 1) * i // (MAX_SECTIONS - 1) for i in range(MAX_SECTIONS)})
+
+
+def _evals_result(est: Any) -> dict[str, Any]:
+    """A boosting wrapper's evaluation curves (XGBoost's and LightGBM's ``evals_result_``:
+    ``{"validation_0": {"logloss": [...]}}``) as ``{"validation_0-logloss": [...]}``."""
+    try:
+        results = getattr(est, "evals_result_", None)
+    except Exception:  # LightGBM's property raises when not fitted
+        return {}
+    if not isinstance(results, dict):
+        return {}
+    return {f"{data}-{metric}": list(values)
+            for data, log in results.items() if isinstance(log, dict)
+            for metric, values in log.items() if isinstance(values, (list, tuple))}  # fmt: skip
+
+
+def _eval_sets(kwargs: dict[str, Any]) -> list[tuple[Any, Any]]:
+    """The evaluation sets a boosting wrapper's ``fit`` was given: XGBoost's and
+    LightGBM's ``eval_set=[(X, y), …]``, LightGBM's ``eval_X=…, eval_y=…``."""
+    pairs = kwargs.get("eval_set")
+    if isinstance(pairs, (list, tuple)):
+        return [p for p in pairs if isinstance(p, tuple) and len(p) == 2]
+    xs, ys = kwargs.get("eval_X"), kwargs.get("eval_y")
+    if xs is None:
+        return []
+    if not isinstance(xs, tuple):
+        xs, ys = (xs,), (ys,)
+    return list(zip(xs, ys if isinstance(ys, tuple) else (ys,) * len(xs), strict=False))
+
+
+def _is_meta(est: Any) -> bool:
+    """Whether an estimator is made of others (a parameter holding an estimator, or a list
+    of them): their fits inside its own are its sections; a plain estimator's helpers
+    (LightGBM's label encoder) are not."""
+    try:
+        values = est.get_params(deep=False).values()
+    except Exception:
+        return False
+    for v in values:
+        items = v if isinstance(v, list) else [v]
+        for item in items:
+            if isinstance(item, tuple) and len(item) >= 2:
+                item = item[1]
+            if hasattr(item, "get_params") and hasattr(item, "fit"):
+                return True
+    return False
 
 
 def _step_names(est: Any) -> dict[int, str]:
