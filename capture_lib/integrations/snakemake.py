@@ -29,8 +29,11 @@ thread of the main Snakemake process: every record here is built on that thread,
 the scheduler's path. Jobs run elsewhere (a shell command in a subprocess, a ``run:``
 block in a thread, a cluster job on another node): the files are hashed by the main
 process, on the shared file system, when Snakemake reports the job started (inputs)
-and finished (outputs). Times are those at which this thread handles the record,
-normally within milliseconds of the event (later when it is busy hashing large files).
+and finished (outputs). The run itself is started where Snakemake logs that it
+started (before any job; the one-off cost of capture_lib's environment capture, about
+0.5 s). A job's times are those at which the plugins' thread handles its records:
+normally within milliseconds of the event, later when that thread is busy hashing large
+files.
 A job's CPU time and peak memory come from its ``benchmark:`` file when it has one
 (Snakemake measures them there); otherwise none is recorded (the main process's would
 be wrong).
@@ -103,8 +106,12 @@ class Options:
                 )  # fmt: skip
 
     def is_model(self, path: str) -> bool:
-        name = os.path.basename(path)
-        return any(fnmatch.fnmatch(path, p) or fnmatch.fnmatch(name, p) for p in self.models)
+        """Whether an (absolute) path matches a pattern, as it is, relative to the
+        working directory (as the Snakefile names it) or by its file name."""
+        if not self.models:
+            return False
+        forms = (path, os.path.relpath(path), os.path.basename(path))
+        return any(fnmatch.fnmatch(f, p) for p in self.models for f in forms)
 
 
 def _split(text: Any) -> Iterator[str]:
@@ -177,8 +184,11 @@ class Capture:
                 workflow = _caller("execute", ("config", "main_snakefile"))
                 if workflow is not None:
                     setattr(record, FACTS, _workflow_facts(workflow))
+                # here rather than on the plugins' thread: the run (and PROVML_PARENT for
+                # the jobs) exists before any job starts, its start time is the run's
+                self._start(record)
         except Exception:
-            integration_failed("snakemake: reading the job")
+            integration_failed(f"snakemake: {event}")
         return True
 
     # --- on the plugins' thread ---------------------------------------------------------
@@ -195,8 +205,6 @@ class Capture:
                 self._job_finished(getattr(record, "job_id", None))
             elif event == "job_error":
                 self._job_failed(record)
-            elif event == "workflow_started":
-                self._start(record)
             elif record.levelno >= logging.ERROR:
                 message = record.getMessage()
                 self._last_error[record.threadName or ""] = message

@@ -232,7 +232,8 @@ def test_a_failing_rule_is_a_failed_task_with_its_error(runs: dict[str, Any]) ->
 def test_capture_failing_inside_the_logger_never_reaches_snakemake(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """In-process (Snakemake's API), with the capture of every job start broken."""
+    """In-process (Snakemake's API), with the capture of every job start broken: the run
+    completes, the failures are counted."""
     from snakemake.api import SnakemakeApi
     from snakemake.settings.types import OutputSettings, ResourceSettings
 
@@ -243,7 +244,13 @@ def test_capture_failing_inside_the_logger_never_reaches_snakemake(
         raise RuntimeError("capture broke")
 
     monkeypatch.setattr(smk.Capture, "_job_started", broken)
-    wd = _workdir(tmp_path / "wd", FAILING.replace('"boom.txt"', '"b.txt"'))
+    # (the job also says which run a `provml run` inside it would join)
+    ok = FAILING.replace('"boom.txt"', '"b.txt"').replace(
+        '"echo fine > {output}"', '"echo fine > {output}; printenv PROVML_PARENT > parent"'
+    )
+    wd = _workdir(tmp_path / "wd", ok)
+    monkeypatch.delenv("PROVML_PARENT", raising=False)
+    monkeypatch.delenv("PROVML_WORKFLOW", raising=False)
     cl.init(mode="disk", path=str(tmp_path / "logs"), flush_interval=0.05)
     monkeypatch.chdir(wd)
     try:
@@ -257,3 +264,5 @@ def test_capture_failing_inside_the_logger_never_reaches_snakemake(
     finally:
         cl.shutdown(timeout=5)
     assert (wd / "ok.txt").read_text() == "fine\n"
+    assert (wd / "parent").read_text().startswith("https://provml.dev/id/exec/")
+    assert "PROVML_PARENT" not in os.environ  # set for the jobs only while the run lasts
