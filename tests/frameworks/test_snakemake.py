@@ -266,3 +266,21 @@ def test_capture_failing_inside_the_logger_never_reaches_snakemake(
     assert (wd / "ok.txt").read_text() == "fine\n"
     assert (wd / "parent").read_text().startswith("https://provml.dev/id/exec/")
     assert "PROVML_PARENT" not in os.environ  # set for the jobs only while the run lasts
+
+
+def test_the_settings_and_the_runs_default_name(caplog: pytest.LogCaptureFixture) -> None:
+    from capture_lib.integrations.snakemake import Options, workflow_name
+
+    assert workflow_name("/p/align/Snakefile") == "align"
+    assert workflow_name("/p/align/workflow/Snakefile") == "align"
+    assert workflow_name("/p/align/pipeline.smk") == "pipeline"
+
+    class Settings:
+        models = "*.pt, models/*.pkl"
+        stages = "train=training,score=evaluation,bad=cooking"
+
+    options = Options(Settings())
+    assert options.stages == {"train": "training", "score": "evaluation"}
+    assert "bad=cooking" in caplog.text  # said, and ignored
+    assert options.is_model("/w/net.pt") and options.is_model(os.path.abspath("models/a.pkl"))
+    assert not options.is_model("/w/a.pkl") and not Options(None).is_model("/w/net.pt")
