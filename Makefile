@@ -21,16 +21,19 @@ help:
 	@echo "make screenshots - run the browser tests and copy their screenshots to docs/img/web"
 	@echo "make bench-capture [BENCH_ARGS='--tasks 20000 --repeats 1'] - capture overhead vs peers"
 
+# editable_mode=compat puts the checkout itself on sys.path, so that tools that find
+# plugins by listing sys.path (snakemake --logger provml) see provml's as they would in a
+# normal install
 $(VENV)/.run-stamp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[demo]'
+	$(BIN)/pip install -q -e '.[demo]' --config-settings editable_mode=compat
 	touch $@
 
 $(VENV)/.dev-stamp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev]' --config-settings editable_mode=compat
 	# the real ProvLake client, for the compatibility tests: it declares Python < 3.9 and
 	# pulls pandas it does not need for capture (requests-futures, in dev, it does need)
 	$(BIN)/pip install -q --no-deps --ignore-requires-python provlake==0.2.982
@@ -70,7 +73,7 @@ test-frameworks: $(VENV)/.frameworks-stamp
 	PROVML_REQUIRE_FRAMEWORKS=1 $(BIN)/pytest tests/frameworks
 
 $(VENV)/.frameworks-stamp: $(VENV)/.dev-stamp
-	$(BIN)/pip install -q -e '.[frameworks]'
+	$(BIN)/pip install -q -e '.[frameworks]' --config-settings editable_mode=compat
 	touch $@
 
 # the fault-injection suite with many rounds (CI runs it with PROVML_CHAOS_ROUNDS=8)
