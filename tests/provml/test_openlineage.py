@@ -455,7 +455,9 @@ def test_unknown_facets_and_members_are_accepted() -> None:
     assert list(checked.run_facets) == ["spark_unknown"]
 
 
-def test_the_join_by_place_with_capture_lib(tmp_path: Path) -> None:
+def test_the_join_by_place_with_capture_lib(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A Spark-like job writes file:///…/table.csv; a capture_lib training run reads the
     file there and trains a model: downstream of the job's input reaches the model, in
     either order of arrival; a file elsewhere, or on another host, is never joined."""
@@ -478,6 +480,9 @@ def test_the_join_by_place_with_capture_lib(tmp_path: Path) -> None:
             model = tmp_path / "model.bin"
             model.write_bytes(b"weights")
             t.generated(model=cl.model(str(model), framework="none"))
+        monkeypatch.chdir(tmp_path)  # the same file by a relative path: never joined
+        with cl.workflow("relative") as wf, wf.task("peek", used={"d": cl.dataset("table.csv")}):
+            pass
     finally:
         cl.shutdown(timeout=5)
     batches = [
@@ -522,6 +527,13 @@ def test_the_join_by_place_with_capture_lib(tmp_path: Path) -> None:
         assert {(r["consumer"], r["consumerTask"]) for r in consumers} == {
             ("train-on-table", "train")
         }
+        # only the absolute path joined: the same file by a relative path is not
+        users = select(
+            store,
+            f"""SELECT ?n WHERE {{
+            ?t prov:used <{ol.dataset_iri("file", str(table))}> ; provml:name ?n }}""",
+        )
+        assert sorted(r["n"] for r in users) == ["train"]
         # other.csv is on this host, the dataset on another-host: no join
         assert not store.query(
             f"""ASK {{ ?t prov:used <{ol.dataset_iri("file://another-host", str(other))}> }}"""
