@@ -21,6 +21,8 @@ from provml.interop import openlineage as ol
 from provml.server import build_app
 from provml.web import auth
 from tests.cli.conftest import LiveServer
+from tests.conftest import needs
+from tests.provml.test_openlineage import SCENARIOS, events_of
 
 CAPTURE = "c" * 40
 READ = "r" * 40
@@ -258,10 +260,10 @@ def test_tokens_and_methods_on_the_shared_path(server: LiveServer) -> None:
     assert stats["openlineage_events_received"] >= 1 and stats["openlineage_rejected"] >= 0
 
 
+@needs(SCENARIOS)
 def test_a_tracker_of_its_own_forwards_events_to_the_manager(tmp_path: Path) -> None:
     """Split deployment: the tracker queues the events and its HTTP forwarder hands them
     to the manager's /api/v1/batches, which maps them; the CLL scenario's events there."""
-    from tests.provml.test_openlineage import events_of
 
     back = LiveServer(build_app(["manager", "query"], store="memory:"))
     try:
