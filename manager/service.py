@@ -11,6 +11,7 @@ from typing import Any
 from pyoxigraph import Quad
 
 from manager import lineage
+from manager.openlineage import Join, mapped_parts
 from manager.store.base import Store
 from provml.core.errors import ValidationError
 from provml.core.mapping import batch_to_quads, derivation_update, deriving_executions
@@ -25,6 +26,8 @@ class Mapped:
     batch: Batch
     quads: set[Quad]
     executions: list[str]
+    #: OpenLineage datasets with a location (joined by place with capture_lib's data)
+    datasets: tuple[str, ...] = ()
 
 
 class Manager:
@@ -36,10 +39,19 @@ class Manager:
         self.counts: Counter[str] = Counter()
         self._lock = threading.Lock()
         self.lineage = lineage.Index(store)
+        self.join = Join(store)
 
     def apply_json(self, obj: Any) -> dict[str, Any]:
         """Validate a (resolved or plain) batch as decoded JSON, then apply it."""
-        return self.apply(validate_resolved(obj))
+        return self.apply_many([self.load_json(obj)])[0]
+
+    def load_json(self, obj: Any) -> Batch | Mapped:
+        """A queued body, decoded: a resolved batch (checked), or an OpenLineage event
+        (checked and mapped: docs/openlineage.md)."""
+        if isinstance(obj, dict) and "openlineage" in obj and "records" not in obj:
+            key, quads, runs, datasets = mapped_parts(obj)
+            return Mapped(Batch(key, "", []), quads, runs, tuple(datasets))
+        return validate_resolved(obj)
 
     def metrics(self) -> list[tuple[str, str, float]]:
         with self._lock:
@@ -65,7 +77,7 @@ class Manager:
         written), then apply them in one write."""
         if not objs:
             raise ValidationError("an empty list of batches")
-        return self.apply_many([validate_resolved(obj) for obj in objs])
+        return self.apply_many([self.load_json(obj) for obj in objs])
 
     @staticmethod
     def map(batch: Batch) -> Mapped:
@@ -86,6 +98,19 @@ class Manager:
         executions: set[str] = set()
         for one in mapped:
             executions.update(one.executions)
+        joined, more = self.join.quads(  # OpenLineage's datasets by place: docs/openlineage.md
+            (
+                r["id"]
+                for one in mapped
+                for r in one.batch.records
+                if r["kind"] in ("task_start", "task_end")
+            ),
+            (d for one in mapped for d in one.datasets),
+        )
+        if joined:
+            self.store.add(joined)
+            quads = quads | set(joined)
+            executions |= more
         derive = derivation_update(sorted(executions))
         if derive is not None:
             self.store.update(derive)  # after the write: see derivation_update

@@ -48,6 +48,8 @@ class BatchWriter(Protocol):
 
     def apply_json(self, obj: Any) -> dict[str, Any]: ...
 
+    def load_json(self, obj: Any) -> Any: ...
+
     def map(self, batch: Batch) -> Any: ...
 
     def apply_many(self, batches: list[Any]) -> list[dict[str, Any]]: ...
@@ -77,11 +79,9 @@ class InProcessForwarder(Forwarder):
     def forward_group(self, bodies: list[bytes], batches: list[Any]) -> list[dict[str, Any]]:
         """One write for the group; a batch this process resolved and mapped (and still
         holds) is not parsed, checked and mapped again."""
-        from provml.core.resolve import validate_resolved
-
         try:
-            ready = [
-                batch if batch is not None else validate_resolved(orjson.loads(body))
+            ready = [  # a resolved batch, or an OpenLineage event (docs/openlineage.md)
+                batch if batch is not None else self.manager.load_json(orjson.loads(body))
                 for body, batch in zip(bodies, batches, strict=True)
             ]
             return self.manager.apply_many(ready)

@@ -11,7 +11,8 @@ from flask import Blueprint, current_app, request
 from flask.typing import ResponseReturnValue
 
 from provml.core.errors import ValidationError
-from provml.interop import provlake
+from provml.core.wire import MAX_BATCH_BYTES
+from provml.interop import openlineage, provlake
 from provml.web import audit
 from provml.web.app import caller, requires
 from provml.web.auth import CAPTURE, READ
@@ -33,6 +34,21 @@ def post_batch() -> ResponseReturnValue:
         raise ValidationError("send the batch as JSON (Content-Type: application/json)")
     answer, status = tracker().ingest(request.get_data(cache=False))
     audit.update(**audit.batch_fields(answer))
+    return answer, status
+
+
+@bp.post("/api/v1/lineage")
+@requires(CAPTURE)
+def post_openlineage() -> ResponseReturnValue:
+    """OpenLineage events (the HTTP transport's default endpoint; ``GET`` on the same
+    path is the query service's lineage view). docs/openlineage.md."""
+    audit.note("openlineage", events=None)
+    if not request.is_json:
+        raise ValidationError("send the events as JSON (Content-Type: application/json)")
+    body = openlineage.decode_body(request.get_data(cache=False), request.content_encoding,
+                                   MAX_BATCH_BYTES)  # fmt: skip
+    answer, status = tracker().ingest_openlineage(body)
+    audit.update(events=len(answer["events"]))
     return answer, status
 
 

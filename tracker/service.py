@@ -18,6 +18,7 @@ import random
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -25,7 +26,7 @@ import orjson
 from provml.core.errors import ProvmlError, UpstreamError, ValidationError
 from provml.core.resolve import resolve_batch
 from provml.core.wire import Batch, check_batch_size, parse_batch
-from provml.interop import provlake
+from provml.interop import openlineage, provlake
 from tracker.errors import QueueFull, ShuttingDown
 from tracker.forward import Forwarder
 from tracker.provlake import ProspectiveStore
@@ -122,12 +123,50 @@ class Tracker:
                 answer["status"] = "stored"
                 self.count("batches_forwarded")
             return answers, 200
+        return self._queue(answers, resolved, [orjson.dumps(one.to_json()) for one in resolved])
+
+    def ingest_openlineage(self, body: bytes) -> tuple[dict[str, Any], int]:
+        """OpenLineage events (one, or a JSON array): every one checked first (any
+        problem: nothing is queued), then each queued as it came, the way a batch is;
+        the manager maps them (:mod:`provml.interop.openlineage`, docs/openlineage.md)."""
+        if self._closing:
+            raise ShuttingDown("the tracker is shutting down: retry later")
+        try:
+            check_batch_size(len(body))  # the same limit as a batch of capture_lib's
+            events = openlineage.parse_events(body)
+        except ValidationError as exc:
+            log.warning("refused OpenLineage events: %s", exc.message)
+            self.count("openlineage_rejected")
+            raise
+        self.count("openlineage_events_received", len(events))
+        bodies = [openlineage.envelope(event) for event in events]
+        answers: list[dict[str, Any]] = [
+            {"event": e.key, "eventType": e.event_type,
+             "run": openlineage.run_iri(e.run_id) if e.run_id else None}
+            for e in events
+        ]  # fmt: skip
+        if self.queue is None:
+            for answer, one in zip(answers, bodies, strict=True):
+                answer["triples"] = self.forwarder.forward_body(one).get("triples")
+                answer["status"] = "stored"
+            answers, status = answers, 200
+        else:
+            answers, status = self._queue(answers, [None] * len(bodies), bodies)
+        state = "stored" if status == 200 else "queued"
+        return {"events": answers, "status": state}, status
+
+    def _queue(
+        self, answers: list[dict[str, Any]], resolved: Sequence[Batch | None], bodies: list[bytes]
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Append ``bodies`` (resolved batches, or OpenLineage events: ``resolved`` None)
+        to the durable queue and wait a little for their delivery."""
+        assert self.queue is not None
         seqs = []
-        for one in resolved:
-            prepared = self._prepare(one)
+        for one, body in zip(resolved, bodies, strict=True):
+            prepared = self._prepare(one) if one is not None else None
             try:
                 with self._held_lock:  # held before the forwarder can look for it
-                    seqs.append(self.queue.put(orjson.dumps(one.to_json())))
+                    seqs.append(self.queue.put(body))
                     if prepared is not None:
                         self._resolved[seqs[-1]] = prepared
             except QueueFull:
