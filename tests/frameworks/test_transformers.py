@@ -162,18 +162,18 @@ def test_autolog_adds_the_callback_ends_a_failed_training_and_is_undone(
 
     assert cl.autolog(exclude="sklearn")["transformers"] == "enabled"
     trainer = _trainer(tmp_path / "out", [Stop()], eval_strategy="no")
-    assert [type(c).__name__ for c in hf._callbacks(trainer)] == ["ProvmlCallback"]
+    assert [type(c).__name__ for c in hf.callbacks(trainer)] == ["ProvmlCallback"]
     with pytest.raises(KeyboardInterrupt):
         trainer.train()
     (end,) = [r for r in captured.records() if r["kind"] == "task_end"]
     assert end["status"] == "failed" and "stopped by hand" in end["error"]
     # a Trainer given one keeps its own, and only one
     own = hf.ProvmlCallback()
-    assert hf._callbacks(_trainer(tmp_path / "own", [own])) == [own]
+    assert hf.callbacks(_trainer(tmp_path / "own", [own])) == [own]
 
     assert cl.autolog(disable=True)["transformers"] == "disabled"
     assert not hasattr(transformers.Trainer.__init__, "_provml_wraps")
-    assert hf._callbacks(_trainer(tmp_path / "after")) == []
+    assert hf.callbacks(_trainer(tmp_path / "after")) == []
 
 
 def test_autolog_imports_nothing_until_the_trainer_is_used() -> None:
