@@ -24,10 +24,17 @@ _patched: dict[str, Any] = {}
 _state = {"active": False}
 
 
-def _hf() -> Any:
-    from capture_lib.integrations import transformers
+class _Bound:
+    """What capture_lib.integrations.transformers gives this module (:func:`bind`): its
+    callback's base class, the class itself (created on first use), its failure counter."""
 
-    return transformers
+    base: Any = None
+    make: Any = None
+    failed: Any = None
+
+
+def bind(base: type, make: Callable[[], type], failed: Callable[[str], None]) -> None:
+    _Bound.base, _Bound.make, _Bound.failed = base, make, failed
 
 
 def enabled() -> bool:
@@ -77,7 +84,7 @@ def _patch(module: Any) -> None:
 def callbacks(trainer: Any) -> list[Any]:
     """The ProvmlCallbacks of a Trainer."""
     handler = getattr(trainer, "callback_handler", None)
-    ours = _hf()._Callback
+    ours = _Bound.base
     return [c for c in getattr(handler, "callbacks", ()) if isinstance(c, ours)]
 
 
@@ -90,12 +97,12 @@ def _wrap_init(original: Callable[..., Any]) -> Callable[..., Any]:
         try:
             ours = callbacks(self)
             if not ours:
-                self.add_callback(_hf()._callback_class()())
+                self.add_callback(_Bound.make()())
                 ours = callbacks(self)
             for callback in ours:
                 callback._trainer = weakref.ref(self)
         except Exception:
-            _hf()._failed("adding the callback to a Trainer")
+            _Bound.failed("adding the callback to a Trainer")
 
     return __init__
 
@@ -147,7 +154,7 @@ class _PatchingLoader(importlib.abc.Loader):
                 if _state["active"]:
                     _patch(module)
         except Exception:
-            _hf()._failed("patching transformers.Trainer")
+            _Bound.failed("patching transformers.Trainer")
 
     def __getattr__(self, name: str) -> Any:  # get_source, get_filename …
         return getattr(self.loader, name)

@@ -59,7 +59,7 @@ from capture_lib import api, runtime
 from capture_lib.integrations import _transformers_data as data
 from capture_lib.integrations import digest
 from capture_lib.integrations._sklearn_calls import INTEGRATION_ERROR, integration_failed, jsonable
-from capture_lib.integrations._transformers_autolog import callbacks, disable, enable, enabled
+from capture_lib.integrations._transformers_autolog import bind, callbacks, disable, enable, enabled
 from capture_lib.refs import reference
 
 FRAMEWORK = "transformers"
@@ -390,3 +390,6 @@ def _callback_class() -> type:
             _class = type("ProvmlCallback", (_Callback, TrainerCallback), {
                 "__module__": __name__, "__doc__": __doc__})  # fmt: skip
         return _class
+
+
+bind(_Callback, _callback_class, _failed)
