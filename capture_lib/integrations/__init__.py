@@ -31,11 +31,12 @@ INTEGRATIONS: dict[str, str] = {
     "dask": "capture_lib.integrations.dask",
     "xgboost": "capture_lib.integrations.xgboost",
     "lightgbm": "capture_lib.integrations.lightgbm",
+    "transformers": "capture_lib.integrations.transformers",
 }
 #: the frameworks of the issue that have no integration yet (docs/integrations.md); Snakemake
 #: has one that autolog does not enable: ``snakemake --logger provml``
 #: (capture_lib.integrations.snakemake)
-COMING = ("lightning", "transformers", "keras")
+COMING = ("lightning", "keras")
 
 ENABLED, DISABLED, EXCLUDED, ABSENT, FAILED = (
     "enabled", "disabled", "excluded", "not installed", "failed",
