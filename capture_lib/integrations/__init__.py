@@ -28,9 +28,11 @@ log = logging.getLogger(__name__)
 #: integration name → its module (importing it imports nothing of its framework)
 INTEGRATIONS: dict[str, str] = {
     "sklearn": "capture_lib.integrations.sklearn",
+    "lightning": "capture_lib.integrations.lightning",
+    "keras": "capture_lib.integrations.keras",
 }
 #: the frameworks of the issue that have no integration yet (docs/integrations.md)
-COMING = ("lightning", "transformers", "keras", "xgboost", "lightgbm", "dask", "snakemake")
+COMING = ("transformers", "xgboost", "lightgbm", "dask", "snakemake")
 
 ENABLED, DISABLED, EXCLUDED, ABSENT, FAILED = (
     "enabled", "disabled", "excluded", "not installed", "failed",

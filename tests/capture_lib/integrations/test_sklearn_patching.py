@@ -72,7 +72,7 @@ def test_disable_restores_the_original_methods_and_enabling_twice_wraps_once(
     before = _state()
     original_fit = LogisticRegression.__dict__["fit"]
     cl.init(mode="off")
-    assert cl.autolog() == {"sklearn": "enabled"} and cl.autolog() == {"sklearn": "enabled"}
+    assert cl.autolog()["sklearn"] == "enabled" and cl.autolog()["sklearn"] == "enabled"
     wrapped = LogisticRegression.__dict__["fit"]
     assert wrapped is not original_fit and wrapped.__wrapped__ is original_fit  # once
     assert (
@@ -81,7 +81,7 @@ def test_disable_restores_the_original_methods_and_enabling_twice_wraps_once(
     for name, cls in all_estimators():  # each where its fit is defined
         owner = next((k for k in cls.__mro__ if "fit" in k.__dict__), None)
         assert owner is None or sk._is_ours(owner.__dict__["fit"]), name
-    assert cl.integrations.enabled() == ["sklearn"]
+    assert "sklearn" in cl.integrations.enabled()
     cl.autolog(disable=True)
     after = _state()
     assert after == before
@@ -112,11 +112,11 @@ def test_exclude_switches_an_integration_off_by_name(tmp_path: Path) -> None:
 
     cl.init(mode="off")
     try:
-        assert cl.autolog(exclude=["sklearn"]) == {"sklearn": "excluded"}
+        assert cl.autolog(exclude=["sklearn"])["sklearn"] == "excluded"
         assert not sk._is_ours(LinearRegression.__dict__["fit"])
         cl.autolog()
         assert sk._is_ours(LinearRegression.__dict__["fit"])
-        assert cl.autolog(exclude="sklearn") == {"sklearn": "excluded"}
+        assert cl.autolog(exclude="sklearn")["sklearn"] == "excluded"
         assert not sk._is_ours(LinearRegression.__dict__["fit"])
         assert cl.autolog(exclude=["no-such-framework"])["sklearn"] == "enabled"
     finally:
