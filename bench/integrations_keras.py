@@ -79,6 +79,29 @@ def measure(repeats: int) -> dict[str, dict[str, list[float]]]:
     return times
 
 
+def hook_cost(calls: int = 20_000) -> dict[str, float]:
+    """Seconds per ``on_train_batch_end`` (the callback's only per-step hook) inside a
+    running epoch, without and with ``log_batches`` (two logs): what the callback adds to
+    a step, alone, without the noise of a whole step."""
+    from capture_lib.integrations.keras import ProvmlCallback
+
+    out = {}
+    for log_batches in (False, True):
+        callback = ProvmlCallback(log_batches=log_batches)
+        with cl.workflow("bench-hook") as wf, wf.task("fit", stage="training") as task:
+            callback.task = task
+            callback._epoch(0)
+            logs = {"loss": 0.5, "mae": 0.25}
+            t = time.perf_counter()
+            for batch in range(calls):
+                callback.on_train_batch_end(batch % 900, logs)
+            out["every batch" if log_batches else "callback"] = (time.perf_counter() - t) / calls
+            callback._end_section()
+            callback.task = None
+        cl.flush()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=7)
@@ -88,6 +111,7 @@ def main() -> None:
         cl.init(mode="disk", path=logs)
         with cl.workflow("bench-keras"):
             times = measure(args.repeats)
+        hooks = hook_cost()
         lost = cl.stats()["lost"]
         cl.shutdown()
     results = []
@@ -101,6 +125,12 @@ def main() -> None:
                             "with_ms": with_ * 1e3, "overhead_pct": pct,
                             "repeats": args.repeats})  # fmt: skip
             print(f"{variant:24} {what:8} {base * 1e3:11.3f} {with_ * 1e3:9.3f} {pct:8.2f}%")
+    step = statistics.median(times["without"]["step"])
+    for name, cost in hooks.items():
+        print(f"on_train_batch_end ({name}): {cost * 1e6:.2f} µs = {cost / step * 100:.4f} % "
+              "of a step")  # fmt: skip
+        results.append({"measure": f"on_train_batch_end ({name})", "us": cost * 1e6,
+                        "pct_of_step": cost / step * 100})  # fmt: skip
     print(f"lost: {lost or 'nothing'}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))

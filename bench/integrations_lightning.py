@@ -105,6 +105,27 @@ def measure(repeats: int) -> dict[bool, dict[str, list[float]]]:
     return times
 
 
+def hook_cost(calls: int = 20_000) -> float:
+    """Seconds per ``log_metrics`` call (two metrics, as each step logs here), inside a
+    running training task's epoch: what the logger adds to a step, alone, without the
+    noise of a whole step (the machine's drift is larger than 1 % of it)."""
+    from capture_lib.integrations.lightning import ProvmlLogger
+
+    logger = ProvmlLogger()
+    run = logger._run
+    with cl.workflow("bench-hook") as wf, wf.task("fit", stage="training") as task:
+        run.task = task
+        run.epoch(0)
+        t = time.perf_counter()
+        for step in range(calls):
+            logger.log_metrics({"train_loss_step": 0.5, "epoch": 0}, step)
+        cost = (time.perf_counter() - t) / calls
+        run.end_epoch()
+        run.task = None
+    cl.flush()
+    return cost
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=7)
@@ -117,6 +138,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as logs:
         cl.init(mode="disk", path=logs)
         times = measure(args.repeats)
+        hook = hook_cost()
         lost = cl.stats()["lost"]
         cl.shutdown()
     results = []
@@ -129,6 +151,9 @@ def main() -> None:
         label = "training step (steady)" if what == "step" else f"fit ({EPOCHS}x{STEPS} steps)"
         print(f"{label:28} {without * 1e3:11.3f} {with_ * 1e3:9.3f} "
               f"{(with_ - without) / without * 100:8.2f}%")  # fmt: skip
+    step = statistics.median(times[False]["step"])
+    print(f"log_metrics per logged step: {hook * 1e6:.1f} µs = {hook / step * 100:.3f} % of a step")
+    results.append({"measure": "log_metrics", "us": hook * 1e6, "pct_of_step": hook / step * 100})
     print(f"lost: {lost or 'nothing'}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
