@@ -70,7 +70,7 @@ test-core: lint typecheck
 # the integrations with the real frameworks (torch's CPU build, Lightning, Transformers,
 # Keras, XGBoost, LightGBM, Dask, Snakemake, MLflow): a separate install of about 1.5 GB
 test-frameworks: $(VENV)/.frameworks-stamp
-	PROVML_REQUIRE_FRAMEWORKS=1 $(BIN)/pytest tests/frameworks
+	PROVML_REQUIRE_FRAMEWORKS=1 KERAS_BACKEND=torch $(BIN)/pytest tests/frameworks
 
 $(VENV)/.frameworks-stamp: $(VENV)/.dev-stamp
 	$(BIN)/pip install -q -e '.[frameworks]' --config-settings editable_mode=compat

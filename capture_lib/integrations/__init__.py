@@ -32,11 +32,11 @@ INTEGRATIONS: dict[str, str] = {
     "xgboost": "capture_lib.integrations.xgboost",
     "lightgbm": "capture_lib.integrations.lightgbm",
     "transformers": "capture_lib.integrations.transformers",
+    "lightning": "capture_lib.integrations.lightning",
+    "keras": "capture_lib.integrations.keras",
 }
-#: the frameworks of the issue that have no integration yet (docs/integrations.md); Snakemake
-#: has one that autolog does not enable: ``snakemake --logger provml``
-#: (capture_lib.integrations.snakemake)
-COMING = ("lightning", "keras")
+# Snakemake has an integration that autolog does not enable: ``snakemake --logger provml``
+# (capture_lib.integrations.snakemake, docs/integrations.md).
 
 ENABLED, DISABLED, EXCLUDED, ABSENT, FAILED = (
     "enabled", "disabled", "excluded", "not installed", "failed",
@@ -89,4 +89,4 @@ def enabled() -> list[str]:
     ]
 
 
-__all__ = ["COMING", "INTEGRATIONS", "autolog", "enabled"]
+__all__ = ["INTEGRATIONS", "autolog", "enabled"]
