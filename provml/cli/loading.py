@@ -19,6 +19,9 @@ from provml.cli.common import (
     token_option,
     url_option,
 )
+from provml.cli.importing import FORMATS as FOREIGN
+from provml.cli.importing import SOURCES_HELP as FOREIGN_HELP
+from provml.cli.importing import import_foreign
 from provml.core import config
 
 if TYPE_CHECKING:
@@ -263,16 +266,16 @@ def compact(data_dir: str, quiet: bool) -> None:
 
 
 @click.command(name="import")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.argument("paths", nargs=-1, required=True)
 @click.option(
     "--format",
     "fmt",
     type=click.Choice(["auto", "provjson", "provxml", "provn", "turtle", "trig", "ntriples",
-                       "nquads"]),
+                       "nquads", *FOREIGN]),
     default="auto",
     show_default=True,
     help="The documents' format; auto: by file extension (.json .xml/.provx .provn .ttl "
-    ".trig .nt .nq).",
+    ".trig .nt .nq). " + FOREIGN_HELP,
 )  # fmt: skip
 @click.option(
     "--base-iri",
@@ -282,7 +285,9 @@ def compact(data_dir: str, quiet: bool) -> None:
     "{sha256} its SHA-256 (a template that gives two files one base refuses the second). "
     "Default: each document its own base.",
 )
-@url_option("URL of the manager (or of `provml serve`).")
+@url_option(
+    "URL of the manager (or of `provml serve`); with --format mlflow or flowcept, of the tracker."
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @token_option
 def import_(
@@ -305,7 +310,14 @@ def import_(
     provml import run.provn experiment.json
     provml import --base-iri http://example.org/run1/ workflowrun.prov.ttl
     provml import --base-iri 'http://example.org/runs/{name}/' */workflowrun.prov.ttl
+    provml import --format mlflow sqlite:///mlflow.db      # docs/importers.md
     """
+    if fmt in FOREIGN:  # records of another tool, through the tracker
+        return import_foreign(fmt, paths, url, token, quiet)
+    for path in paths:
+        if not os.path.isfile(path):
+            what = "a directory (give its files)" if os.path.isdir(path) else "no such file"
+            raise click.BadParameter(f"{path!r}: {what}", param_hint="PATHS")
     import hashlib
     from urllib.parse import quote
 
