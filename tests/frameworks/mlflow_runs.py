@@ -1,5 +1,5 @@
 """Runs made with the real MLflow client in a tracking store, for the importer's tests
-(``make(uri, "first"|"more")``, or ``python mlflow_runs.py URI first|more`` printing what
+(``make(uri, "first"|"more")``, or ``python mlflow_runs.py URI first|more ARTIFACTS`` printing what
 it made as one JSON line).
 
 first: experiment "wine": run A (hyperparameters, a secret among them, a dataset input,
@@ -45,20 +45,24 @@ def train(name: str, alpha: float, data: pd.DataFrame, source: str, register: bo
     return {"run": run.info.run_id, "model": info.model_id}
 
 
-def make(uri: str, what: str) -> dict[str, Any]:
+def make(uri: str, what: str, artifacts: str) -> dict[str, Any]:
+    """Runs in the store at ``uri``, their artifacts under ``artifacts`` (a SQLite store
+    would put them in ./mlruns of the working directory)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
         try:
-            return _make(uri, what)
+            return _make(uri, what, artifacts)
         finally:
             os.environ.pop("MLFLOW_ALLOW_FILE_STORE", None)
             mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
 
 
-def _make(uri: str, what: str) -> dict[str, Any]:
+def _make(uri: str, what: str, artifacts: str) -> dict[str, Any]:
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    if mlflow.get_experiment_by_name("wine") is None:
+        mlflow.create_experiment("wine", artifact_location=artifacts)
     mlflow.set_experiment("wine")
     client = MlflowClient()
     made: dict[str, Any] = {}
@@ -78,4 +82,4 @@ def _make(uri: str, what: str) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(make(sys.argv[1], sys.argv[2])))
+    print(json.dumps(make(sys.argv[1], sys.argv[2], sys.argv[3])))

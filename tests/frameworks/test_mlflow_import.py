@@ -58,7 +58,7 @@ def model_of(server: Server, training: str) -> str:
 
 def test_sqlite_store_questions_idempotence_and_increments(server: Server, tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    made = make(uri, "first")
+    made = make(uri, "first", (tmp_path / "artifacts").as_uri())
     first = load(server, uri)
     assert first.exit_code == 0, first.output
     assert "imported 3 MLflow runs (" in first.output and "1 model versions" in first.output
@@ -104,7 +104,7 @@ def test_sqlite_store_questions_idempotence_and_increments(server: Server, tmp_p
     assert count(server) == n
 
     # a value logged to A since, and a new run D: added, the rest unchanged
-    more = make(uri, "more")
+    more = make(uri, "more", (tmp_path / "artifacts").as_uri())
     third = load(server, uri)
     assert third.exit_code == 0 and "imported 4 MLflow runs" in third.output
     assert count(server) > n
@@ -119,7 +119,7 @@ def test_file_store_directory_and_uri_are_one_import(
     server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     mlruns = tmp_path / "mlruns"
-    made = make(mlruns.as_uri(), "first")
+    made = make(mlruns.as_uri(), "first", (tmp_path / "artifacts").as_uri())
     cwd = tmp_path / "elsewhere"
     cwd.mkdir()
     monkeypatch.chdir(cwd)
