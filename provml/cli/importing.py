@@ -93,6 +93,8 @@ def _mlflow(sources: tuple[str, ...]) -> tuple[list[Any], str, list[str]]:
         f"{converted.datasets} dataset inputs, {converted.models} models, "
         f"{converted.versions} model versions)"
     )
+    if converted.running:
+        counts += f", {converted.running} of them still running (import again once they end)"
     return converted.batches, counts, converted.problems
 
 

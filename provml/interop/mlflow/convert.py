@@ -72,6 +72,7 @@ class Converted:
     datasets: int = 0
     models: int = 0
     versions: int = 0
+    running: int = 0  # runs that have not ended: imported so far, their end to come
     problems: list[str] = field(default_factory=list)
 
 
@@ -102,6 +103,7 @@ def to_batches(snapshot: Snapshot, redact: Redact = keep) -> Converted:
         out.datasets += counts[1]
         out.models += counts[2]
         out.versions += counts[3]
+        out.running += run.status not in END_STATUS or run.end_time is None
     return out
 
 

@@ -25,6 +25,14 @@ from provml.interop.mlflow.source import (
 SCHEMES = ("file:", "sqlite:", "postgresql", "mysql", "mssql", "http:", "https:", "databricks")
 
 
+#: MLflow's HTTP settings while reading, unless set: two tries, 2 s apart, 60 s each
+HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
+}
+
+
 def is_tracking_uri(text: str) -> bool:
     return text.startswith(SCHEMES)
 
@@ -44,21 +52,27 @@ def uri_of(path_or_uri: str) -> str:
 @contextlib.contextmanager
 def _environment(uri: str) -> Iterator[None]:
     """While reading: MLflow 3 refuses its file store unless told it may read one (we
-    only read), and its file registry opens a client of the *default* tracking URI
-    (a new ``mlflow.db`` in the working directory) unless the variable names ours."""
+    only read), its file registry opens a client of the *default* tracking URI (a new
+    ``mlflow.db`` in the working directory) unless the variable names ours, and its HTTP
+    client retries for minutes."""
     wanted = {"MLFLOW_TRACKING_URI": uri}
     if uri.startswith("file:"):
         wanted["MLFLOW_ALLOW_FILE_STORE"] = "true"
+    # a tracking server that does not answer: said in seconds, not after MLflow's minutes
+    # of retries (unless these are set)
+    for name, value in HTTP_DEFAULTS.items():
+        if name not in os.environ:
+            wanted[name] = value
     before = {name: os.environ.get(name) for name in wanted}
     os.environ.update(wanted)
     try:
         yield
     finally:
-        for name, value in before.items():
-            if value is None:
+        for name, old in before.items():
+            if old is None:
                 os.environ.pop(name, None)
             else:
-                os.environ[name] = value
+                os.environ[name] = old
 
 
 def _pages(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Iterator[Any]:
