@@ -5,8 +5,10 @@ nothing. (Tracking stores written by the real MLflow client: tests/frameworks.)"
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 import requests
@@ -28,23 +30,37 @@ def live(tmp_path: Path) -> Iterator[LiveServer]:
     srv.stop()
 
 
-def load(live: LiveServer, fmt: str, *sources: str) -> Result:
+class Served(Protocol):
+    url: str
+
+
+def settle(live: Served) -> None:
+    """Until the tracker has stored what it queued (a loaded machine may answer 202)."""
+    deadline = time.monotonic() + 60
+    while requests.get(f"{live.url}/api/v1/tracker/stats", timeout=30).json()["queue_depth"]:
+        assert time.monotonic() < deadline, "the tracker's queue did not drain"
+        time.sleep(0.05)
+
+
+def load(live: Served, fmt: str, *sources: str) -> Result:
     args = ["import", "--format", fmt, "--quiet", "--url", live.url, *sources]
-    return CliRunner().invoke(main, args, prog_name="provml")
+    result = CliRunner().invoke(main, args, prog_name="provml")
+    settle(live)
+    return result
 
 
-def sparql(live: LiveServer, query: str) -> list[dict[str, str]]:
+def sparql(live: Served, query: str) -> list[dict[str, str]]:
     resp = requests.post(f"{live.url}/sparql", data={"query": query}, timeout=30,
                          headers={"Accept": "application/sparql-results+json"})  # fmt: skip
     assert resp.status_code == 200, resp.text
     return [{k: v["value"] for k, v in b.items()} for b in resp.json()["results"]["bindings"]]
 
 
-def count(live: LiveServer) -> int:
+def count(live: Served) -> int:
     return int(sparql(live, "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }")[0]["n"])
 
 
-def ask(live: LiveServer, name: str, **params: str) -> list[dict[str, str]]:
+def ask(live: Served, name: str, **params: str) -> list[dict[str, str]]:
     resp = requests.get(f"{live.url}/api/v1/questions/{name}", params=params, timeout=30)
     assert resp.status_code == 200, resp.text
     return [{k: v["value"] for k, v in b.items()} for b in resp.json()["results"]["bindings"]]

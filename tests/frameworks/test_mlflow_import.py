@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import requests
-from click.testing import CliRunner, Result
+from click.testing import Result
 
-from provml.cli import main
+from tests.cli.test_importers import ask, count
+from tests.cli.test_importers import load as load_into
 from tests.conftest import Server
 from tests.frameworks.conftest import framework
 
@@ -25,18 +25,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore")]
 
 
 def load(server: Server, *sources: str) -> Result:
-    args = ["import", "--format", "mlflow", "--quiet", "--url", server.url, *sources]
-    return CliRunner().invoke(main, args, prog_name="provml")
-
-
-def count(server: Server) -> int:
-    return int(server.sparql("SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }")[0]["n"])
-
-
-def ask(server: Server, name: str, **params: str) -> list[dict[str, str]]:
-    resp = requests.get(f"{server.url}/api/v1/questions/{name}", params=params, timeout=30)
-    assert resp.status_code == 200, resp.text
-    return [{k: v["value"] for k, v in b.items()} for b in resp.json()["results"]["bindings"]]
+    return load_into(server, "mlflow", *sources)
 
 
 def training_of(server: Server, run_id: str) -> tuple[str, str]:

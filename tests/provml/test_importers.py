@@ -257,3 +257,15 @@ def test_flowcept_workflow_message_without_tasks_is_a_run_or_said() -> None:
     assert (rec["kind"], rec["name"], rec["user"]) == ("workflow_start", "train-sweep", "ana")
     untimed = flowcept.to_batches([{"type": "workflow", "workflow_id": "wf-2"}])
     assert untimed.batches == [] and "says not when it ran" in untimed.problems[0]
+
+
+def test_mlflow_a_wide_schema_is_kept_by_digest() -> None:
+    from provml.interop.mlflow.source import DatasetInput
+
+    wide = {"mlflow_colspec": [{"name": f"c{i}", "type": "double"} for i in range(5000)]}
+    one = run(datasets=[DatasetInput("wide", "abcd1234", "s3", {"uri": "s3://b/w"}, wide)])
+    converted = to_batches(Snapshot(runs=[one]))
+    assert converted.runs == 1 and converted.datasets == 1
+    (task,) = [r for r in records(converted.batches) if r["kind"] == "task_start"]
+    kept = task["used"]["wide"]["schema"]
+    assert set(kept) == {"kept_by_digest", "bytes"} and kept["bytes"] > 64 << 10

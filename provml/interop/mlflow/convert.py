@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from provml.core.errors import ValidationError
+from provml.core.ids import canonical_json
 from provml.core.wire import STAGES, Batch
 from provml.interop.foreign import (
     Batches,
@@ -43,7 +44,10 @@ STAGE_TAG = "provml.stage"
 SECTION = "step"
 
 #: a metric value's number within its session: the low bits of its step and timestamp
-STEP_BITS, TIME_BITS = 8, 22
+#: (a batch holds the values of one metric within 4,096 steps and 262 s)
+STEP_BITS, TIME_BITS = 12, 18
+#: JSON bytes of a dataset's schema or profile kept as they are (larger: by digest)
+MAX_DESCRIPTION = 64 << 10
 #: a run's final value of a metric is numbered above every history value
 FINAL = 1 << 31
 
@@ -337,12 +341,21 @@ def _datasets(run: Run) -> dict[str, Any]:
             ref["split"] = d.context
         for name in ("schema", "profile"):
             if getattr(d, name) is not None:
-                ref[name] = getattr(d, name)
+                ref[name] = _kept(getattr(d, name))
         role = f"{d.context}/{d.name}" if d.context else d.name
         while role in used:
             role += "+"
         used[role] = ref
     return used
+
+
+def _kept(value: Any) -> Any:
+    """A dataset's schema or profile, or past 64 KiB of JSON (a table of thousands of
+    columns) its digest: one value of a record is at most 1 MiB."""
+    size = len(canonical_json(value))
+    if size <= MAX_DESCRIPTION:
+        return value
+    return {"kept_by_digest": content_sha256(value), "bytes": size}
 
 
 def _source_text(source: Any) -> str | None:
