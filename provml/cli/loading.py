@@ -299,7 +299,8 @@ def import_(
     token: str | None,
 ) -> None:
     """Import W3C PROV documents: PROV-JSON, PROV-XML, PROV-N, or PROV-O as Turtle, TriG,
-    N-Triples or N-Quads.
+    N-Triples or N-Quads; or MLflow's or Flowcept's records (--format mlflow, flowcept:
+    sent to the tracker as runs; what could not be imported is listed, exit status 1).
 
     Each document lands whole or not at all; importing one again adds nothing. A document
     that cannot be read is reported with the reason and the others still go in (exit
@@ -313,6 +314,8 @@ def import_(
     provml import --format mlflow sqlite:///mlflow.db      # docs/importers.md
     """
     if fmt in FOREIGN:  # records of another tool, through the tracker
+        if base_iri:
+            raise click.UsageError(f"--base-iri is for PROV documents, not --format {fmt}")
         return import_foreign(fmt, paths, url, token, quiet)
     for path in paths:
         if not os.path.isfile(path):
