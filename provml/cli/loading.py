@@ -19,6 +19,9 @@ from provml.cli.common import (
     token_option,
     url_option,
 )
+from provml.cli.importing import FORMATS as FOREIGN
+from provml.cli.importing import SOURCES_HELP as FOREIGN_HELP
+from provml.cli.importing import import_foreign
 from provml.core import config
 
 if TYPE_CHECKING:
@@ -263,17 +266,17 @@ def compact(data_dir: str, quiet: bool) -> None:
 
 
 @click.command(name="import")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.argument("paths", nargs=-1, required=True)
 @click.option(
     "--format",
     "fmt",
     type=click.Choice(["auto", "provjson", "provxml", "provn", "turtle", "trig", "ntriples",
-                       "nquads", "ro-crate"]),
+                       "nquads", "ro-crate", *FOREIGN]),
     default="auto",
     show_default=True,
     help="The documents' format; auto: by file extension (.json .xml/.provx .provn .ttl "
     ".trig .nt .nq); ro-crate: Workflow Run RO-Crates, each a directory or a zip file, "
-    "sent to the tracker at --url (docs/ro-crate.md).",
+    "sent to the tracker at --url (docs/ro-crate.md); " + FOREIGN_HELP,
 )  # fmt: skip
 @click.option(
     "--base-iri",
@@ -283,7 +286,9 @@ def compact(data_dir: str, quiet: bool) -> None:
     "{sha256} its SHA-256 (a template that gives two files one base refuses the second). "
     "Default: each document its own base.",
 )
-@url_option("URL of the manager (or of `provml serve`).")
+@url_option(
+    "URL of the manager (or of `provml serve`); with --format mlflow or flowcept, of the tracker."
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @token_option
 def import_(
@@ -295,7 +300,8 @@ def import_(
     token: str | None,
 ) -> None:
     """Import W3C PROV documents: PROV-JSON, PROV-XML, PROV-N, or PROV-O as Turtle, TriG,
-    N-Triples or N-Quads.
+    N-Triples or N-Quads; or MLflow's or Flowcept's records (--format mlflow, flowcept:
+    sent to the tracker as runs; what could not be imported is listed, exit status 1).
 
     Each document lands whole or not at all; importing one again adds nothing. A document
     that cannot be read is reported with the reason and the others still go in (exit
@@ -306,22 +312,30 @@ def import_(
     provml import run.provn experiment.json
     provml import --base-iri http://example.org/run1/ workflowrun.prov.ttl
     provml import --base-iri 'http://example.org/runs/{name}/' */workflowrun.prov.ttl
+    provml import --format mlflow sqlite:///mlflow.db      # docs/importers.md
+    provml import --format ro-crate results/ run.crate.zip # docs/ro-crate.md
     """
+    if fmt in FOREIGN:  # records of another tool, through the tracker
+        if base_iri:
+            raise click.UsageError(f"--base-iri is for PROV documents, not --format {fmt}")
+        return import_foreign(fmt, paths, url, token, quiet)
+    for path in paths:
+        if not os.path.exists(path):
+            raise click.BadParameter(f"{path!r}: no such file or directory", param_hint="PATHS")
+        if os.path.isdir(path) and fmt != "ro-crate":
+            raise click.BadParameter(f"{path!r} is a directory (only --format ro-crate takes "
+                                     "one)", param_hint="PATHS")  # fmt: skip
+    if fmt == "ro-crate":
+        from provml.cli.crates import import_crates
+
+        import_crates(paths, url, token)
+        return
     import hashlib
     from urllib.parse import quote
 
     from provml.client import ClientError
     from provml.interop.documents import guess_format
 
-    if fmt == "ro-crate":
-        from provml.cli.crates import import_crates
-
-        import_crates(paths, url, token)
-        return
-    for path in paths:
-        if os.path.isdir(path):
-            raise click.BadParameter(f"{path!r} is a directory (only --format ro-crate takes "
-                                     "one)", param_hint="PATHS")  # fmt: skip
     fields = ("{name}", "{path}", "{sha256}")
     if base_iri and len(paths) > 1 and not any(f in base_iri for f in fields):
         raise click.UsageError(
