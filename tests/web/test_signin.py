@@ -33,7 +33,13 @@ def _sign_in(browser: Browser, token: str) -> None:
     field = browser.css("#token")
     field.clear()
     field.send_keys(token)
-    browser.css("form button[type=submit]").click()
+    from selenium.webdriver.support import expected_conditions as ec
+
+    button = browser.css("form button[type=submit]")
+    button.click()
+    # the answer is a new page: wait until the form that was sent is gone, or its old
+    # alert would be read as the new one's
+    browser.wait(ec.staleness_of(button))
     browser.wait(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
