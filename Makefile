@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PORT   ?= 5000
 DATA   ?= ./provml-data
 
-.PHONY: run test test-core test-frameworks lint typecheck clean help bench-capture bench-load bench-query bench-ingest bench-web screenshots chaos
+.PHONY: run test test-core test-frameworks bench-integrations lint typecheck clean help bench-capture bench-load bench-query bench-ingest bench-web screenshots chaos
 
 help:
 	@echo "make run    - install, serve on 127.0.0.1:$(PORT) with the demo, keep serving"
@@ -19,6 +19,7 @@ help:
 	@echo "make chaos [ROUNDS=30] - kill tracker and manager at random while workflows capture"
 	@echo "make bench-web - the browser's pages and endpoints on 10,000 runs; a 1,000-node layout"
 	@echo "make screenshots - run the browser tests and copy their screenshots to docs/img/web"
+	@echo "make bench-integrations - each integration's cost against the same loop without it"
 	@echo "make bench-capture [BENCH_ARGS='--tasks 20000 --repeats 1'] - capture overhead vs peers"
 
 # editable_mode=compat puts the checkout itself on sys.path, so that tools that find
@@ -113,3 +114,13 @@ screenshots: $(VENV)/.dev-stamp
 
 clean:
 	rm -rf $(VENV) $(DATA) prov-logs bench/.venvs bench/.data bench/results .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
+
+# what each integration costs the loop it instruments (docs/integrations.md, bench/README.md)
+bench-integrations: $(VENV)/.frameworks-stamp
+	$(BIN)/python bench/integrations.py $(BENCH_ARGS)
+	$(BIN)/python bench/integrations_boost.py
+	KERAS_BACKEND=torch $(BIN)/python bench/integrations_keras.py
+	$(BIN)/python bench/integrations_lightning.py
+	$(BIN)/python bench/integrations_transformers.py
+	$(BIN)/python bench/integrations_dask.py
+	$(BIN)/python bench/integrations_snakemake.py
