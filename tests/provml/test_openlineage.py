@@ -401,6 +401,9 @@ BAD: list[tuple[str, Any, str]] = [
     ("wrong eventType", {"eventType": "DONE"}, "eventType: must be one of"),
     ("no eventTime", {"eventTime": None}, "eventTime: required"),
     ("a time without offset", {"eventTime": "2024-05-01T12:00:00"}, "eventTime: required"),
+    # accepted, the manager could not write them (year 0 / 10000 in UTC): lost
+    ("a time before year 1 in UTC", {"eventTime": "0001-01-01T00:00:00+01:00"}, "eventTime"),
+    ("a time after year 9999 in UTC", {"eventTime": "9999-12-31T23:00:00-05:00"}, "eventTime"),
     ("no job name", {"job": {"namespace": "x"}}, "job.name: required"),
     ("a dataset without a name", {"inputs": [{"namespace": "x"}]}, "inputs[0].name: required"),
     ("inputs not an array", {"inputs": {"a": 1}}, "inputs: must be an array"),
