@@ -43,6 +43,17 @@ BY_DATASET = (
     "?ds provml:location ?p . ?q provml:path ?p ." + _MATCH + "}}"
 )
 ANY_DATASET = "ASK { ?ds a provml:OpenLineageDataset }"
+#: A run whose events do not all carry its parent facet (START without it, COMPLETE with
+#: it) is mapped as a workflow run of its own by the first and part of its parent by the
+#: second: it is part of its parent, so not its own task, and no workflow run unless it is
+#: a parent itself. Run after each write of a run's events, whichever arrived last.
+SETTLE = (
+    "DELETE {{ ?r provml:partOf ?r }} WHERE {{ VALUES ?r {{ {terms} }} "
+    "?r a provml:OpenLineageRun ; provml:partOf ?r, ?p . FILTER(?p != ?r) }} ; "
+    "DELETE {{ ?r a provml:WorkflowExecution }} WHERE {{ VALUES ?r {{ {terms} }} "
+    "?r a provml:OpenLineageRun ; provml:partOf ?p . FILTER(?p != ?r) "
+    "FILTER NOT EXISTS {{ ?c provml:partOf ?r . FILTER(?c != ?r) }} }}"
+)
 
 _USED = NamedNode(PROV_NS + "used")
 _GENERATED = NamedNode(PROV_NS + "wasGeneratedBy")
@@ -96,6 +107,13 @@ class Join:
             self._checked = time.monotonic()
             self._any = bool(self.store.query(ANY_DATASET))
         return self._any
+
+
+def settle_update(runs: Iterable[str]) -> str | None:
+    """The update that makes the runs written part of their parent only (:data:`SETTLE`),
+    or None without runs."""
+    terms = " ".join(str(NamedNode(r)) for r in sorted(set(runs)))
+    return SETTLE.format(terms=terms) if terms else None
 
 
 def mapped_parts(obj: dict[str, Any]) -> tuple[str, set[Quad], list[str], list[str]]:

@@ -11,7 +11,7 @@ from typing import Any
 from pyoxigraph import Quad
 
 from manager import lineage
-from manager.openlineage import Join, mapped_parts
+from manager.openlineage import Join, mapped_parts, settle_update
 from manager.store.base import Store
 from provml.core.errors import ValidationError
 from provml.core.mapping import batch_to_quads, derivation_update, deriving_executions
@@ -28,6 +28,8 @@ class Mapped:
     executions: list[str]
     #: OpenLineage datasets with a location (joined by place with capture_lib's data)
     datasets: tuple[str, ...] = ()
+    #: OpenLineage runs (settled after the write: see manager.openlineage.SETTLE)
+    runs: tuple[str, ...] = ()
 
 
 class Manager:
@@ -50,7 +52,7 @@ class Manager:
         (checked and mapped: docs/openlineage.md)."""
         if isinstance(obj, dict) and "openlineage" in obj and "records" not in obj:
             key, quads, runs, datasets = mapped_parts(obj)
-            return Mapped(Batch(key, "", []), quads, runs, tuple(datasets))
+            return Mapped(Batch(key, "", []), quads, runs, tuple(datasets), tuple(runs))
         return validate_resolved(obj)
 
     def metrics(self) -> list[tuple[str, str, float]]:
@@ -95,6 +97,9 @@ class Manager:
         quads = mapped[0].quads if len(mapped) == 1 else set().union(*(m.quads for m in mapped))
         self.lineage.prepare()
         self.store.add(list(quads))
+        settle = settle_update(r for one in mapped for r in one.runs)
+        if settle is not None:
+            self.store.update(settle)
         executions: set[str] = set()
         for one in mapped:
             executions.update(one.executions)

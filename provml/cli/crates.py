@@ -57,9 +57,10 @@ def export_crate(
     except OSError as exc:
         raise click.ClickException(f"cannot write {target}: {exc.strerror or exc}") from None
     actions = sum(1 for e in metadata["@graph"] if e.get("@type") == "CreateAction")
-    files = sum(1 for e in metadata["@graph"] if e.get("@type") == "File")
+    files = [e for e in metadata["@graph"] if e.get("@type") == "File"]
+    hashed = sum(1 for e in files if "sha256" in e)
     click.echo(f"wrote {path}: a Workflow Run RO-Crate of {iri} ({actions} CreateActions, "
-               f"{files} files referenced by SHA-256, not copied)")  # fmt: skip
+               f"{len(files)} files referenced, not copied, {hashed} by SHA-256)")  # fmt: skip
 
 
 def import_crates(paths: tuple[str, ...], url: str, token: str | None) -> None:

@@ -34,7 +34,12 @@ T = TypeVar("T")
     "entity",
     help="Any entity's lineage (dataset, prediction …), named as --model.",
 )
-@click.option("--run", "run", help="One workflow run: its IRI.")
+@click.option(
+    "--run",
+    "run",
+    help="One workflow run: its IRI (with --format ro-crate also its short "
+    "form id:exec/… or id:ol/run/…, or its UUID).",
+)
 @click.option("--workflow", "workflow", help="Every run of the workflow with this name.")
 @click.option(
     "--document",

@@ -287,7 +287,8 @@ def compact(data_dir: str, quiet: bool) -> None:
     "Default: each document its own base.",
 )
 @url_option(
-    "URL of the manager (or of `provml serve`); with --format mlflow or flowcept, of the tracker."
+    "URL of the manager (or of `provml serve`); with --format mlflow, flowcept or ro-crate, "
+    "of the tracker (a token with the capture scope; PROV documents need admin)."
 )
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @token_option

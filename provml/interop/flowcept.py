@@ -147,7 +147,11 @@ def to_batches(messages: list[Any], redact: Redact = keep, where: str = "") -> C
         if not isinstance(raw, dict):
             out.problems.append(f"{where}[{i}]: not imported: not a JSON object")
             continue
-        msg = plain(raw)
+        try:
+            msg = plain(raw)
+        except (ValueError, TypeError, OverflowError) as exc:  # {"$date": "garbage"} …
+            out.problems.append(f"{where}[{i}]: not imported: not MongoDB extended JSON: {exc}")
+            continue
         if isinstance(raw.get("_id"), dict) and "$oid" in raw["_id"]:
             msg["_oid"] = True
         if msg.get("type") == "workflow" and isinstance(msg.get("workflow_id"), str):

@@ -249,6 +249,20 @@ def test_flowcept_bad_messages_are_said() -> None:
     json.dumps(converted.problems)
 
 
+def test_flowcept_bad_extended_json_is_said_not_a_crash() -> None:
+    # a traceback stopped the whole import (every file) before
+    good = {"task_id": "ok", "started_at": 1_700_000_000.0}
+    bad = [
+        {"task_id": "a", "started_at": {"$date": "garbage"}},
+        {"task_id": "b", "n": {"$numberLong": "x"}},
+        {"task_id": "c", "x": {"$numberDouble": "one"}},
+    ]
+    converted = flowcept.to_batches([*bad, good], where="f.json")
+    assert converted.tasks == 1 and len(converted.batches) == 1
+    assert [p.split(":")[0] for p in converted.problems] == ["f.json[0]", "f.json[1]", "f.json[2]"]
+    assert all("not MongoDB extended JSON" in p for p in converted.problems)
+
+
 def test_flowcept_workflow_message_without_tasks_is_a_run_or_said() -> None:
     wf = {"type": "workflow", "workflow_id": "wf-1", "name": "train-sweep", "user": "ana",
           "utc_timestamp": 1_700_000_000.0}  # fmt: skip

@@ -249,6 +249,40 @@ def test_any_order_and_replays_give_the_same_graph(scenario: str) -> None:
     assert quads(twice) == reference
 
 
+def test_a_run_whose_parent_facet_comes_in_one_event_only_is_its_parents_task() -> None:
+    # START without the parent facet, COMPLETE with it: the task run was mapped as a
+    # workflow run of its own too (listed by `runs`, its own task), in any order
+    def parent(run_id: str, job: str) -> dict[str, Any]:
+        return {"parent": {"run": {"runId": run_id}, "job": {"namespace": "a", "name": job}}}
+
+    task = [
+        event("START", run_id="t"),
+        event("COMPLETE", run_id="t", time="2024-05-01T12:05:00Z",
+              run={"runId": "t", "facets": parent("dag-run", "dag")}),
+    ]  # fmt: skip
+    dag = [event("START", run_id="dag-run", job={"namespace": "a", "name": "dag"})]
+    # a run part of a parent and itself the parent of a run stays a workflow run
+    middle = [
+        event("START", run_id="mid"),
+        event("START", run_id="leaf", run={"runId": "leaf", "facets": parent("mid", "m")}),
+        event("OTHER", run_id="mid", run={"runId": "mid", "facets": parent("dag-run", "dag")}),
+    ]
+    events = task + dag + middle
+    reference = None
+    for order in [events, events[::-1], task[::-1] + middle[::-1] + dag]:
+        store = load(order)
+        runs = {r["run"] for r in ask(store, "runs")}
+        assert RUN + "t" not in runs and RUN + "dag-run" in runs
+        part_of = select(store, "SELECT ?r ?p WHERE { ?r provml:partOf ?p }")
+        assert {"r": RUN + "t", "p": RUN + "dag-run"} in part_of
+        assert {"r": RUN + "t", "p": RUN + "t"} not in part_of
+        assert {"r": RUN + "mid", "p": RUN + "mid"} not in part_of
+        assert bool(store.query(f"ASK {{ <{RUN}mid> a provml:WorkflowExecution }}"))
+        reference = reference or quads(store)
+        assert quads(store) == reference
+        assert quads(load(events, store)) == reference  # again: nothing more
+
+
 def test_a_run_that_never_ends_stays_running() -> None:
     store = load([event("START"), event("RUNNING", time="2024-05-01T12:05:00Z")])
     (row,) = [r for r in ask(store, "runs") if r["run"] == RUN + "r-1"]
@@ -401,6 +435,9 @@ BAD: list[tuple[str, Any, str]] = [
     ("wrong eventType", {"eventType": "DONE"}, "eventType: must be one of"),
     ("no eventTime", {"eventTime": None}, "eventTime: required"),
     ("a time without offset", {"eventTime": "2024-05-01T12:00:00"}, "eventTime: required"),
+    # accepted, the manager could not write them (year 0 / 10000 in UTC): lost
+    ("a time before year 1 in UTC", {"eventTime": "0001-01-01T00:00:00+01:00"}, "eventTime"),
+    ("a time after year 9999 in UTC", {"eventTime": "9999-12-31T23:00:00-05:00"}, "eventTime"),
     ("no job name", {"job": {"namespace": "x"}}, "job.name: required"),
     ("a dataset without a name", {"inputs": [{"namespace": "x"}]}, "inputs[0].name: required"),
     ("inputs not an array", {"inputs": {"a": 1}}, "inputs: must be an array"),

@@ -226,3 +226,22 @@ def test_not_a_crate(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="not JSON"), open_crate(str(tmp_path)) as source:
         to_batches(source)
     assert SHA_A  # the fixtures' digests are what the export names
+
+
+def test_data_named_by_a_description_claims_no_sha256(tmp_path: Path) -> None:
+    # MLflow's datasets (and ProvLake's references) are named by the SHA-256 of what the
+    # importer knew of them, not of their bytes: the crate said it was the file's sha256
+    t0 = 1_700_000_000.0
+    named = {"@data": "dataset", "sha256": "d" * 64, "name": "train",
+             "sha256_of": "the MLflow dataset's name, digest and source"}  # fmt: skip
+    records = [
+        {"kind": "workflow_start", "n": 1, "name": "exp", "time": t0},
+        {"kind": "task_start", "n": 2, "parent": 1, "plan": ["exp", "train"], "time": t0,
+         "used": {"training/train": named, "raw": {"@data": "file", "sha256": SHA_A}}},
+        {"kind": "task_end", "n": 2, "plan": ["exp", "train"], "time": t0 + 1},
+        {"kind": "workflow_end", "n": 1, "name": "exp", "time": t0 + 1},
+    ]  # fmt: skip
+    md, _, _ = _written(tmp_path, make_batch(records))
+    files = {e["@id"].rsplit("/", 1)[-1]: e for e in md["@graph"] if e.get("@type") == "File"}
+    assert "sha256" not in files["d" * 64] and files["d" * 64]["name"] == "train"
+    assert files[SHA_A]["sha256"] == SHA_A

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import orjson
@@ -158,7 +158,12 @@ def parse_time(text: Any) -> float | None:
         return None
     if when.tzinfo is None:
         return None
-    return when.timestamp()
+    seconds = when.timestamp()
+    try:  # a time the mapping can write (year 1 at +01:00 is year 0 in UTC: not one)
+        datetime.fromtimestamp(seconds, tz=timezone.utc)
+    except (OverflowError, ValueError, OSError):
+        return None
+    return seconds
 
 
 def _event(doc: Any, p: _Problems) -> Event | None:

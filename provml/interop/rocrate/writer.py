@@ -178,10 +178,15 @@ class _Crate:
     def data(self, node: NamedNode, role_attr: NamedNode | None, role: str, direction: str,
              tool: dict[str, Any], where: dict[str, Any]) -> dict[str, str]:  # fmt: skip
         rows = self.g.rows(
-            "SELECT ?sha ?size ?value ?source ?license WHERE { "
+            "SELECT ?sha ?size ?value ?source ?license ?dname ?named WHERE { "
             "OPTIONAL { ?d provml:sha256 ?sha } OPTIONAL { ?d provml:sizeBytes ?size } "
             "OPTIONAL { ?d prov:value ?value } OPTIONAL { ?d provml:source ?source } "
-            "OPTIONAL { ?d provml:license ?license } } LIMIT 1",
+            "OPTIONAL { ?d provml:license ?license } OPTIONAL { ?d provml:name ?dname } "
+            # an importer's name for data it had no bytes of (MLflow's dataset, ProvLake's
+            # reference): a SHA-256 of a description, not of the file: no sha256 claimed
+            "BIND(EXISTS { { ?q prov:entity ?d } UNION { ?d prov:qualifiedGeneration ?q } "
+            "?q provml:metadata ?m FILTER(CONTAINS(STR(?m), '\"sha256_of\":')) } AS ?named) "
+            "} LIMIT 1",
             d=node,
         )
         row = rows[0] if rows else {}
@@ -203,10 +208,10 @@ class _Crate:
             entity = {
                 "@id": node.value,
                 "@type": "File",
-                "name": where.get("name") or role,
+                "name": where.get("name") or (row["dname"].value if "dname" in row else role),
                 **{f"provml:{p}": v for p, v in where.items() if p != "path"},
             }
-            if "sha" in row:
+            if "sha" in row and row["named"].value != "true":
                 entity["sha256"] = row["sha"].value
             if "size" in row:
                 entity["contentSize"] = str(row["size"].value)
