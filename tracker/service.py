@@ -116,12 +116,16 @@ class Tracker:
             )
             self.count("batches_received")
             self.count("records_received", len(batch.records))
-        if self.queue is None:  # no queue (tests, in-memory stores): deliver at once
+        if self.queue is None:  # no queue (tests, in-memory stores, a broker): at once
             for answer, one in zip(answers, resolved, strict=True):
-                answer["triples"] = self.forwarder.forward(one).get("triples")
-                answer["status"] = "stored"
+                result = self.forwarder.forward(one)
+                # "published": in the broker (tracker.broker), not yet in the store
+                answer["status"] = result.get("status", "stored")
+                if answer["status"] == "stored":
+                    answer["triples"] = result.get("triples")
                 self.count("batches_forwarded")
-            return answers, 200
+            stored = all(answer["status"] == "stored" for answer in answers)
+            return answers, 200 if stored else 202
         seqs = []
         for one in resolved:
             prepared = self._prepare(one)
