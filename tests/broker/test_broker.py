@@ -231,3 +231,19 @@ def test_with_replicas_a_batch_counts_as_sent_once_a_replica_holds_it(
     finally:
         cl.shutdown()
         replica.kill()  # (a replica asked to stop may wait on its primary)
+
+
+def test_all_in_one_with_a_broker_publishes_then_consumes(redis_server: RedisServer) -> None:
+    """``provml serve --broker`` with every component: the tracker publishes, the
+    manager of the same process consumes; the answer says published, not stored."""
+    app = build_app(store="memory:", broker=redis_server.url)
+    try:
+        resp = app.test_client().post("/api/v1/batches", json=make_batch(full_records()))
+        assert resp.status_code == 202 and resp.get_json()["status"] == "published"
+        manager = app.extensions["provml.manager"]
+        until(lambda: manager.counts["batches"] == 1)
+        assert app.extensions["provml.store"].count() > 0
+        stats = app.test_client().get("/manager/api/v1/stats").get_json()
+        assert stats["broker"]["acked"] == 1 and stats["broker"]["alive"]
+    finally:
+        close_app(app)
