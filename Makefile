@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PORT   ?= 5000
 DATA   ?= ./provml-data
 
-.PHONY: run test test-core test-frameworks bench-integrations lint typecheck clean help bench-capture bench-load bench-query bench-ingest bench-web screenshots chaos
+.PHONY: run test test-core test-frameworks bench-integrations lint typecheck clean help bench-capture bench-load bench-query bench-ingest bench-broker bench-web screenshots chaos
 
 help:
 	@echo "make run    - install, serve on 127.0.0.1:$(PORT) with the demo, keep serving"
@@ -16,10 +16,12 @@ help:
 	@echo "make bench-query - p50/p95 of every named question on >= 5 M generated triples"
 	@echo "make bench-load [BENCH_ARGS='--duration 120 --clients 4'] - pipeline load test"
 	@echo "make bench-ingest [BENCH_ARGS='--workflows 300 --repeats 3'] - records to queryable triples/s"
-	@echo "make chaos [ROUNDS=30] - kill tracker and manager at random while workflows capture"
+	@echo "make chaos [ROUNDS=30] - kill tracker and manager (and, through the broker, Redis and"
+	@echo "               managers) at random while workflows capture"
 	@echo "make bench-web - the browser's pages and endpoints on 10,000 runs; a 1,000-node layout"
 	@echo "make screenshots - run the browser tests and copy their screenshots to docs/img/web"
 	@echo "make bench-integrations - each integration's cost against the same loop without it"
+	@echo "make bench-broker - 1, 2, 4 managers consuming a Redis stream; AOF always vs everysec"
 	@echo "make bench-capture [BENCH_ARGS='--tasks 20000 --repeats 1'] - capture overhead vs peers"
 
 # editable_mode=compat puts the checkout itself on sys.path, so that tools that find
@@ -41,6 +43,9 @@ $(VENV)/.dev-stamp: pyproject.toml
 	# Virtuoso open source, for the store contract tests (a Debian package)
 	command -v virtuoso-t >/dev/null || { apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q virtuoso-opensource-7-bin; }
+	# Redis, for the broker's tests (tests/broker start their own redis-server; a Debian package)
+	command -v redis-server >/dev/null || { apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server; }
 	# Chromium and its WebDriver, for the lineage browser's tests in a real browser (tests/web)
 	command -v chromedriver >/dev/null || { apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; }
@@ -79,7 +84,8 @@ $(VENV)/.frameworks-stamp: $(VENV)/.dev-stamp
 
 # the fault-injection suite with many rounds (CI runs it with PROVML_CHAOS_ROUNDS=8)
 chaos: $(VENV)/.dev-stamp
-	PROVML_CHAOS_ROUNDS=$${ROUNDS:-30} $(BIN)/pytest -s tests/e2e/test_pipeline_faults.py
+	PROVML_CHAOS_ROUNDS=$${ROUNDS:-30} $(BIN)/pytest -s tests/e2e/test_pipeline_faults.py \
+	  tests/broker/test_broker_chaos.py
 
 # each peer gets its own virtualenv under bench/.venvs (created on first run, ~1 GB)
 bench-capture: $(VENV)/.run-stamp
@@ -98,6 +104,10 @@ bench-attacks: $(VENV)/.run-stamp
 
 bench-ingest: $(VENV)/.dev-stamp
 	$(BIN)/python bench/ingest.py $(BENCH_ARGS)
+
+# the Redis Streams broker: 1, 2, 4 managers on one Oxigraph server; appendfsync always vs everysec
+bench-broker: $(VENV)/.dev-stamp
+	PATH=$(BIN):$$PATH $(BIN)/python bench/broker.py $(BENCH_ARGS)
 
 # the browser's endpoints and pages on 10,000 runs, and a 1,000-node lineage laid out in
 # headless Chromium (bench/README.md, "The lineage browser")

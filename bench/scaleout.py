@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -144,29 +145,42 @@ def main() -> None:
     try:
         say(f"generating {args.workflows} workflow runs as segment files …")
         sizes = write_segments(args.workflows, args.seed, base / "segments")
-        seconds: dict[int, list[float]] = {n: [] for n in counts}
-        triples = 0
-        for r in range(args.repeats):
-            for n in counts:
-                shares = deal(base / "segments", n, base / f"shares-{n}-{r}")
-                work = base / f"run-{n}-{r}"
-                work.mkdir()
-                say(f"  run {r + 1}/{args.repeats}: {n} manager(s) …")
-                secs, got = run(shares, work, args.parallel)
-                if triples and got != triples:
-                    raise RuntimeError(f"{n} managers stored {got} triples, not {triples}")
-                triples = got
-                seconds[n].append(secs)
-                shutil.rmtree(work, ignore_errors=True)
+
+        def one(n: int, r: int, work: Path) -> tuple[float, int]:
+            shares = deal(base / "segments", n, base / f"shares-{n}-{r}")
+            return run(shares, work, args.parallel)
+
+        seconds, triples = repeat_runs(counts, args.repeats, base, one)
         report(args, sizes, triples, seconds)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
 
-def report(args: Any, sizes: dict[str, int], triples: int, seconds: dict[int, list[float]]) -> None:
-    print(f"\n{sizes['records']:,} records in {sizes['batches']:,} batches → {triples:,} "
-          f"triples in one Oxigraph server; median of {args.repeats} runs, "
-          f"{os.cpu_count()} cores\n")  # fmt: skip
+def repeat_runs(
+    counts: list[int], repeats: int, base: Path, one: Callable[[int, int, Path], tuple[float, int]]
+) -> tuple[dict[int, list[float]], int]:
+    """``one(managers, repeat, workdir)`` for every count, ``repeats`` times: the seconds
+    of each run by count, and the triples (every run must store the same)."""
+    seconds: dict[int, list[float]] = {n: [] for n in counts}
+    triples = 0
+    for r in range(repeats):
+        for n in counts:
+            work = base / f"run-{n}-{r}"
+            work.mkdir()
+            say(f"  run {r + 1}/{repeats}: {n} manager(s) …")
+            secs, got = one(n, r, work)
+            if triples and got != triples:
+                raise RuntimeError(f"{n} managers stored {got} triples, not {triples}")
+            triples = got
+            seconds[n].append(secs)
+            shutil.rmtree(work, ignore_errors=True)
+    return seconds, triples
+
+
+def manager_rows(
+    records: int, triples: int, seconds: dict[int, list[float]]
+) -> list[dict[str, Any]]:
+    """The table of managers → median seconds, records/s, triples/s, speed-up (printed)."""
     print(f"{'managers':>8} {'seconds':>8} {'records/s':>10} {'triples/s':>10} {'speed-up':>9}")
     rows = []
     one = statistics.median(seconds[min(seconds)])
@@ -174,12 +188,20 @@ def report(args: Any, sizes: dict[str, int], triples: int, seconds: dict[int, li
         med = statistics.median(secs)
         row = {"managers": n, "seconds_median": round(med, 2),
                "seconds_all": [round(s, 2) for s in secs],
-               "records_per_second": round(sizes["records"] / med),
+               "records_per_second": round(records / med),
                "triples_per_second": round(triples / med),
                "speedup": round(one / med, 2)}  # fmt: skip
         rows.append(row)
         print(f"{n:>8} {med:>8.1f} {row['records_per_second']:>10,} "
               f"{row['triples_per_second']:>10,} {row['speedup']:>9.2f}")  # fmt: skip
+    return rows
+
+
+def report(args: Any, sizes: dict[str, int], triples: int, seconds: dict[int, list[float]]) -> None:
+    print(f"\n{sizes['records']:,} records in {sizes['batches']:,} batches → {triples:,} "
+          f"triples in one Oxigraph server; median of {args.repeats} runs, "
+          f"{os.cpu_count()} cores\n")  # fmt: skip
+    rows = manager_rows(sizes["records"], triples, seconds)
     RESULTS.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps({
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),

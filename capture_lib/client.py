@@ -60,10 +60,12 @@ class Client:
         if config.DISABLED.get():
             mode = "off"
         mode = mode or config.MODE.get() or ("http" if url else "disk")
-        if mode not in {"http", "disk", "off"}:
-            raise ValueError(f"mode must be 'http', 'disk' or 'off', not {mode!r}")
+        if mode not in {"http", "disk", "broker", "off"}:
+            raise ValueError(f"mode must be 'http', 'disk', 'broker' or 'off', not {mode!r}")
         if mode == "http":
             url = check_url(url)
+        elif mode == "broker" and not url:
+            raise ValueError("mode='broker' needs a url: redis://HOST:PORT/DB (or PROVML_URL)")
         self.mode = mode
         self.url = url
         self.path = os.path.abspath(path or config.PATH.get())
@@ -120,6 +122,15 @@ class Client:
         if mode == "disk":
             return self.disk
         assert url is not None
+        if mode == "broker":  # redis imported only here (capture_lib.transport.broker)
+            from capture_lib.transport.broker import BrokerTransport
+            from provml.core.broker import BrokerURL
+
+            broker = BrokerTransport(
+                BrokerURL.parse(url), config.BROKER_STREAM.get(), timeout=config.TIMEOUT.get(),
+                replicas=config.BROKER_REPLICAS.get(),
+            )  # fmt: skip
+            return SpoolingTransport(broker, self.disk)
         # one quick retry per batch: beyond that the spooling transport's cool-down (doubling up
         # to 30 s) spaces the attempts while batches go to disk
         http = HttpTransport(url, timeout=config.TIMEOUT.get(), token=token, retries=1)

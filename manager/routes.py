@@ -77,4 +77,9 @@ def import_document() -> ResponseReturnValue:
 @requires(READ)
 def stats() -> ResponseReturnValue:
     m = manager()
-    return {"store": m.store.describe(), "quads": m.store.count(), **m.counts}
+    body = {"store": m.store.describe(), "quads": m.store.count(), **m.counts}
+    consumer = current_app.extensions.get("provml.broker_consumer")  # manager.broker
+    if consumer is not None:
+        body["broker"] = {"consumer": consumer.consumer, "alive": consumer.alive(),
+                          **consumer.counts}  # fmt: skip
+    return body

@@ -47,6 +47,7 @@ def build_app(
     audit_log: AuditLog | None = None,
     manager_token: str | None = None,
     config: dict[str, Any] | None = None,
+    broker: str | None = None,
 ) -> Flask:
     """One WSGI app with the chosen components, each installed by its own package's
     ``install`` (the path its ``create_app`` takes too). ``store``: a Store or a store URL.
@@ -54,14 +55,16 @@ def build_app(
     ``tokens``: the access tokens every route but the health checks requires (None or
     empty: no access control); ``audit_log``: where the audit events go;
     ``manager_token``: what a tracker forwarding to ``manager_url`` sends; ``config``:
-    ``app.config`` entries, over the ``PROVML_*`` settings read from the environment.
+    ``app.config`` entries, over the ``PROVML_*`` settings read from the environment;
+    ``broker``: a Redis URL: a tracker publishes to its stream (no local queue), a
+    manager consumes it (docs/deploy.md, "Many machines").
     """
     wanted = set(components)
     unknown = wanted - set(COMPONENTS)
     if unknown or not wanted:
         raise ConfigError(f"components must be among {COMPONENTS}, got {sorted(unknown)}")
-    if "tracker" in wanted and "manager" not in wanted and not manager_url:
-        raise ConfigError("a tracker without a manager needs --manager-url")
+    if "tracker" in wanted and "manager" not in wanted and not (manager_url or broker):
+        raise ConfigError("a tracker without a manager needs --manager-url (or --broker)")
     st: Store | None = None
     if wanted & {"manager", "query"}:
         if store is None:
@@ -72,7 +75,11 @@ def build_app(
     if st is not None and "manager" in wanted:
         # the batch route under /manager when the tracker shares the process
         manager = manager_app.install(app, st, "/manager" if "tracker" in wanted else "")
-    if "tracker" in wanted:
+    if broker:
+        _install_broker(app, broker, manager, "tracker" in wanted)
+    if "tracker" in wanted and broker:
+        tracker_app.install(app, app.extensions.pop("provml.broker_forwarder"), None)
+    elif "tracker" in wanted:
         forwarder: Forwarder = (
             InProcessForwarder(manager)
             if manager is not None
@@ -88,12 +95,35 @@ def build_app(
     return app
 
 
+def _install_broker(app: Flask, url: str, manager: Any, publish: bool) -> None:
+    """The broker's consumer (for a manager) and publisher (for a tracker)."""
+    from manager.broker import BrokerConsumer
+    from provml.core.broker import BrokerURL
+    from tracker.broker import BrokerForwarder
+
+    address = BrokerURL.parse(url)
+    stream = config.BROKER_STREAM.of(app.config)
+    if manager is not None:
+        consumer = BrokerConsumer(
+            manager, address, stream=stream, group=config.BROKER_GROUP.of(app.config),
+            claim_idle=config.BROKER_CLAIM_IDLE.of(app.config),
+        )  # fmt: skip
+        app.extensions["provml.broker_consumer"] = consumer.start()
+    if publish:
+        app.extensions["provml.broker_forwarder"] = BrokerForwarder(
+            address, stream, replicas=config.BROKER_REPLICAS.of(app.config)
+        )
+
+
 def close_app(app: Flask, timeout: float | None = None) -> None:
     """Shut down in order: the tracker delivers what it queued, then the store closes."""
     tracker = app.extensions.get("provml.tracker")
     wait = config.DRAIN_TIMEOUT.of(app.config) if timeout is None else timeout
     if tracker is not None and not tracker.close(wait):
         log.warning("stopped with batches still queued: they are delivered at the next start")
+    consumer = app.extensions.get("provml.broker_consumer")
+    if consumer is not None:  # the batch being written is written and acknowledged
+        consumer.close()
     runner = app.extensions.get("provml.query_runner")
     if runner is not None:
         runner.close()  # its query worker processes, before the store they read

@@ -117,12 +117,16 @@ class Tracker:
             )
             self.count("batches_received")
             self.count("records_received", len(batch.records))
-        if self.queue is None:  # no queue (tests, in-memory stores): deliver at once
+        if self.queue is None:  # no queue (tests, in-memory stores, a broker): at once
             for answer, one in zip(answers, resolved, strict=True):
-                answer["triples"] = self.forwarder.forward(one).get("triples")
-                answer["status"] = "stored"
+                result = self.forwarder.forward(one)
+                # "published": in the broker (tracker.broker), not yet in the store
+                answer["status"] = result.get("status", "stored")
+                if answer["status"] == "stored":
+                    answer["triples"] = result.get("triples")
                 self.count("batches_forwarded")
-            return answers, 200
+            stored = all(answer["status"] == "stored" for answer in answers)
+            return answers, 200 if stored else 202
         return self._queue(answers, resolved, [orjson.dumps(one.to_json()) for one in resolved])
 
     def ingest_openlineage(self, body: bytes) -> tuple[dict[str, Any], int]:
@@ -145,14 +149,18 @@ class Tracker:
              "run": openlineage.run_iri(e.run_id) if e.run_id else None}
             for e in events
         ]  # fmt: skip
-        if self.queue is None:
+        if self.queue is None:  # at once: to the manager, or published to a broker
             for answer, one in zip(answers, bodies, strict=True):
-                answer["triples"] = self.forwarder.forward_body(one).get("triples")
-                answer["status"] = "stored"
-            answers, status = answers, 200
+                result = self.forwarder.forward_body(one)
+                answer["status"] = result.get("status", "stored")
+                if answer["status"] == "stored":
+                    answer["triples"] = result.get("triples")
+            stored = all(answer["status"] == "stored" for answer in answers)
+            status = 200 if stored else 202
         else:
             answers, status = self._queue(answers, [None] * len(bodies), bodies)
-        state = "stored" if status == 200 else "queued"
+        states = {answer["status"] for answer in answers}
+        state = "stored" if status == 200 else "published" if states == {"published"} else "queued"
         return {"events": answers, "status": state}, status
 
     def _queue(

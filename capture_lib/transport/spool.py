@@ -82,7 +82,10 @@ class SpoolingTransport(Transport):
         self._cooldown = self.COOLDOWN
         if self._is_down:
             self._is_down = False
-            log.warning("provml: the tracker answers again; re-sending the spooled batches")
+            log.warning(
+                "provml: %s answers again; re-sending the spooled batches",
+                getattr(self.primary, "name", "the tracker"),
+            )
 
     def _rejected_dir(self) -> str:
         return os.path.join(self.fallback.path, "rejected")

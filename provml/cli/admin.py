@@ -8,6 +8,7 @@ import re
 import click
 
 from provml.core import config
+from provml.core.broker import masked
 
 
 @click.command(name="config")
@@ -15,7 +16,8 @@ def show_config() -> None:
     """List the PROVML_* environment variables, their values and defaults."""
     for s in config.ALL:
         current = os.environ.get(s.name)
-        shown = "(unset)" if current is None else "(set)" if s.secret else repr(current)
+        # (a broker URL may hold a password: never shown)
+        shown = "(unset)" if current is None else "(set)" if s.secret else repr(masked(current))
         click.echo(f"{s.name:24} {shown:12} default {s.default!r}\n    {s.help}")
 
 

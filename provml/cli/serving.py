@@ -64,6 +64,14 @@ if TYPE_CHECKING:
     help="Where a tracker served without a manager forwards batches.",
 )
 @click.option(
+    "--broker",
+    default=env(config.BROKER_URL),
+    help="Redis URL (redis:// or rediss://) of the broker: a tracker publishes batches to "
+    "its stream instead of a local queue, a manager consumes them in a consumer group "
+    "(PROVML_BROKER_URL; the password in the URL or PROVML_BROKER_PASSWORD; stream and "
+    "group: PROVML_BROKER_STREAM, PROVML_BROKER_GROUP). See docs/deploy.md.",
+)
+@click.option(
     "--threads",
     type=int,
     default=env(config.THREADS),
@@ -109,6 +117,7 @@ def serve(
     store_url: str | None,
     components: tuple[str, ...],
     manager_url: str | None,
+    broker: str | None,
     threads: int,
     run_demo: bool,
     tokens_file: str | None,
@@ -160,6 +169,7 @@ def serve(
             tokens=tokens,
             audit_log=audit,
             manager_token=manager_token,
+            broker=broker,
         )
     except ProvmlError as exc:
         if audit is not None:
@@ -174,6 +184,13 @@ def serve(
         if "query" in wanted:
             click.echo(f"  browser:         {url}/")
             click.echo(f"  SPARQL endpoint: {url}/sparql")
+        if broker:
+            from provml.core.broker import BrokerURL
+
+            click.echo(
+                f"  broker:          {BrokerURL.parse(broker)} stream "
+                f"{config.BROKER_STREAM.get()} (group {config.BROKER_GROUP.get()})"
+            )
         if "tracker" in wanted:
             click.echo(f"  capture with:    PROVML_URL={url}")
         if tokens:

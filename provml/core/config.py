@@ -97,8 +97,8 @@ URL = Setting("PROVML_URL", None, str, "URL of the tracker, e.g. http://127.0.0.
 MODE = Setting(
     "PROVML_MODE",
     None,
-    _choice("http", "disk", "off"),
-    "http, disk or off; default: http when a URL is set, else disk",
+    _choice("http", "disk", "broker", "off"),
+    "http, disk, broker or off; default: http when a URL is set, else disk",
 )
 PATH = Setting("PROVML_PATH", "prov-logs", str, "directory of disk-only segment files")
 DISABLED = Setting("PROVML_DISABLED", False, _bool, "true makes every capture call a no-op")
@@ -194,6 +194,39 @@ AUDIT_LOG = Setting(
     None,
     str,
     "file the services append audit events to (default <data-dir>/audit.log; off: none)",
+)
+# the Redis Streams broker (capture_lib mode="broker", the tracker's and manager's --broker;
+# docs/deploy.md "Many machines")
+BROKER_URL = Setting(
+    "PROVML_BROKER_URL",
+    None,
+    str,
+    "redis:// or rediss:// URL of the broker for the tracker and manager (--broker)",
+)
+BROKER_PASSWORD = Setting(
+    "PROVML_BROKER_PASSWORD",
+    None,
+    str,
+    "password for the broker when its URL holds none (never logged)",
+    secret=True,
+)
+BROKER_STREAM = Setting(
+    "PROVML_BROKER_STREAM", "provml:batches", str, "Redis stream the wire batches go to"
+)
+BROKER_GROUP = Setting(
+    "PROVML_BROKER_GROUP", "provml-managers", str, "consumer group the managers read in"
+)
+BROKER_REPLICAS = Setting(
+    "PROVML_BROKER_REPLICAS",
+    0,
+    int,
+    "replicas that must hold a batch (Redis WAIT) before capture_lib or a tracker counts it sent",
+)
+BROKER_CLAIM_IDLE = Setting(
+    "PROVML_BROKER_CLAIM_IDLE",
+    30.0,
+    float,
+    "seconds a batch may stay unacknowledged before another manager claims it",
 )
 QUEUE_MAX_BYTES = Setting(
     "PROVML_QUEUE_MAX_BYTES",

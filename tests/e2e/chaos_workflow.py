@@ -1,6 +1,7 @@
 """A workflow that captures until told to stop, keeping a journal of every batch.
 
-usage: python chaos_workflow.py TRACKER_URL SPOOL_DIR JOURNAL STOP_FILE
+usage: python chaos_workflow.py TRACKER_URL|REDIS_URL SPOOL_DIR JOURNAL STOP_FILE [TASKS]
+(a redis:// URL: capture in broker mode, tests/broker); stops at STOP_FILE or TASKS tasks.
 The journal holds every batch the worker produced (whether delivered at once, spooled,
 or re-sent later), so a test can compute exactly what the graph must hold.
 """
@@ -46,11 +47,13 @@ class Tee(Transport):
 
 def main() -> None:
     url, spool, journal, stop = sys.argv[1:5]
-    client = cl.init(url=url, mode="http", path=spool, flush_interval=0.1)
+    tasks = int(sys.argv[5]) if len(sys.argv) > 5 else None
+    mode = "broker" if url.startswith(("redis://", "rediss://")) else "http"
+    client = cl.init(url=url, mode=mode, path=spool, flush_interval=0.1)
     client.worker.transport = Tee(client.worker.transport, journal)
     i = 0
     with cl.workflow("chaos", params={"pid": os.getpid()}) as wf:
-        while not os.path.exists(stop):
+        while not os.path.exists(stop) and (tasks is None or i < tasks):
             with wf.task("step", stage="training", params={"i": i}) as t:
                 with t.section("epoch", index=0) as s:
                     s.metric("loss", 1 / (i + 1))
