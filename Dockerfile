@@ -20,8 +20,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 # The project only (.dockerignore keeps the virtualenv, data, logs and caches out).
-# `--build-arg EXTRAS=[demo]` adds scikit-learn, which `provml serve --demo` needs.
-ARG EXTRAS=""
+# The `broker` extra (the `redis` client, imported only with `--broker`) is in by default:
+# the Compose profile `broker` runs this image. `--build-arg EXTRAS=[demo,broker]` adds
+# scikit-learn, which `provml serve --demo` needs.
+ARG EXTRAS="[broker]"
 COPY . /tmp/provml-src
 RUN cd /tmp/provml-src \
     && pip install --no-cache-dir ".${EXTRAS}" \

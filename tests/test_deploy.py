@@ -42,6 +42,14 @@ PROVML_IMAGE = "provml:latest"
 #: the components that open the store (only one process may open an embedded store)
 STORE_COMPONENTS = frozenset({"manager", "query"})
 LOOPBACK = "127.0.0.1"
+#: the Compose profiles and their services; every other service runs by default
+PROFILES = {
+    "single": ["all-in-one"],
+    "broker": ["redis", "broker-manager", "broker-tracker"],
+}
+#: the broker's Redis as the services of the `broker` profile reach it
+BROKER_URL = "redis://redis:6379/0"
+REDIS_IMAGE = "redis:7"
 
 
 # --- reading the files ---------------------------------------------------------------
@@ -201,6 +209,14 @@ OXIGRAPH_SERVICES = sorted(
 )  # fmt: skip
 
 
+#: … and Redis, the broker (profile `broker`)
+REDIS_SERVICES = sorted(n for n, s in SERVICES.items() if s.get("image") == REDIS_IMAGE)
+
+
+def profiles(name: str) -> set[str]:
+    return set(SERVICES[name].get("profiles") or [])
+
+
 def replicas(name: str) -> int:
     service = SERVICES[name]
     return int((service.get("deploy") or {}).get("replicas", service.get("scale", 1)))
@@ -216,6 +232,16 @@ def embedded_store(params: dict[str, Any]) -> bool:
     return opens_store(params) and remote_store(params) is None
 
 
+def redis_command(name: str) -> dict[str, str]:
+    """Redis's ``redis-server`` options: {"--appendonly": "yes", …}."""
+    cmd = SERVICES[name].get("command")
+    assert isinstance(cmd, list), f"{name}: give the command as a list (exec form)"
+    assert cmd[0] == "redis-server", f"{name} runs {cmd[0]}, not redis-server"
+    options = dict(zip(cmd[1::2], cmd[2::2], strict=True))
+    assert all(key.startswith("--") for key in options), cmd
+    return options
+
+
 def oxigraph_command(name: str) -> dict[str, str]:
     """The Oxigraph server's ``serve`` options: {"--location": …, "--bind": …}."""
     cmd = SERVICES[name].get("command")
@@ -228,9 +254,11 @@ def oxigraph_command(name: str) -> dict[str, str]:
 
 def test_compose_file_is_a_compose_specification_file() -> None:
     assert "version" not in COMPOSE, "the Compose specification has no top-level version"
-    assert set(SERVICES) == {"oxigraph", "manager", "tracker-1", "tracker-2", "query", "all-in-one"}
-    assert sorted(PROVML_SERVICES + OXIGRAPH_SERVICES) == sorted(SERVICES)
+    default = {"oxigraph", "manager", "tracker-1", "tracker-2", "query"}
+    assert set(SERVICES) == default | {n for names in PROFILES.values() for n in names}
+    assert sorted(PROVML_SERVICES + OXIGRAPH_SERVICES + REDIS_SERVICES) == sorted(SERVICES)
     assert OXIGRAPH_SERVICES == ["oxigraph"]
+    assert REDIS_SERVICES == ["redis"]
 
 
 @pytest.mark.parametrize("name", PROVML_SERVICES)
@@ -255,10 +283,30 @@ def test_layout() -> None:
     assert components(serve_params("tracker-2")) == {"tracker"}
     assert components(serve_params("query")) == {"query"}
     assert components(serve_params("all-in-one")) == set(provml.server.COMPONENTS)
-    assert SERVICES["all-in-one"].get("profiles") == ["single"]
+    assert components(serve_params("broker-manager")) == {"manager"}
+    assert components(serve_params("broker-tracker")) == {"tracker"}
+    profiled = {name: profile for profile, names in PROFILES.items() for name in names}
     for name in SERVICES:
-        if name != "all-in-one":
+        if name in profiled:
+            assert SERVICES[name].get("profiles") == [profiled[name]], name
+        else:
             assert "profiles" not in SERVICES[name], f"{name} runs by default"
+
+
+def test_dependencies_never_need_a_profile_the_dependent_lacks() -> None:
+    """Compose refuses a service that depends on one of a profile it is not in: an
+    unprofiled service may depend on unprofiled ones only, a profiled one on its own
+    profile's and unprofiled ones."""
+    for name, service in SERVICES.items():
+        depends = service.get("depends_on") or {}
+        assert isinstance(depends, dict), f"{name}: depends_on in the long form, with conditions"
+        for target, condition in depends.items():
+            assert target in SERVICES, f"{name} depends on {target}, which is not a service"
+            assert not profiles(target) - profiles(name), (
+                f"{name} depends on {target}, which only runs under a profile"
+            )
+            assert condition == {"condition": "service_healthy"}, (name, target)
+            assert "healthcheck" in SERVICES[target], f"{target} needs a healthcheck"
 
 
 @pytest.mark.parametrize("name", PROVML_SERVICES)
@@ -318,6 +366,7 @@ def test_trackers_forward_to_the_manager_service() -> None:
         name
         for name in PROVML_SERVICES
         if (components(serve_params(name)) & {"tracker", "manager"}) == {"tracker"}
+        and not serve_params(name)["broker"]
     ]
     assert trackers == ["tracker-1", "tracker-2"]
     for name in trackers:
@@ -344,7 +393,7 @@ def test_trackers_forward_to_the_manager_service() -> None:
 
 def test_managers_and_query_share_the_oxigraph_server() -> None:
     users = [n for n in PROVML_SERVICES if remote_store(serve_params(n))]
-    assert sorted(users) == ["manager", "query"]
+    assert sorted(users) == ["broker-manager", "manager", "query"]
     for name in users:
         url = urlsplit(remote_store(serve_params(name)) or "")
         assert url.scheme == "oxigraph+http", name
@@ -356,6 +405,53 @@ def test_managers_and_query_share_the_oxigraph_server() -> None:
         assert isinstance(depends, dict), f"{name}: depends_on in the long form, with conditions"
         assert depends.get(url.hostname) == {"condition": "service_healthy"}
         assert not volume_mounts(name), f"{name} keeps nothing: it needs no volume"
+
+
+# --- compose: the broker (profile `broker`) ------------------------------------------
+
+
+def brokered() -> list[str]:
+    return [n for n in PROVML_SERVICES if serve_params(n)["broker"]]
+
+
+def test_broker_services() -> None:
+    """Under `broker`: three managers consuming the stream into the manager's store, a
+    tracker publishing to it, all on the Redis service, which they wait for."""
+    assert brokered() == ["broker-manager", "broker-tracker"]
+    assert set(brokered()) < set(PROFILES["broker"])
+    for name in brokered():
+        params = serve_params(name)
+        assert params["broker"] == BROKER_URL, name
+        url = urlsplit(params["broker"])
+        assert url.hostname in REDIS_SERVICES and not url.password, name
+        assert str(url.port) == redis_command(url.hostname).get("--port", "6379"), name
+        depends = SERVICES[name].get("depends_on") or {}
+        assert depends.get(url.hostname) == {"condition": "service_healthy"}, name
+    managers = serve_params("broker-manager")
+    assert components(managers) == {"manager"}
+    assert replicas("broker-manager") == 3
+    assert managers["store_url"] == serve_params("manager")["store_url"]
+    tracker = serve_params("broker-tracker")
+    assert components(tracker) == {"tracker"}
+    assert not tracker["manager_url"], "the broker's tracker publishes, it forwards nothing"
+    assert replicas("broker-tracker") == 1
+    assert not volume_mounts("broker-tracker"), "it keeps no queue: it needs no volume"
+    # the image the provml services run has the redis client (the `broker` extra)
+    extras = build_arg_default("EXTRAS", DOCKERFILE).strip("[]").split(",")
+    assert "broker" in extras, "build the image with the broker extra"
+
+
+def test_redis_service() -> None:
+    service = SERVICES["redis"]
+    assert service["image"] == REDIS_IMAGE, "the official image"
+    assert "build" not in service
+    options = redis_command("redis")
+    assert options["--appendonly"] == "yes"
+    assert options["--appendfsync"] == "always", "an acknowledged batch must survive a crash"
+    assert "--bind" not in options and "--protected-mode" not in options
+    assert service["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+    assert replicas("redis") == 1
+    assert service.get("restart") == "unless-stopped"
 
 
 def test_replicas() -> None:
@@ -390,8 +486,11 @@ def state_dir(name: str) -> str | None:
     the Oxigraph server's database; None for a service that keeps nothing."""
     if name in OXIGRAPH_SERVICES:
         return oxigraph_command(name)["--location"]
+    if name in REDIS_SERVICES:  # the append-only file
+        return redis_command(name)["--dir"]
     params = serve_params(name)
-    if embedded_store(params) or "tracker" in components(params):
+    # a tracker's queue (a tracker publishing to the broker keeps none)
+    if embedded_store(params) or ("tracker" in components(params) and not params["broker"]):
         return str(params["data_dir"])
     return None
 
@@ -478,13 +577,18 @@ def published_ports(name: str) -> list[tuple[str | None, str | None, int]]:
     return found
 
 
-@pytest.mark.parametrize("name", PROVML_SERVICES)
+@pytest.mark.parametrize("name", sorted(SERVICES))
 def test_published_ports_are_on_loopback(name: str) -> None:
-    params = serve_params(name)
+    if name in PROVML_SERVICES:
+        port = serve_params(name)["port"]
+    elif name in REDIS_SERVICES:
+        port = int(redis_command(name).get("--port", "6379"))
+    else:
+        port = None  # oxigraph: nothing published (test_oxigraph_service)
     for host_ip, published, target in published_ports(name):
         assert host_ip == LOOPBACK, f"{name}: port {target} is published on {host_ip or 'all'}"
         assert published, f"{name}: give the host port of {target} (not a random one)"
-        assert target == params["port"], f"{name} listens on {params['port']}, not {target}"
+        assert target == port, f"{name} listens on {port}, not {target}"
         assert replicas(name) == 1, f"{name}: replicas cannot share host port {published}"
 
 
@@ -495,7 +599,10 @@ def test_host_ports() -> None:
         "query": ["5001"],
         "all-in-one": ["5002"],
         "tracker-2": ["5003"],
+        "broker-tracker": ["5004"],
+        "redis": ["6379"],  # capture_lib mode="broker" on the host
         "manager": [],  # reached by the trackers only, on the Compose network
+        "broker-manager": [],
         "oxigraph": [],
     }
     assert "query" in components(serve_params("query")), "the SPARQL endpoint is on query"
@@ -544,21 +651,27 @@ def compose_tool() -> list[str]:
     pytest.skip(message)
 
 
-def test_compose_validates_the_file() -> None:
+@pytest.mark.parametrize("profile", [None, *sorted(PROFILES)])
+def test_compose_validates_the_file(profile: str | None) -> None:
     """`docker-compose config` checks the file against the Compose specification's
     schema (unknown keys, types, depends_on targets and conditions, build contexts …)
-    and prints it resolved; what it resolved is what these tests read."""
+    and prints it resolved; what it resolved is what these tests read. Under each
+    profile: the default services and that profile's."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("COMPOSE_", "DOCKER_"))}
+    option = ["--profile", profile] if profile else []
     result = subprocess.run(
         [*compose_tool(), "--project-directory", str(ROOT), "-f", str(COMPOSE_FILE),
-         "--profile", "single", "config"],
+         *option, "config"],
         capture_output=True, text=True, timeout=120, env=env, cwd=ROOT,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     resolved = yaml.safe_load(result.stdout)
     services = resolved["services"]
-    assert set(services) == set(SERVICES)
-    assert set(resolved.get("volumes") or {}) == set(COMPOSE.get("volumes") or {})
+    default = {n for n in SERVICES if not profiles(n)}
+    # the `docker compose` plugin prints the services a profile enables; Debian's
+    # docker-compose 1.29 prints every service whatever the profile
+    assert default | set(PROFILES.get(profile or "", [])) <= set(services) <= set(SERVICES)
+    assert set(resolved.get("volumes") or {}) <= set(COMPOSE.get("volumes") or {})
     for name, service in services.items():
         # YAML anchors and merge keys came out as the tests read them
         assert [str(a) for a in service["command"]] == SERVICES[name]["command"], name
