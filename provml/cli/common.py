@@ -116,6 +116,22 @@ def refusal_text(exc: ClientError) -> str:
     return f"{exc.status_code} {exc.text[:300]}"
 
 
+def post_batch(service: ProvmlClient, body: bytes, url: str) -> tuple[dict[str, Any], str]:
+    """POST a wire batch to the tracker at ``url``: ``(its answer, "")``, or ``({}, why it
+    was refused)``. A tracker that cannot be reached, or an answer that is no JSON, ends
+    the command (nothing more could be sent)."""
+    from provml.client import ClientError
+
+    try:
+        return service.post_batch(body), ""
+    except ClientError as exc:
+        if exc.unreachable:
+            raise click.ClickException(f"cannot reach the tracker at {url}: {exc.reason}") from None
+        if not exc.refused:
+            raise click.ClickException(exc.message) from None
+        return {}, refusal_text(exc)
+
+
 def data_ref(value: str) -> str:
     """A data reference as typed: a path to an existing local file means its content's
     SHA-256 (a directory: its hash of hashes, as capture_lib names it); anything else

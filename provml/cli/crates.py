@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import click
 
-from provml.cli.common import http_client, local_store, refusal_text
+from provml.cli.common import http_client, local_store, post_batch
 
 
 def _run_iri(run: str) -> str:
@@ -67,7 +67,6 @@ def import_crates(paths: tuple[str, ...], url: str, token: str | None) -> None:
     """Read each crate into wire batches, all checked before any is sent, then send them
     to the tracker at ``url``. Exit status 1 if a crate was refused or anything in one
     could not be imported."""
-    from provml.client import ClientError
     from provml.core.errors import ValidationError
     from provml.interop.rocrate import open_crate, to_batches
 
@@ -87,20 +86,15 @@ def import_crates(paths: tuple[str, ...], url: str, token: str | None) -> None:
             click.echo(f"{path}: cannot read: {exc.strerror or exc}", err=True)
     with http_client(url, token) as service:
         for path, imported in read:
-            records = 0
-            try:
-                for batch in imported.batches:
-                    body = json.dumps(batch.to_json()).encode()
-                    records += int(service.post_batch(body).get("records", 0))
-            except ClientError as exc:
-                if exc.unreachable:
-                    raise click.ClickException(
-                        f"cannot reach the tracker at {url}: {exc.reason}"
-                    ) from None
-                if not exc.refused:
-                    raise click.ClickException(exc.message) from None
+            records, refusal = 0, ""
+            for batch in imported.batches:
+                answer, refusal = post_batch(service, json.dumps(batch.to_json()).encode(), url)
+                if refusal:
+                    break
+                records += int(answer.get("records", 0))
+            if refusal:
                 failed += 1
-                click.echo(f"{path}: refused: {refusal_text(exc)}", err=True)
+                click.echo(f"{path}: refused: {refusal}", err=True)
                 continue
             for item in imported.skipped:
                 click.echo(f"{path}: not imported: {item}", err=True)

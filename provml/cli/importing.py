@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from provml.cli.common import http_client, refusal_text
+from provml.cli.common import http_client, post_batch
 
 #: the formats this module imports (the others are PROV documents, sent to the manager)
 FORMATS = ("mlflow", "flowcept")
@@ -130,23 +130,14 @@ def _send(batches: list[Any], url: str, token: str | None, quiet: bool) -> tuple
     how many were only queued (the tracker stores them once its store answers)."""
     import orjson
 
-    from provml.client import ClientError
-
     refused: list[str] = []
     queued = 0
     bar = click.progressbar(batches, label="importing", file=sys.stderr, hidden=quiet)
     with http_client(url, token) as service, bar:
         for batch in bar:
-            try:
-                answer = service.post_batch(orjson.dumps(batch.to_json()))
-            except ClientError as exc:
-                if exc.unreachable:
-                    raise click.ClickException(
-                        f"cannot reach the tracker at {url}: {exc.reason}"
-                    ) from None
-                if not exc.refused:
-                    raise click.ClickException(exc.message) from None
-                refused.append(f"batch {batch.batch}: refused: {refusal_text(exc)}")
+            answer, refusal = post_batch(service, orjson.dumps(batch.to_json()), url)
+            if refusal:
+                refused.append(f"batch {batch.batch}: refused: {refusal}")
                 continue
             queued += answer.get("status") == "queued"
     return refused, queued
