@@ -17,7 +17,7 @@ import threading
 import weakref
 from typing import Any
 
-from capture_lib import api, runtime
+from capture_lib import runtime
 from capture_lib.integrations import _sklearn_calls as calls
 from capture_lib.integrations import _torch, digest
 from capture_lib.refs import HOST, reference
@@ -48,13 +48,7 @@ def framework_meta(model: Any = None) -> dict[str, str]:
     return meta
 
 
-def workflow() -> api.Workflow:
-    """The running ``with cl.workflow(…)``, else the script's default workflow."""
-    client = runtime.get_client()
-    wf = api.current.get()
-    if wf is not None and wf.client is client and not wf.ended:
-        return wf
-    return runtime.current_workflow()
+workflow = calls.running_workflow
 
 
 def _value(variable: Any) -> Any:

@@ -135,12 +135,22 @@ def end_opened_workflows() -> None:
         wf.end()
 
 
-def _workflow() -> api.Workflow:
+def running_workflow() -> api.Workflow:
+    """The running ``with cl.workflow(…)`` of the current capture, else the script's
+    default workflow (what every integration's task belongs to)."""
     client = runtime.get_client()
     wf = api.current.get()
     if wf is not None and wf.client is client and not wf.ended:
         return wf
-    wf = runtime.current_workflow()
+    return runtime.current_workflow()
+
+
+def _workflow() -> api.Workflow:
+    """:func:`running_workflow`, remembering a default one it opened (autolog's disable
+    ends it)."""
+    wf = running_workflow()
+    if wf is api.current.get():
+        return wf
     with _lock:
         if wf not in _opened:
             _opened.append(wf)

@@ -58,7 +58,12 @@ from typing import TYPE_CHECKING, Any
 from capture_lib import api, runtime
 from capture_lib.integrations import _transformers_data as data
 from capture_lib.integrations import digest
-from capture_lib.integrations._sklearn_calls import INTEGRATION_ERROR, integration_failed, jsonable
+from capture_lib.integrations._sklearn_calls import (
+    INTEGRATION_ERROR,
+    integration_failed,
+    jsonable,
+    running_workflow,
+)
 from capture_lib.integrations._transformers_autolog import bind, callbacks, disable, enable, enabled
 from capture_lib.refs import reference
 
@@ -95,12 +100,7 @@ def _hook(fn: Callable[..., Any]) -> Callable[..., Any]:
     return event
 
 
-def _workflow() -> api.Workflow:
-    client = runtime.get_client()
-    wf = api.current.get()
-    if wf is not None and wf.client is client and not wf.ended:
-        return wf
-    return runtime.current_workflow()
+_workflow = running_workflow
 
 
 def _trainer_name(trainer: Any) -> str:
