@@ -33,9 +33,17 @@ from typing import Any
 
 import orjson
 
-from capture_lib import oversize
+from capture_lib import deferred, oversize
 from capture_lib.errors import Refused, TransportError
-from capture_lib.records import ERROR_FIELD, METRIC, REPORT, SECRET_FIELDS, TASK_END, TASK_START
+from capture_lib.records import (
+    ERROR_FIELD,
+    METRIC,
+    REPORT,
+    SECRET_FIELDS,
+    TASK_END,
+    TASK_START,
+    VALUE_FIELDS,
+)
 from capture_lib.redact import MAX_ERROR_CHARS
 from capture_lib.transport.base import SPOOLED, Transport
 from provml.core.wire import COMPACT_FIELDS, MAX_BATCH_BYTES, MAX_VALUE_BYTES, WIRE_VERSION
@@ -499,7 +507,9 @@ class Worker:
 
     def _encode(self, items: list[tuple[Any, ...]]) -> list[tuple[dict[str, Any], bytes]]:
         """Records as batches the tracker takes: redacted, values over the wire format's
-        limit kept by digest, split when over the batch limit (see capture_lib.oversize)."""
+        limit kept by digest, split when over the batch limit (see capture_lib.oversize).
+        Values an integration left to the worker are computed first (capture_lib.deferred)."""
+        items = deferred.resolve(items, VALUE_FIELDS)
         redact = self._redact
         if redact is not None:
             known = getattr(redact, "plain", None)

@@ -110,7 +110,11 @@ def remember_source(cls: Any, params: Iterable[str], eager: bool) -> Callable[[A
 
 
 def _named_now(value: Any) -> Any:
-    return None if value is None else named(value, TRAIN_HASH_LIMIT, "the data of a DMatrix")
+    # named now, on the caller's thread: the reference is kept on the DMatrix, for as long
+    # as it lives, and a copy with it would be too
+    if value is None:
+        return None
+    return named(value, TRAIN_HASH_LIMIT, "the data of a DMatrix", later=False)
 
 
 def _weak(value: Any) -> Any:
@@ -132,12 +136,13 @@ def source(obj: Any, name: str) -> Any:
 # --- naming data ----------------------------------------------------------------------
 
 
-def named(value: Any, limit: int, what: str) -> dict[str, Any]:
-    """A reference naming ``value`` (an array, a frame, a path) by content."""
+def named(value: Any, limit: int, what: str, later: bool = True) -> Any:
+    """A reference naming ``value`` (an array, a frame, a path) by content: a dict, or
+    with ``later`` a value the capture worker computes from a copy (capture_lib.deferred)."""
     if isinstance(value, (str, os.PathLike)):
         path = os.fspath(value).split("?")[0].split("#")[0]  # xgboost's uri?format=libsvm
         return reference("dataset", path, {}, runtime.count_lost)
-    return calls._data(value, limit, what)
+    return calls._data(value, limit, what) if later else calls._named(value, limit, what)
 
 
 def missing(value: Any, reason: str, what: str) -> dict[str, Any]:
@@ -302,7 +307,7 @@ def predict_patch(
                 raise
             calls.reset(token)
             try:
-                task.generated(prediction=calls._prediction(result))
+                task.generated(prediction=calls._prediction_later(result))
             except Exception:
                 failed("recording a prediction")
             task.end()

@@ -46,7 +46,7 @@ import threading
 import weakref
 from typing import Any
 
-from capture_lib import api, runtime
+from capture_lib import api, deferred, runtime
 from capture_lib.integrations import digest
 from capture_lib.refs import HOST, reference
 from provml.core.ids import value_sha256
@@ -61,6 +61,9 @@ METHODS = TRAIN + INFER + EVAL
 TRAIN_HASH_LIMIT = 256 << 20
 #: inference inputs and outputs: a smaller bound, a prediction being cheaper than a fit
 INFER_HASH_LIMIT = 16 << 20
+#: arrays and frames of numbers of at least this many bytes are copied and named on the
+#: capture worker (capture_lib.deferred: within its budget of copies waiting)
+DEFER_BYTES = 64 << 10
 #: a model whose pickle is larger is named by its training, not by content
 MODEL_HASH_LIMIT = 1 << 30
 #: sections (steps, iterations, candidates) recorded at most per task
@@ -96,6 +99,8 @@ _models: dict[int, tuple[Any, dict[str, Any]]] = {}
 #: frames carried to joblib workers, by key
 _shared: dict[int, Any] = {}
 _opened: list[api.Workflow] = []
+#: estimator class → the names of its constructor's parameters (shallow_params)
+_param_names: dict[type, tuple[str, ...]] = {}
 _warned: set[str] = set()
 
 
@@ -196,7 +201,13 @@ class _Call:
         self.sections = itertools.count()
         self.search = hasattr(type(est), "_run_search")
         self.steps = _step_names(est) if self.kind == "training" else {}
-        self.meta = bool(self.steps) or (self.kind == "training" and _is_meta(est))
+        shallow = None
+        if self.kind == "training":
+            try:
+                shallow = shallow_params(est)
+            except Exception:
+                shallow = {}
+        self.meta = bool(self.steps) or (shallow is not None and _is_meta(shallow))
         limit = TRAIN_HASH_LIMIT if self.kind == "training" else INFER_HASH_LIMIT
         used: dict[str, Any] = {}
         params = None
@@ -204,7 +215,7 @@ class _Call:
             previous = _registered(est)
             if previous is not None and (name == "partial_fit" or _warm(est)):
                 used["previous_model"] = previous
-            params = hyperparameters(est)
+            params = hyperparameters(est, shallow) if shallow else None
         else:
             used["model"] = model_reference(est)
         if x is not None:
@@ -262,7 +273,7 @@ class _Call:
             elif self.name == "transform":
                 self.task.generated(output=_data(result, INFER_HASH_LIMIT, "transform output"))
             elif self.kind == "inference":
-                self.task.generated(prediction=_prediction(result))
+                self.task.generated(prediction=_prediction_later(result))
             else:
                 self.task.metric(_score_name(self.estimator), result)
         except Exception:
@@ -354,15 +365,27 @@ def _eval_sets(kwargs: dict[str, Any]) -> list[tuple[Any, Any]]:
     return list(zip(xs, ys if isinstance(ys, tuple) else (ys,) * len(xs), strict=False))
 
 
-def _is_meta(est: Any) -> bool:
+def shallow_params(est: Any) -> dict[str, Any]:
+    """``est.get_params(deep=False)``. scikit-learn's own reads the names of the
+    constructor's parameters with ``inspect.signature`` at every call (0.1 ms, a percent
+    of a short fit); for an estimator that keeps ``BaseEstimator.get_params`` the names are
+    read once per class, and the values are what that method returns: the attributes."""
+    cls = type(est)
+    names = _param_names.get(cls)
+    if names is None:
+        base = sys.modules.get("sklearn.base")
+        own = getattr(cls, "get_params", None)
+        if base is None or own is not base.BaseEstimator.get_params:
+            return est.get_params(deep=False)
+        names = _param_names[cls] = tuple(cls._get_param_names())
+    return {k: getattr(est, k) for k in names}
+
+
+def _is_meta(params: dict[str, Any]) -> bool:
     """Whether an estimator is made of others (a parameter holding an estimator, or a list
     of them): their fits inside its own are its sections; a plain estimator's helpers
     (LightGBM's label encoder) are not."""
-    try:
-        values = est.get_params(deep=False).values()
-    except Exception:
-        return False
-    for v in values:
+    for v in params.values():
         items = v if isinstance(v, list) else [v]
         for item in items:
             if isinstance(item, tuple) and len(item) >= 2:
@@ -386,11 +409,26 @@ def _warm(est: Any) -> bool:
     return getattr(est, "warm_start", False) is True
 
 
-def _data(value: Any, limit: int, what: str) -> dict[str, Any]:
+def _data(value: Any, limit: int, what: str) -> dict[str, Any] | deferred.Deferred:
     """A data reference naming ``value`` by content; one of missing data if it cannot be
-    (counted): the task still says that something was used under that role."""
+    (counted): the task still says that something was used under that role. An array or
+    frame of numbers of at least :data:`DEFER_BYTES` is copied and named on the capture
+    worker, off the caller's thread (capture_lib.deferred), while the budget allows."""
+    copy = digest.snapshot(value, DEFER_BYTES, limit)
+    if copy is not None:
+        later = deferred.defer(functools.partial(_named, copy[0], limit, what, True), copy[1])
+        if later is not None:
+            return later
+        value = copy[0]
+    return _named(value, limit, what)
+
+
+def _named(value: Any, limit: int, what: str, copy: bool = False) -> dict[str, Any]:
     try:
-        return digest.data_reference(value, limit)
+        ref = digest.data_reference(value, limit)
+        if copy:
+            digest.recycle(value)
+        return ref
     except digest.Unhashable as exc:
         integration_failed(f"naming {what}", UNHASHABLE, str(exc))
         error = str(exc)
@@ -399,6 +437,24 @@ def _data(value: Any, limit: int, what: str) -> dict[str, Any]:
         error = f"{type(exc).__name__}: {exc}"[:500]
     path = f"<in-memory {type(value).__qualname__}>"
     return {"@data": "missing", "path": path, "host": HOST, "error": error}
+
+
+def _prediction_later(result: Any) -> dict[str, Any] | deferred.Deferred:
+    """:func:`_prediction`, computed on the capture worker for a large array (see _data)."""
+    copy = digest.snapshot(result, DEFER_BYTES, INFER_HASH_LIMIT)
+    if copy is not None:
+        later = deferred.defer(functools.partial(_guarded_prediction, copy[0]), copy[1])
+        if later is not None:
+            return later
+    return _prediction(result)
+
+
+def _guarded_prediction(result: Any) -> dict[str, Any]:
+    try:
+        return _prediction(result)
+    except Exception as exc:
+        integration_failed("naming a prediction")
+        return {"error": f"{type(exc).__name__}: {exc}"[:500]}
 
 
 def _prediction(result: Any) -> dict[str, Any]:
@@ -424,11 +480,12 @@ def _score_name(est: Any) -> str:
     return "score"
 
 
-def hyperparameters(est: Any) -> dict[str, Any] | None:
+def hyperparameters(est: Any, shallow: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """``get_params()`` made JSON-safe, with the nested estimators' own parameters for a
-    meta-estimator (None if the estimator has none)."""
+    meta-estimator (None if the estimator has none). ``shallow``: its
+    :func:`shallow_params`, when the caller has them."""
     try:
-        params = est.get_params(deep=False)
+        params = shallow_params(est) if shallow is None else shallow
         if any(hasattr(v, "get_params") or isinstance(v, list) for v in params.values()):
             params = est.get_params(deep=True)  # a meta-estimator: its steps' own too
     except Exception:

@@ -39,6 +39,7 @@ import hashlib
 import json
 import math
 import pickle
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -257,3 +258,74 @@ def pickle_sha256(obj: Any, limit: int) -> tuple[str, int] | None:
     except _TooLarge:
         return None
     return writer.sha.hexdigest(), writer.size
+
+
+def snapshot_size(value: Any) -> int:
+    """The bytes of ``value`` if it is a plain numpy array or a pandas frame or series of
+    numbers (whose hashing releases the GIL, and which a memory copy can stand for);
+    0 for anything else."""
+    module = type(value).__module__.partition(".")[0]
+    if module == "numpy":
+        import numpy as np
+
+        if type(value) is not np.ndarray or value.dtype.hasobject:
+            return 0
+        return int(value.nbytes)
+    if module != "pandas" or not hasattr(value, "iloc"):
+        return 0
+    import numpy as np
+
+    dtypes = list(value.dtypes) if hasattr(value, "columns") else [value.dtype]
+    if not all(isinstance(d, np.dtype) and not d.hasobject for d in dtypes):
+        return 0
+    return int(sum(d.itemsize for d in dtypes) * len(value))
+
+
+def snapshot(value: Any, smallest: int, largest: int) -> tuple[Any, int] | None:
+    """(a copy of ``value`` with the same digest, its bytes) when ``value`` is one that
+    :func:`snapshot_size` measures, of ``smallest`` to ``largest`` bytes: a memory copy
+    costs a fraction of the hash, which can then be computed later, elsewhere
+    (capture_lib.deferred). None for anything else (hashed where it is)."""
+    size = snapshot_size(value)
+    if not smallest <= size <= largest:
+        return None
+    if type(value).__module__.startswith("numpy"):
+        return _array_copy(value), size
+    return value.copy(deep=True), size
+
+
+#: bytes of copies kept for reuse (:func:`recycle`), all shapes together
+SPARE_BYTES = 64 << 20
+_spare: dict[tuple[Any, ...], list[Any]] = {}
+_spare_bytes = [0]
+_spare_lock = threading.Lock()
+
+
+def _array_copy(array: Any) -> Any:
+    """A C-ordered copy of ``array``, into a recycled one of its shape and dtype if there
+    is one: writing into memory already mapped costs a third of what a new copy costs
+    (the page faults of fresh memory), which matters on a short ``fit``."""
+    import numpy as np
+
+    key = (array.shape, array.dtype.str)
+    with _spare_lock:
+        spares = _spare.get(key)
+        buf = spares.pop() if spares else None
+        if buf is not None:
+            _spare_bytes[0] -= buf.nbytes
+    if buf is None:
+        return array.copy()
+    np.copyto(buf, array)
+    return buf
+
+
+def recycle(copy: Any) -> None:
+    """Keep a copy made by :func:`snapshot`, once named, for the next one of its shape
+    (up to :data:`SPARE_BYTES` in all; past that it is let go)."""
+    if type(copy).__module__ != "numpy" or not getattr(copy, "flags", None):
+        return
+    key = (copy.shape, copy.dtype.str)
+    with _spare_lock:
+        if _spare_bytes[0] + copy.nbytes <= SPARE_BYTES:
+            _spare.setdefault(key, []).append(copy)
+            _spare_bytes[0] += copy.nbytes

@@ -1,0 +1,131 @@
+"""Large inputs are copied on the caller's thread and named on the capture worker
+(capture_lib.deferred): what the graph says must be the data as it was when the call
+was made, whatever the caller does with it afterwards, and nothing may be lost."""
+
+from __future__ import annotations
+
+import gc
+from typing import Any
+
+import numpy as np
+import pytest
+
+from capture_lib import deferred
+from capture_lib.integrations import _sklearn_calls as calls
+from capture_lib.integrations import digest
+from tests.capture_lib.integrations.conftest import Captured
+
+pytest.importorskip("sklearn")
+from sklearn.linear_model import LogisticRegression
+
+
+def _table(seed: int, rows: int = 4000) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, 8))  # 256 KB: over DEFER_BYTES
+    return x, (x[:, 0] > 0).astype(int)
+
+
+def _digest(value: Any) -> str:
+    return str(digest.data_reference(value, calls.TRAIN_HASH_LIMIT)["sha256"])
+
+
+def _fits(captured: Captured) -> list[dict[str, Any]]:
+    return [r for r in captured.tasks("training") if r["plan"][1] == "LogisticRegression.fit"]
+
+
+def test_data_changed_after_fit_is_named_as_it_was_passed(captured: Captured) -> None:
+    x, y = _table(0)
+    assert x.nbytes >= calls.DEFER_BYTES
+    want_x, want_y = _digest(x), _digest(y)
+    LogisticRegression().fit(x, y)
+    x[:] = 0.0  # the caller reuses its buffers before the worker got to them
+    y[:] = 1
+    (fit,) = _fits(captured)
+    assert fit["used"]["X"]["sha256"] == want_x
+    assert fit["used"]["y"]["sha256"] == want_y
+    assert fit["used"]["X"]["hashing"] == "full"
+    assert deferred.pending() == (0, 0)
+
+
+def test_fits_on_same_shaped_tables_keep_their_own_names(captured: Captured) -> None:
+    """Copies are reused once named: two fits of one shape in a row, the second before
+    the first's copy was named, must not share a buffer."""
+    tables = [_table(seed) for seed in range(4)]
+    wanted = [_digest(x) for x, _ in tables]
+    for x, y in tables:
+        LogisticRegression().fit(x, y)
+    for x, _ in tables:
+        x[:] = -1.0
+    got = [f["used"]["X"]["sha256"] for f in _fits(captured)]
+    assert got == wanted
+    assert len(set(got)) == 4
+    x, y = _table(9)  # a fifth, after: may reuse a named copy
+    LogisticRegression().fit(x, y)
+    assert _fits(captured)[-1]["used"]["X"]["sha256"] == _digest(_table(9)[0])
+
+
+def test_prediction_and_input_of_predict_named_as_they_were(captured: Captured) -> None:
+    x, y = _table(1)
+    model = LogisticRegression().fit(x, y)
+    want_x = _digest(x)
+    proba = model.predict_proba(x)
+    want_out = _digest(proba)
+    x[:] = 0.0
+    proba[:] = 0.0
+    (infer,) = [r for r in captured.tasks("inference")]
+    assert infer["used"]["X"]["sha256"] == want_x
+    (end,) = [r for r in captured.records() if r["kind"] == "task_end"
+              and r.get("generated", {}).get("prediction")]  # fmt: skip
+    assert end["generated"]["prediction"]["sha256"] == want_out
+
+
+def test_a_frame_is_copied_whole(captured: Captured) -> None:
+    pd = pytest.importorskip("pandas")
+    x, y = _table(2)
+    frame = pd.DataFrame(x, columns=[f"f{i}" for i in range(8)])
+    want = _digest(frame)
+    LogisticRegression().fit(frame, y)
+    frame.iloc[:, 0] = 5.0
+    (fit,) = _fits(captured)
+    assert fit["used"]["X"]["sha256"] == want
+    assert fit["used"]["X"]["columns"][0] == "f0"
+
+
+def test_over_the_budget_the_caller_names_the_data_itself(
+    captured: Captured, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(deferred, "BUDGET", 1000)
+    x, y = _table(3)
+    want = _digest(x)
+    LogisticRegression().fit(x, y)
+    x[:] = 0.0
+    (fit,) = _fits(captured)
+    assert fit["used"]["X"]["sha256"] == want
+
+
+def test_a_deferred_value_that_fails_does_not_lose_the_batch(captured: Captured) -> None:
+    import capture_lib as cl
+
+    later = deferred.defer(lambda: 1 / 0, 10)
+    assert later is not None
+    with (
+        cl.workflow("w") as wf,
+        wf.task("t", used={"a": later, "b": {"@data": "missing", "path": "p"}}),
+    ):
+        pass
+    del later
+    (task,) = [r for r in captured.tasks() if r["plan"][1] == "t"]
+    assert task["used"]["a"] is None
+    assert task["used"]["b"]["path"] == "p"
+    assert captured.records()  # the batch was written
+    assert deferred.pending() == (0, 0)
+
+
+def test_a_value_never_computed_gives_its_bytes_back() -> None:
+    before = deferred.pending()
+    later = deferred.defer(lambda: 1, 500)
+    assert later is not None
+    assert deferred.pending() == (before[0] + 1, before[1] + 500)
+    del later
+    gc.collect()
+    assert deferred.pending() == before
