@@ -129,6 +129,7 @@ class Client:
             broker = BrokerTransport(
                 BrokerURL.parse(url), config.BROKER_STREAM.get(), timeout=config.TIMEOUT.get(),
                 replicas=config.BROKER_REPLICAS.get(),
+                replay_bytes=config.BROKER_REPLAY_BYTES.get(),
             )  # fmt: skip
             return SpoolingTransport(broker, self.disk)
         # one quick retry per batch: beyond that the spooling transport's cool-down (doubling up
@@ -189,7 +190,7 @@ class Client:
     def stats(self) -> dict[str, Any]:
         transport = self.worker.transport
         counts = self.worker.counts
-        return {
+        out = {
             "mode": self.mode,
             "session": self.session,
             "queued": self.worker.pending(),
@@ -207,6 +208,10 @@ class Client:
             "refused_batches": dict(self.worker.refused_batches),
             "lost": dict(self.worker.lost),
         }
+        primary = getattr(transport, "primary", None)
+        if primary is not None and hasattr(primary, "counts"):  # the broker mode's
+            out["broker"] = primary.counts()  # ReplayWindow
+        return out
 
     def flush(self, timeout: float = 5.0) -> bool:
         return self.worker.flush(timeout)

@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 
 from manager.service import Manager, Mapped
-from provml.core.broker import FIELD, BrokerURL, dead_letter_stream
+from provml.core.broker import FIELD, BrokerURL, dead_letter_stream, stored_floor
 from provml.core.errors import ProvmlError, StoreError, ValidationError
 from provml.core.wire import Batch, check_batch_size
 
@@ -252,17 +252,9 @@ class BrokerConsumer:
 
     def _trim(self) -> None:
         """Drop the entries every group has acknowledged (none while a group lags)."""
-        floors = []
-        for group in self._redis.xinfo_groups(self.stream):
-            pending = self._redis.xpending(self.stream, group["name"])
-            if pending["pending"]:
-                floors.append(_id(pending["min"]))
-            else:
-                ms, seq = _id(group["last-delivered-id"])
-                floors.append((ms, seq + 1))
-        if floors:
-            ms, seq = min(floors)
-            self._redis.xtrim(self.stream, minid=f"{ms}-{seq}", approximate=False)
+        floor = stored_floor(self._redis, self.stream)
+        if floor is not None:
+            self._redis.xtrim(self.stream, minid=f"{floor[0]}-{floor[1]}", approximate=False)
 
     def metrics(self) -> list[tuple[str, str, float]]:
         counts = dict(self.counts)
@@ -271,12 +263,6 @@ class BrokerConsumer:
             for key in ("batches", "acked", "claimed", "dead_lettered", "broker_errors",
                         "store_errors")
         ]  # fmt: skip
-
-
-def _id(value: Any) -> tuple[int, int]:
-    text = value.decode() if isinstance(value, bytes) else str(value)
-    ms, _, seq = text.partition("-")
-    return int(ms), int(seq or 0)
 
 
 def _reason(exc: Exception) -> str:

@@ -111,8 +111,9 @@ def _install_broker(app: Flask, url: str, manager: Any, publish: bool) -> None:
         app.extensions["provml.broker_consumer"] = consumer.start()
     if publish:
         app.extensions["provml.broker_forwarder"] = BrokerForwarder(
-            address, stream, replicas=config.BROKER_REPLICAS.of(app.config)
-        )
+            address, stream, replicas=config.BROKER_REPLICAS.of(app.config),
+            replay_bytes=config.BROKER_REPLAY_BYTES.of(app.config),
+        )  # fmt: skip
 
 
 def close_app(app: Flask, timeout: float | None = None) -> None:

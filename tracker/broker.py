@@ -8,18 +8,25 @@ while the broker is unreachable (or out of memory) it answers 503 with ``Retry-A
 and clients keep the batch: capture_lib spools it to disk and sends it again. So the
 broker is the only buffer, and a tracker holds nothing a crash could lose. With
 ``PROVML_BROKER_REPLICAS``, "succeeded" means that many replicas hold it too (``WAIT``).
+A broker that loses acknowledged batches (a failover, a restart without ``appendfsync
+always``) is noticed by its new replication id, and what the tracker published since
+the managers last stored is published again (:class:`~provml.core.broker.ReplayWindow`).
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from typing import Any
 
 import orjson
 
-from provml.core.broker import FIELD, BrokerURL, replicated
+from provml.core.broker import BrokerURL, ReplayWindow, replicated
 from provml.core.errors import UpstreamError
 from provml.core.wire import Batch
 from tracker.forward import Forwarder
+
+log = logging.getLogger(__name__)
 
 
 class BrokerDown(UpstreamError):
@@ -32,13 +39,36 @@ class BrokerDown(UpstreamError):
 
 class BrokerForwarder(Forwarder):
     def __init__(
-        self, url: BrokerURL, stream: str, *, timeout: float = 5.0, replicas: int = 0
+        self,
+        url: BrokerURL,
+        stream: str,
+        *,
+        timeout: float = 5.0,
+        replicas: int = 0,
+        replay_bytes: int = 64 << 20,
     ) -> None:
         self.url = url
         self.stream = stream
         self.timeout = timeout
         self.replicas = replicas  # that must hold a batch before it is answered (WAIT)
         self._redis = url.connect(timeout=timeout)
+        self.window = ReplayWindow(stream, replay_bytes)
+        self._stop = threading.Event()
+        self._checker = threading.Thread(target=self._check_loop, name="provml-broker-check",
+                                         daemon=True)  # fmt: skip
+        self._checker.start()
+
+    def _check_loop(self) -> None:
+        """Notice a broker that lost its history even while no batch comes in."""
+        import redis
+
+        while not self._stop.wait(self.window.CHECK_EVERY):
+            try:
+                self.window.check(self._redis)
+            except redis.RedisError as exc:
+                log.debug("broker check: %s", exc)
+            except Exception:  # never let the checker die
+                log.exception("broker check failed")
 
     def forward(self, batch: Batch) -> dict[str, Any]:
         return self.forward_body(orjson.dumps(batch.to_json()))
@@ -51,16 +81,25 @@ class BrokerForwarder(Forwarder):
         import redis
 
         try:
-            pipe = self._redis.pipeline(transaction=True)
-            for body in bodies:
-                pipe.xadd(self.stream, {FIELD: body})
-            ids = pipe.execute()
+            ids = self.window.publish(self._redis, bodies)
             replicated(self._redis, self.replicas, self.timeout / 2)  # within the socket's
         except redis.RedisError as exc:
             raise BrokerDown(f"the broker {self.url} did not take the batch: {exc}") from None
         return [{"status": "published", "entry": _text(i)} for i in ids]
 
+    def metrics(self) -> list[tuple[str, str, float]]:
+        counts = dict(self.window.counts)
+        return [
+            ("provml_tracker_broker_replayed_total", "counter", float(counts["replayed"])),
+            ("provml_tracker_broker_unguarded_total", "counter", float(counts["unguarded"])),
+            ("provml_tracker_broker_history_changes_total", "counter",
+             float(counts["history_changes"])),
+            ("provml_tracker_broker_kept_batches", "gauge", float(self.window.kept)),
+        ]  # fmt: skip
+
     def close(self) -> None:
+        self._stop.set()
+        self._checker.join(5)
         self._redis.close()
 
 

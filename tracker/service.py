@@ -319,6 +319,9 @@ class Tracker:
                         "batches_refused_full", "batches_forwarded", "forward_retries",
                         "forward_errors", "forward_splits")
         ]  # fmt: skip
+        extra = getattr(self.forwarder, "metrics", None)
+        if extra is not None:
+            out += extra()
         if self.queue is not None:
             out += [
                 ("provml_tracker_queue_depth", "gauge", float(self.queue.depth)),

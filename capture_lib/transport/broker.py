@@ -8,15 +8,20 @@ answers. The ``redis`` package is imported here, and this module only in broker 
 The password (from the URL or ``PROVML_BROKER_PASSWORD``) never shows in a message or a
 ``repr``: :class:`~provml.core.broker.BrokerURL` keeps it out of both. With
 ``PROVML_BROKER_REPLICAS`` a batch counts as sent only once that many replicas hold it
-(``WAIT``); otherwise it is spooled and sent again.
+(``WAIT``); otherwise it is spooled and sent again. A broker that lost acknowledged
+batches (a failover, a restart without ``appendfsync always``) is noticed by its new
+replication id; what was published since the managers last stored is published again
+(:class:`~provml.core.broker.ReplayWindow`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import time
 from typing import Any
 
 from capture_lib.transport.base import SENT, Transport, TransportError
-from provml.core.broker import FIELD, BrokerURL, replicated
+from provml.core.broker import BrokerURL, ReplayWindow, replicated
 
 
 class BrokerTransport(Transport):
@@ -24,13 +29,20 @@ class BrokerTransport(Transport):
     name = "the broker"
 
     def __init__(
-        self, url: BrokerURL, stream: str, *, timeout: float = 10.0, replicas: int = 0
+        self,
+        url: BrokerURL,
+        stream: str,
+        *,
+        timeout: float = 10.0,
+        replicas: int = 0,
+        replay_bytes: int = 64 << 20,
     ) -> None:
         self.url = url
         self.stream = stream
         self.timeout = timeout
         self.replicas = replicas
         self._redis = url.connect(timeout=timeout)
+        self.window = ReplayWindow(stream, replay_bytes)
 
     def __repr__(self) -> str:
         return f"BrokerTransport({str(self.url)!r}, stream={self.stream!r})"
@@ -39,11 +51,24 @@ class BrokerTransport(Transport):
         import redis
 
         try:
-            self._redis.xadd(self.stream, {FIELD: body})
+            self.window.publish(self._redis, [body])
             replicated(self._redis, self.replicas, self.timeout / 2)  # within the socket's
         except redis.RedisError as exc:
             raise TransportError(f"broker {self.url} unreachable: {exc}") from None
         return SENT
+
+    def tick(self, force: bool = False) -> None:
+        """Every CHECK_EVERY seconds (at each flush with ``force``): publish again what
+        a broker that lost its history may have lost; let go of what is stored."""
+        import redis
+
+        window = self.window
+        if window.kept and (force or time.monotonic() - window._checked >= window.CHECK_EVERY):
+            with contextlib.suppress(redis.RedisError):  # unreachable: at the next tick
+                window.check(self._redis)
+
+    def counts(self) -> dict[str, int]:
+        return dict(self.window.counts)
 
     def after_fork(self) -> None:
         # the parent's pooled connections must not be shared with the child

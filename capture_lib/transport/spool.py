@@ -106,6 +106,7 @@ class SpoolingTransport(Transport):
         return bool(self.fallback.closed_files) or self.fallback.current_file is not None
 
     def tick(self, force: bool = False) -> None:
+        self.primary.tick(force)
         if not force and time.monotonic() < self._down_until:
             return
         files = self.fallback.take_closed()

@@ -13,12 +13,18 @@ The ``redis`` package (the ``broker`` extra) is imported only by :meth:`BrokerUR
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from provml.core import config
 from provml.core.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 #: the field of a stream entry holding the batch's JSON
 FIELD = "batch"
@@ -117,6 +123,139 @@ def replicated(client: Any, replicas: int, timeout: float) -> None:
                 f"{got} of {replicas} replicas took the batch within {timeout} s "
                 "(PROVML_BROKER_REPLICAS)"
             )
+
+
+def stored_floor(client: Any, stream: str) -> tuple[int, int] | None:
+    """The first entry id some consumer group has not acknowledged: every entry before it
+    is in the store of every group's managers (a manager acknowledges after its write).
+    None when the stream has no group yet (nothing is stored)."""
+    floors = []
+    for group in client.xinfo_groups(stream):
+        pending = client.xpending(stream, group["name"])
+        if pending["pending"]:
+            floors.append(entry_id(pending["min"]))
+        else:
+            ms, seq = entry_id(group["last-delivered-id"])
+            floors.append((ms, seq + 1))
+    return min(floors) if floors else None
+
+
+def entry_id(value: Any) -> tuple[int, int]:
+    """A stream entry id (``b"1700000000000-3"``) as a pair that orders as Redis does."""
+    text = value.decode() if isinstance(value, bytes) else str(value)
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+class ReplayWindow:
+    """What a publisher (capture_lib's broker mode, a tracker with ``--broker``) keeps to
+    repair a broker that lost acknowledged writes.
+
+    Redis acknowledges an ``XADD`` before a replica has it (replication is asynchronous;
+    ``PROVML_BROKER_REPLICAS`` narrows that with ``WAIT``, but ``WAIT`` is not a
+    consensus), and a Redis without ``appendfsync always`` acknowledges before the disk
+    has it. A Sentinel or Cluster failover, or such a restart, can then lose the last
+    batches published. Each of those events starts a new replication history, with a new
+    ``master_replid``: the publisher reads it in the same transaction as every ``XADD``,
+    and also every :attr:`CHECK_EVERY` seconds (:meth:`check`).
+
+    The publisher keeps each batch it published (the body, by entry id) until the
+    managers stored it (the entry is before :func:`stored_floor`), up to ``max_bytes``.
+    When the replication id changes, every batch kept is published again: the ones the
+    broker lost reach the store, and the others are stored twice, which adds nothing
+    (every node is named by its record). Counted: ``replayed`` (batches published again),
+    ``unguarded`` (batches let go before they were stored because the window was full:
+    a failover then could lose them, and nothing would know), ``history_changes``.
+    A publisher that dies with the broker loses its window: its last batches are then
+    neither repaired nor known to be lost (docs/deploy.md, "What a failover can lose").
+    """
+
+    CHECK_EVERY = 5.0
+
+    def __init__(self, stream: str, max_bytes: int) -> None:
+        self.stream = stream
+        self.max_bytes = max_bytes
+        self._kept: OrderedDict[tuple[int, int], bytes] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.replid: str | None = None
+        self.counts = {"replayed": 0, "unguarded": 0, "history_changes": 0}
+        self._checked = 0.0
+
+    def publish(self, client: Any, bodies: list[bytes]) -> list[Any]:
+        """``XADD`` every body in one transaction (all or none), reading the broker's
+        replication id with them; the entry ids. Raises what redis raises."""
+        pipe = client.pipeline(transaction=True)
+        pipe.info("replication")
+        for body in bodies:
+            pipe.xadd(self.stream, {FIELD: body})
+        info, *ids = pipe.execute()
+        with self._lock:
+            self._history(client, _replid(info))
+            for entry, body in zip(ids, bodies, strict=True):
+                self._keep(entry_id(entry), body)
+        self._maybe_check(client)
+        return ids
+
+    def check(self, client: Any) -> None:
+        """Publish again what the broker lost if its history changed; let go of what the
+        managers stored. Raises what redis raises."""
+        self._checked = time.monotonic()
+        with self._lock:
+            self._history(client, _replid(client.info("replication")))
+            floor = stored_floor(client, self.stream) if self._kept else None
+            while self._kept and floor is not None:
+                first = next(iter(self._kept))
+                if first >= floor:
+                    break
+                self._bytes -= len(self._kept.pop(first))
+
+    def _maybe_check(self, client: Any) -> None:
+        if time.monotonic() - self._checked >= self.CHECK_EVERY:
+            self.check(client)
+
+    def _history(self, client: Any, replid: str | None) -> None:
+        """(Lock held.) A new replication history: publish again all that is kept."""
+        if replid is None or replid == self.replid:
+            return
+        if self.replid is not None:
+            self.counts["history_changes"] += 1
+            kept = list(self._kept.values())
+            if kept:
+                log.warning(
+                    "provml: the broker started a new history (a failover or a restart): "
+                    "publishing again the %d batches not yet known to be stored",
+                    len(kept),
+                )
+                pipe = client.pipeline(transaction=True)
+                for body in kept:
+                    pipe.xadd(self.stream, {FIELD: body})
+                ids = pipe.execute()  # raises: the window stays, tried again next time
+                self._kept.clear()
+                self._bytes = 0
+                for entry, body in zip(ids, kept, strict=True):
+                    self._keep(entry_id(entry), body)
+                self.counts["replayed"] += len(kept)
+        self.replid = replid
+
+    def _keep(self, entry: tuple[int, int], body: bytes) -> None:
+        if self.max_bytes <= 0:
+            return
+        self._kept[entry] = body
+        self._bytes += len(body)
+        while self._bytes > self.max_bytes and self._kept:
+            _, old = self._kept.popitem(last=False)
+            self._bytes -= len(old)
+            self.counts["unguarded"] += 1
+
+    @property
+    def kept(self) -> int:
+        return len(self._kept)
+
+
+def _replid(info: Any) -> str | None:
+    value = info.get("master_replid") if isinstance(info, dict) else None
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def masked(url: str) -> str:

@@ -222,6 +222,13 @@ BROKER_REPLICAS = Setting(
     int,
     "replicas that must hold a batch (Redis WAIT) before capture_lib or a tracker counts it sent",
 )
+BROKER_REPLAY_BYTES = Setting(
+    "PROVML_BROKER_REPLAY_BYTES",
+    64 << 20,
+    int,
+    "bytes of published batches a publisher keeps until a manager stored them, to publish "
+    "again if the broker loses them (a failover or restart; 0: none kept)",
+)
 BROKER_CLAIM_IDLE = Setting(
     "PROVML_BROKER_CLAIM_IDLE",
     30.0,

@@ -1,0 +1,138 @@
+"""A broker that loses batches it acknowledged: a Redis without durable writes
+(``appendonly no``, as a replica promoted by Sentinel before it had the last writes is)
+killed and restarted empty. The publishers notice the broker's new replication history
+and publish again what the managers had not stored (provml.core.broker.ReplayWindow):
+the store ends up with exactly the records produced."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from provml.core.broker import BrokerURL, ReplayWindow
+from tests.broker.redis_server import RedisServer
+from tests.broker.test_broker_end_to_end import STREAM, Workflow, drained, triples
+from tests.conftest import Server
+from tests.e2e.test_pipeline_faults import expected_triples
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def volatile_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis that keeps nothing across a restart: every acknowledged write can go."""
+    server = RedisServer(tmp_path / "redis", "--appendonly", "no")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _lose_everything(redis_server: RedisServer) -> None:
+    redis_server.kill()
+    redis_server.start()
+    with redis_server.client() as r:
+        assert r.xlen(STREAM) == 0  # the broker lost what it had acknowledged
+
+
+def test_the_window_publishes_again_what_a_new_history_lost(volatile_redis: RedisServer) -> None:
+    client = BrokerURL.parse(volatile_redis.url).connect()
+    window = ReplayWindow(STREAM, 1 << 20)
+    window.publish(client, [b'{"n": 1}', b'{"n": 2}'])
+    window.publish(client, [b'{"n": 3}'])
+    assert window.kept == 3 and window.counts["replayed"] == 0
+    _lose_everything(volatile_redis)
+    client = BrokerURL.parse(volatile_redis.url).connect()
+    window.check(client)
+    assert window.counts == {"replayed": 3, "unguarded": 0, "history_changes": 1}
+    bodies = [fields[b"batch"] for _, fields in client.xrange(STREAM)]
+    assert sorted(bodies) == [b'{"n": 1}', b'{"n": 2}', b'{"n": 3}']
+    window.check(client)  # the same history: nothing more
+    assert client.xlen(STREAM) == 3 and window.counts["replayed"] == 3
+
+
+def test_the_window_lets_go_of_what_every_group_acknowledged(
+    volatile_redis: RedisServer,
+) -> None:
+    client = BrokerURL.parse(volatile_redis.url).connect()
+    client.xgroup_create(STREAM, "g", id="0", mkstream=True)
+    window = ReplayWindow(STREAM, 1 << 20)
+    window.publish(client, [b"a", b"b", b"c", b"d"])
+    window.check(client)
+    assert window.kept == 4  # read by nobody
+    read = client.xreadgroup("g", "c1", {STREAM: ">"}, count=3)
+    ids = [entry for entry, _ in read[0][1]]
+    client.xack(STREAM, "g", *ids[:2])
+    window.check(client)
+    assert window.kept == 2  # the third is read but not acknowledged: not stored yet
+    client.xack(STREAM, "g", ids[2])
+    window.check(client)
+    assert window.kept == 1
+
+
+def test_a_full_window_counts_what_it_let_go(volatile_redis: RedisServer) -> None:
+    client = BrokerURL.parse(volatile_redis.url).connect()
+    window = ReplayWindow(STREAM, 10)
+    window.publish(client, [b"12345", b"12345", b"12345"])
+    assert window.kept == 2 and window.counts["unguarded"] == 1
+    _lose_everything(volatile_redis)
+    window.check(BrokerURL.parse(volatile_redis.url).connect())
+    assert window.counts["replayed"] == 2
+
+
+def _metric(server: Server, name: str) -> float:
+    text = requests.get(server.url + "/metrics", timeout=10).text
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+def test_a_broker_that_lost_its_stream_loses_nothing_in_the_store(
+    tmp_path: Path, volatile_redis: RedisServer
+) -> None:
+    """A tracker publishing for an HTTP client and a workflow in broker mode; no manager
+    yet, so every batch waits in the stream; the broker loses all of it; the tracker's
+    check and the workflow's next send notice the new history and publish again; then a
+    manager stores exactly what the workflows produced, and once it has, the publishers
+    let go of their windows."""
+    url = volatile_redis.url
+    tracker = Server(tmp_path / "tracker", "--component", "tracker", "--broker", url)
+    manager = None
+    try:
+        direct = Workflow(tmp_path / "wf-broker", url)
+        via_tracker = Workflow(tmp_path / "wf-http", tracker.url, tasks=40)
+        deadline = time.monotonic() + 60
+        while direct.batches() < 10 or via_tracker.batches() < 5:
+            assert time.monotonic() < deadline, "the workflows produce nothing"
+            time.sleep(0.05)
+        tracked = via_tracker.finish()
+        assert tracked["flushed"]
+        published = volatile_redis.client().xlen(STREAM)
+        assert published >= 15
+        _lose_everything(volatile_redis)
+        result = direct.finish()  # its flush checks the broker's history
+        assert result["broker"]["replayed"] > 0, result
+        manager = Server(tmp_path / "manager", "--component", "manager", "--component",
+                         "query", "--broker", url)  # fmt: skip
+        deadline = time.monotonic() + 30  # the tracker checks every 5 s
+        while _metric(tracker, "provml_tracker_broker_replayed_total") < 1:
+            assert time.monotonic() < deadline, "the tracker did not notice the new history"
+            time.sleep(0.2)
+        assert _metric(tracker, "provml_tracker_broker_history_changes_total") == 1
+        drained(volatile_redis)
+        journals = [direct.journal, via_tracker.journal]
+        assert triples(manager.url + "/sparql") == expected_triples(journals)
+        deadline = time.monotonic() + 30
+        while _metric(tracker, "provml_tracker_broker_kept_batches") > 0:
+            assert time.monotonic() < deadline, "the tracker keeps batches the store has"
+            time.sleep(0.2)
+        assert _metric(tracker, "provml_tracker_broker_unguarded_total") == 0
+    finally:
+        if manager is not None:
+            assert manager.stop() == 0
+        assert tracker.stop() == 0
