@@ -13,7 +13,12 @@ acknowledgement leaves them pending; another manager claims them after
 node is named by its record). A batch the manager refuses (not valid JSON, not a valid
 batch, refused by the mapping) goes to the dead-letter stream ``<stream>:dead`` with the
 reason, and is acknowledged in the same transaction; the others go on. A failing store
-acknowledges nothing: the entries stay pending and are tried again.
+acknowledges nothing: the entries stay pending and are tried again, with what came since.
+If the store fails on a group, each batch is written alone: a store that fails on all of
+them is down (everything waits for it); one that fails on some batch while it takes the
+others leaves that batch pending, and after MAX_FAILURES such rounds sends it to the
+dead-letter stream with the error, so that one batch the store cannot take (too large for
+a SPARQL server's request limit, say) does not hold the stream forever.
 
 Entries every group has acknowledged are trimmed from the stream (``XTRIM MINID``), so
 the stream holds what some group has not yet taken; a group another tool reads in keeps
@@ -48,6 +53,10 @@ class BrokerConsumer:
     COUNT = 64  # entries read (and written in one store write) at once
     BLOCK = 1.0  # seconds a read waits for entries (also how soon close() is noticed)
     TRIM_EVERY = 5.0  # seconds between trims of what every group acknowledged
+    #: times the store may fail on one batch while it takes the others read with it,
+    #: before that batch goes to the dead-letter stream (a store that is down fails on
+    #: all of them: that counts for none, and everything waits)
+    MAX_FAILURES = 10
     BACKOFF = (0.1, 5.0)
 
     def __init__(
@@ -69,6 +78,7 @@ class BrokerConsumer:
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
         self.claim_idle = claim_idle
         self.counts: Counter[str] = Counter()
+        self._failures: dict[Any, int] = {}  # entry → times the store failed on it alone
         self._redis: Any = None
         self._stop = threading.Event()
         self._backlog = True  # read this consumer's own pending entries first
@@ -83,6 +93,10 @@ class BrokerConsumer:
 
     def alive(self) -> bool:
         return self._thread.is_alive()
+
+    def ready(self) -> bool:
+        """Consuming: the thread runs and the broker answered its last command."""
+        return self.alive() and self._redis is not None
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop reading; the batch being written is written and acknowledged first."""
@@ -139,6 +153,8 @@ class BrokerConsumer:
         if self._backlog:  # what was delivered to this consumer and not acknowledged
             entries = self._read("0")
             self._backlog = bool(entries)
+            if entries:  # with what came since: a batch the store fails on stops no other
+                entries += self._read(">", block=False)
         if not entries and now >= self._next_claim:
             entries = self._claim()
         if not entries:
@@ -158,10 +174,10 @@ class BrokerConsumer:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    def _read(self, since: str) -> list[Entry]:
-        block = None if since == "0" else int(self.BLOCK * 1000)
+    def _read(self, since: str, block: bool = True) -> list[Entry]:
+        wait = None if since == "0" or not block else int(self.BLOCK * 1000)
         answer = self._redis.xreadgroup(
-            self.group, self.consumer, {self.stream: since}, count=self.COUNT, block=block
+            self.group, self.consumer, {self.stream: since}, count=self.COUNT, block=wait
         )
         return list(answer[0][1]) if answer else []
 
@@ -212,6 +228,8 @@ class BrokerConsumer:
         if ids:
             self._redis.xack(self.stream, self.group, *ids)
             self.counts["acked"] += len(ids)
+            for entry in ids:
+                self._failures.pop(entry, None)
 
     def _write(self, good: list[tuple[Any, Batch | Mapped]]) -> list[tuple[Any, bytes, str]]:
         """Write the batches in one write; a refused group is written one by one to find
@@ -220,7 +238,9 @@ class BrokerConsumer:
         try:
             self.manager.apply_many([batch for _, batch in good])
         except StoreError:
-            raise
+            if len(good) == 1:
+                raise
+            return self._write_one_by_one(good)
         except Exception as exc:
             if len(good) == 1:
                 entry_id, batch = good.pop()
@@ -235,6 +255,43 @@ class BrokerConsumer:
             return dead
         self.counts["batches"] += len(good)
         return []
+
+    def _write_one_by_one(
+        self, good: list[tuple[Any, Batch | Mapped]]
+    ) -> list[tuple[Any, bytes, str]]:
+        """The store failed on a group: each batch alone. If it fails on all, it is down
+        (raises: all stay pending). If it takes some, the ones it fails on are taken out
+        of ``good`` (pending, tried again), and one it has failed on :attr:`MAX_FAILURES`
+        times while it took others goes to the dead-letter stream with the error."""
+        dead: list[tuple[Any, bytes, str]] = []
+        stuck: list[tuple[tuple[Any, Batch | Mapped], StoreError]] = []
+        for one in list(good):
+            try:
+                refused = self._write([one])
+            except StoreError as exc:
+                stuck.append((one, exc))
+                continue
+            if refused:
+                good.remove(one)
+                dead += refused
+        if len(stuck) == len(good):
+            raise stuck[-1][1]
+        for one, error in stuck:
+            good.remove(one)
+            entry, batch = one
+            failures = self._failures[entry] = self._failures.get(entry, 0) + 1
+            self.counts["store_failed_batches"] += 1
+            if failures >= self.MAX_FAILURES:
+                del self._failures[entry]
+                body = self._bodies.get(entry) or _body(batch)
+                reason = (f"the store failed on this batch {failures} times while it took the "
+                          f"batches read with it: {_reason(error)}")  # fmt: skip
+                dead.append((entry, body, reason[:2000]))
+            else:
+                self._backlog = True  # tried again at the next read, with what came since
+                log.warning("the store failed on batch %s alone (%s); it stays pending", entry,
+                            error)  # fmt: skip
+        return dead
 
     def _dead_letter(self, dead: list[tuple[Any, bytes, str]]) -> None:
         """Each refused batch to the dead-letter stream, acknowledged in the same
@@ -261,7 +318,7 @@ class BrokerConsumer:
         return [
             (f"provml_manager_broker_{key}_total", "counter", float(counts.get(key, 0)))
             for key in ("batches", "acked", "claimed", "dead_lettered", "broker_errors",
-                        "store_errors")
+                        "store_errors", "store_failed_batches")
         ]  # fmt: skip
 
 

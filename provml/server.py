@@ -109,6 +109,8 @@ def _install_broker(app: Flask, url: str, manager: Any, publish: bool) -> None:
             claim_idle=config.BROKER_CLAIM_IDLE.of(app.config),
         )  # fmt: skip
         app.extensions["provml.broker_consumer"] = consumer.start()
+        # /readyz says whether it consumes, /metrics what it did (its counts)
+        app.extensions["provml.components"]["broker"] = consumer
     if publish:
         app.extensions["provml.broker_forwarder"] = BrokerForwarder(
             address, stream, replicas=config.BROKER_REPLICAS.of(app.config),

@@ -245,5 +245,93 @@ def test_all_in_one_with_a_broker_publishes_then_consumes(redis_server: RedisSer
         assert app.extensions["provml.store"].count() > 0
         stats = app.test_client().get("/manager/api/v1/stats").get_json()
         assert stats["broker"]["acked"] == 1 and stats["broker"]["alive"]
+        metrics = app.test_client().get("/metrics").get_data(as_text=True)
+        assert "provml_manager_broker_acked_total 1\n" in metrics
+        assert "provml_tracker_broker_kept_batches " in metrics
+        assert app.test_client().get("/readyz").status_code == 200
     finally:
         close_app(app)
+
+
+class PoisonStore:
+    """A store that fails on every write holding the literal "poison" (as a SPARQL
+    server fails on an update over its request limit, whatever else it takes), and on
+    every write while ``down``."""
+
+    def __init__(self) -> None:
+        self.inner = open_store("memory:")
+        self.down = False
+
+    def add(self, quads: Any) -> None:
+        quads = list(quads)
+        if self.down or any('"poison"' in str(q) for q in quads):
+            raise StoreError("the store failed on this write")
+        self.inner.add(quads)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def _named_batch(name: str) -> bytes:
+    records = full_records()
+    records[0]["name"] = name
+    return orjson.dumps(make_batch(records))
+
+
+def _poison_consumer(redis_server: RedisServer, store: PoisonStore) -> BrokerConsumer:
+    consumer = BrokerConsumer(Manager(store), BrokerURL.parse(redis_server.url),  # type: ignore[arg-type]
+                              stream="s", group="g", consumer="c1")  # fmt: skip
+    consumer.BACKOFF = (0.01, 0.05)  # type: ignore[misc]
+    consumer.MAX_FAILURES = 3  # type: ignore[misc]
+    return consumer
+
+
+def test_a_batch_the_store_always_fails_on_is_dead_lettered_and_stops_nothing(
+    redis_server: RedisServer,
+) -> None:
+    store = PoisonStore()
+    consumer = _poison_consumer(redis_server, store)
+    poison = _named_batch("poison")
+    with redis_server.client() as r:
+        r.xadd("s", {"batch": _named_batch("first")})
+        r.xadd("s", {"batch": poison})
+        consumer.start()
+        try:
+            for i in range(200):  # batches keep coming: the store is seen taking them
+                r.xadd("s", {"batch": _named_batch(f"next-{i}")})
+                if r.xlen("s:dead"):
+                    break
+                time.sleep(0.05)
+            ((_, dead),) = r.xrange("s:dead")
+            assert dead[b"batch"] == poison
+            assert b"failed on this batch 3 times" in dead[b"reason"]
+            until(lambda: r.xpending("s", "g")["pending"] == 0)
+            assert consumer.counts["dead_lettered"] == 1
+            names = store.query("SELECT DISTINCT ?n WHERE { ?s ?p ?n FILTER(isLiteral(?n)) }")
+            stored = {row[0].value for row in names}  # type: ignore[union-attr]
+            assert {"first", "next-0", f"next-{i}"} <= stored and "poison" not in stored
+        finally:
+            consumer.close()
+
+
+def test_a_store_that_is_down_sends_nothing_to_the_dead_letters(
+    redis_server: RedisServer,
+) -> None:
+    store = PoisonStore()
+    store.down = True
+    consumer = _poison_consumer(redis_server, store)
+    with redis_server.client() as r:
+        for i in range(5):
+            r.xadd("s", {"batch": _named_batch(f"b{i}")})
+        consumer.start()
+        try:
+            until(lambda: consumer.counts["store_errors"] >= 4 * consumer.MAX_FAILURES)
+            r.xadd("s", {"batch": _named_batch("late")})  # read with the pending ones
+            until(lambda: consumer.counts["store_errors"] >= 5 * consumer.MAX_FAILURES)
+            assert r.xlen("s:dead") == 0
+            assert r.xpending("s", "g")["pending"] == 6
+            store.down = False
+            until(lambda: r.xpending("s", "g")["pending"] == 0)
+            assert r.xlen("s:dead") == 0 and consumer.counts["batches"] == 6
+        finally:
+            consumer.close()
