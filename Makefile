@@ -82,7 +82,8 @@ $(VENV)/.frameworks-stamp: $(VENV)/.dev-stamp
 	$(BIN)/pip install -q -e '.[frameworks]' --config-settings editable_mode=compat
 	touch $@
 
-# the fault-injection suite with many rounds (CI runs it with PROVML_CHAOS_ROUNDS=8)
+# the fault-injection suites with many rounds (make test runs 8 rounds of the pipeline's, and 4
+# of the broker's with a Redis that keeps what it acknowledged and 4 with one that loses it)
 chaos: $(VENV)/.dev-stamp
 	PROVML_CHAOS_ROUNDS=$${ROUNDS:-30} $(BIN)/pytest -s tests/e2e/test_pipeline_faults.py \
 	  tests/broker/test_broker_chaos.py

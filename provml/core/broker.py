@@ -128,9 +128,17 @@ def replicated(client: Any, replicas: int, timeout: float) -> None:
 def stored_floor(client: Any, stream: str) -> tuple[int, int] | None:
     """The first entry id some consumer group has not acknowledged: every entry before it
     is in the store of every group's managers (a manager acknowledges after its write).
-    None when the stream has no group yet (nothing is stored)."""
+    None when the stream has no group yet, or is not there (nothing is stored)."""
+    import redis
+
     floors = []
-    for group in client.xinfo_groups(stream):
+    try:
+        groups = client.xinfo_groups(stream)
+    except redis.ResponseError as exc:
+        if "no such key" in str(exc).lower():
+            return None
+        raise
+    for group in groups:
         pending = client.xpending(stream, group["name"])
         if pending["pending"]:
             floors.append(entry_id(pending["min"]))
@@ -161,8 +169,9 @@ class ReplayWindow:
 
     The publisher keeps each batch it published (the body, by entry id) until the
     managers stored it (the entry is before :func:`stored_floor`), up to ``max_bytes``.
-    When the replication id changes, every batch kept is published again: the ones the
-    broker lost reach the store, and the others are stored twice, which adds nothing
+    When the replication id changes, every batch kept that is not in the stream any more
+    is published again (a restart that kept its data publishes nothing again). One that
+    was stored and trimmed since the last check is stored twice, which adds nothing
     (every node is named by its record). Counted: ``replayed`` (batches published again),
     ``unguarded`` (batches let go before they were stored because the window was full:
     a failover then could lose them, and nothing would know), ``history_changes``.
@@ -215,28 +224,49 @@ class ReplayWindow:
             self.check(client)
 
     def _history(self, client: Any, replid: str | None) -> None:
-        """(Lock held.) A new replication history: publish again all that is kept."""
+        """(Lock held.) A new replication history: publish again what is kept and
+        neither still in the stream nor stored."""
         if replid is None or replid == self.replid:
             return
         if self.replid is not None:
             self.counts["history_changes"] += 1
-            kept = list(self._kept.values())
-            if kept:
-                log.warning(
-                    "provml: the broker started a new history (a failover or a restart): "
-                    "publishing again the %d batches not yet known to be stored",
-                    len(kept),
-                )
-                pipe = client.pipeline(transaction=True)
-                for body in kept:
-                    pipe.xadd(self.stream, {FIELD: body})
-                ids = pipe.execute()  # raises: the window stays, tried again next time
-                self._kept.clear()
-                self._bytes = 0
-                for entry, body in zip(ids, kept, strict=True):
-                    self._keep(entry_id(entry), body)
-                self.counts["replayed"] += len(kept)
+            if self._kept:
+                self._replay(client)
         self.replid = replid
+
+    def _replay(self, client: Any) -> None:
+        """(Lock held.) Each batch kept is still in the stream (a restart that kept its
+        data: nothing to do) or is published again. The new history's consumer groups
+        say nothing of the old one's entries (the entries published since have later
+        ids), so a batch stored and trimmed since the last :meth:`check` is published
+        again too, and stored again, which adds nothing. Raises what redis raises (the
+        window stays as it is, and the next check tries again)."""
+        pipe = client.pipeline(transaction=False)
+        for ms, seq in self._kept:
+            pipe.xrange(self.stream, min=f"{ms}-{seq}", max=f"{ms}-{seq}", count=1)
+        present = pipe.execute()
+        lost = [body for body, there in zip(self._kept.values(), present, strict=True)
+                if not there]  # fmt: skip
+        ids = []
+        if lost:
+            log.warning(
+                "provml: the broker started a new history (a failover or a restart) and "
+                "lost %d batches not yet stored: publishing them again",
+                len(lost),
+            )
+            pipe = client.pipeline(transaction=True)
+            for body in lost:
+                pipe.xadd(self.stream, {FIELD: body})
+            ids = pipe.execute()
+        still = [(e, b) for (e, b), there in zip(self._kept.items(), present, strict=True)
+                 if there]  # fmt: skip
+        self._kept.clear()
+        self._bytes = 0
+        for entry, body in still:
+            self._keep(entry, body)
+        for new, body in zip(ids, lost, strict=True):
+            self._keep(entry_id(new), body)
+        self.counts["replayed"] += len(lost)
 
     def _keep(self, entry: tuple[int, int], body: bytes) -> None:
         if self.max_bytes <= 0:
