@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 #: bytes of copies that may wait for the worker, all deferred values together
 BUDGET = 256 << 20
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entrant: a Deferred may be collected while it is held
 _pending = [0, 0]  # [values not computed yet, their bytes]
 #: whether this process ever deferred a value: until then the worker looks at nothing
 _used = [False]
