@@ -1,12 +1,14 @@
 """The Redis Streams broker: 1, 2 and 4 managers consuming one stream into one Oxigraph
 server, end to end; and what AOF's ``appendfsync always`` costs against ``everysec``.
 
-    python bench/broker.py [--workflows 100] [--managers 1,2,4] [--repeats 3]
+    python bench/broker.py [--workflows 100] [--managers 1,2,4] [--repeats 3] [--fsync-only]
 
 The records are bench/ingest.py's (the generated workflow runs of
 bench/query_scenario.py, one wire batch a line). ``fsync``: the batches appended one
 ``XADD`` at a time (as capture_lib's worker does) to a redis-server with AOF and
-``appendfsync always``, then ``everysec``: batches/s and the latency of one ``XADD``.
+``appendfsync always``, then ``everysec``: batches/s and the latency of one ``XADD``;
+with ``everysec`` also what provml's publishers pay for their replay window (the
+replication id read in each ``XADD``'s transaction; docs/deploy.md), interleaved.
 ``managers``: for each count N, a fresh redis-server (AOF, always) and Oxigraph server,
 N ``provml serve --component manager --store oxigraph+http://… --broker redis://…``
 processes; the clock starts when the batches are published (pipelined ``XADD``s, as many
@@ -65,25 +67,37 @@ def batches(segments: Path) -> list[bytes]:
 
 
 def fsync_cost(bodies: list[bytes], work: Path) -> dict[str, Any]:
-    """One XADD per batch, as capture_lib sends: always vs everysec."""
+    """One XADD per batch, as capture_lib sends: always vs everysec; and with everysec,
+    interleaved with the plain XADD, what provml's publishers do (the replication id
+    read in the same transaction, the batch kept in the ReplayWindow, its check every
+    5 s)."""
+    from provml.core.broker import ReplayWindow
+
     out = {}
     for fsync in ("always", "everysec"):
         proc, client = start_redis(work / f"fsync-{fsync}", fsync)
+        window = ReplayWindow(STREAM + ":window", 64 << 20)
+        timed: dict[str, list[float]] = {fsync: []}
+        if fsync == "everysec":
+            timed["everysec, replay window"] = []
         try:
-            latencies = []
-            t0 = time.perf_counter()
             for body in bodies:
                 t = time.perf_counter()
                 client.xadd(STREAM, {"batch": body})
-                latencies.append(time.perf_counter() - t)
-            secs = time.perf_counter() - t0
-            latencies.sort()
-            out[fsync] = {
-                "batches_per_second": round(len(bodies) / secs),
-                "mb_per_second": round(sum(map(len, bodies)) / secs / 1e6, 1),
-                "xadd_p50_ms": round(latencies[len(latencies) // 2] * 1000, 3),
-                "xadd_p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 3),
-            }
+                timed[fsync].append(time.perf_counter() - t)
+                if len(timed) > 1:
+                    t = time.perf_counter()
+                    window.publish(client, [body])
+                    timed["everysec, replay window"].append(time.perf_counter() - t)
+            for name, latencies in timed.items():
+                secs = sum(latencies)
+                latencies.sort()
+                out[name] = {
+                    "batches_per_second": round(len(bodies) / secs),
+                    "mb_per_second": round(sum(map(len, bodies)) / secs / 1e6, 1),
+                    "xadd_p50_ms": round(latencies[len(latencies) // 2] * 1000, 3),
+                    "xadd_p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 3),
+                }
         finally:
             proc.terminate()
             proc.wait(30)
@@ -146,6 +160,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--managers", default="1,2,4", help="counts of managers")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--fsync-only",
+        action="store_true",
+        help="only the XADD figures (appendfsync, the replay window)",
+    )
     parser.add_argument("--json", default=str(RESULTS / "broker.json"))
     args = parser.parse_args()
     counts = [int(n) for n in args.managers.split(",")]
@@ -156,6 +175,9 @@ def main() -> None:
         bodies = batches(base / "segments")
         say("XADD with appendfsync always, then everysec …")
         fsync = fsync_cost(bodies, base)
+        if args.fsync_only:
+            report_fsync(fsync)
+            return
         seconds, triples = repeat_runs(
             counts, args.repeats, base, lambda n, r, work: run(bodies, n, work)
         )
@@ -169,10 +191,7 @@ def report(
     fsync: dict[str, Any],
 ) -> None:  # fmt: skip
     print(f"\n{sizes['records']:,} records in {sizes['batches']:,} batches; {os.cpu_count()} cores")
-    print(f"\n{'appendfsync':>11} {'batches/s':>10} {'MB/s':>6} {'XADD p50':>9} {'p99 (ms)':>9}")
-    for mode, row in fsync.items():
-        print(f"{mode:>11} {row['batches_per_second']:>10,} {row['mb_per_second']:>6} "
-              f"{row['xadd_p50_ms']:>9} {row['xadd_p99_ms']:>9}")  # fmt: skip
+    report_fsync(fsync)
     print(f"\n→ {triples:,} triples in one Oxigraph server; median of {args.repeats} runs\n")
     rows = manager_rows(sizes["records"], triples, seconds)
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -182,6 +201,13 @@ def report(
         "workflows": args.workflows, "seed": args.seed, "repeats": args.repeats,
         **sizes, "triples": triples, "fsync": fsync, "runs": rows}, indent=1) + "\n")  # fmt: skip
     print(f"\nresults: {args.json}")
+
+
+def report_fsync(fsync: dict[str, Any]) -> None:
+    print(f"\n{'appendfsync':>23} {'batches/s':>10} {'MB/s':>6} {'XADD p50':>9} {'p99 (ms)':>9}")
+    for mode, row in fsync.items():
+        print(f"{mode:>23} {row['batches_per_second']:>10,} {row['mb_per_second']:>6} "
+              f"{row['xadd_p50_ms']:>9} {row['xadd_p99_ms']:>9}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -100,6 +100,10 @@ class BrokerForwarder(Forwarder):
     def close(self) -> None:
         self._stop.set()
         self._checker.join(5)
+        try:  # a last look: what a broker that lost its history lost is published again
+            self.window.check(self._redis)
+        except Exception as exc:
+            log.warning("broker: the last check of %s failed: %s", self.url, exc)
         self._redis.close()
 
 

@@ -164,8 +164,9 @@ class ReplayWindow:
     consensus), and a Redis without ``appendfsync always`` acknowledges before the disk
     has it. A Sentinel or Cluster failover, or such a restart, can then lose the last
     batches published. Each of those events starts a new replication history, with a new
-    ``master_replid``: the publisher reads it in the same transaction as every ``XADD``,
-    and also every :attr:`CHECK_EVERY` seconds (:meth:`check`).
+    ``master_replid``: the publisher reads it every :attr:`CHECK_EVERY` seconds
+    (:meth:`check`: at a publish, at capture_lib's flushes, in the tracker's own thread),
+    before it lets go of anything.
 
     The publisher keeps each batch it published (the body, by entry id) until the
     managers stored it (the entry is before :func:`stored_floor`), up to ``max_bytes``.
@@ -192,15 +193,16 @@ class ReplayWindow:
         self._checked = 0.0
 
     def publish(self, client: Any, bodies: list[bytes]) -> list[Any]:
-        """``XADD`` every body in one transaction (all or none), reading the broker's
-        replication id with them; the entry ids. Raises what redis raises."""
-        pipe = client.pipeline(transaction=True)
-        pipe.info("replication")
-        for body in bodies:
-            pipe.xadd(self.stream, {FIELD: body})
-        info, *ids = pipe.execute()
+        """``XADD`` every body in one transaction (all or none) and keep them; the entry
+        ids. Raises what redis raises."""
+        if len(bodies) == 1:
+            ids = [client.xadd(self.stream, {FIELD: bodies[0]})]
+        else:
+            pipe = client.pipeline(transaction=True)
+            for body in bodies:
+                pipe.xadd(self.stream, {FIELD: body})
+            ids = pipe.execute()
         with self._lock:
-            self._history(client, _replid(info))
             for entry, body in zip(ids, bodies, strict=True):
                 self._keep(entry_id(entry), body)
         self._maybe_check(client)
@@ -211,9 +213,14 @@ class ReplayWindow:
         managers stored. Raises what redis raises."""
         self._checked = time.monotonic()
         with self._lock:
-            self._history(client, _replid(client.info("replication")))
-            floor = stored_floor(client, self.stream) if self._kept else None
-            while self._kept and floor is not None:
+            replid = _replid(client.info("replication"))
+            self._history(client, replid)
+            if not self._kept:
+                return
+            floor = stored_floor(client, self.stream)
+            if floor is None or _replid(client.info("replication")) != replid:
+                return  # nothing stored, or a new history meanwhile: the next check
+            while self._kept:
                 first = next(iter(self._kept))
                 if first >= floor:
                     break
