@@ -20,6 +20,7 @@ for a failure, say a reference of missing data, and counts it).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 BUDGET = 256 << 20
 
 _lock = threading.RLock()  # re-entrant: a Deferred may be collected while it is held
+_computing = threading.Lock()  # held while a value is computed (not while one is deferred)
 _pending = [0, 0]  # [values not computed yet, their bytes]
 #: whether this process ever deferred a value: until then the worker looks at nothing
 _used = [False]
@@ -46,14 +48,17 @@ class Deferred:
         self._value: Any = None
 
     def value(self) -> Any:
-        fn = self._fn
-        if fn is not None:
-            try:
-                self._value = fn()
-            except Exception:  # a bug of the caller's: the batch must still go
-                log.exception("provml: a deferred value could not be computed")
-                self._value = None
-            self._release()
+        if self._fn is None:
+            return self._value
+        with _computing:  # computed once, whoever else asks meanwhile (a close racing
+            fn = self._fn  # the worker re-encodes the batch it holds) waits for it
+            if fn is not None:
+                try:
+                    self._value = fn()
+                except Exception:  # a bug of the caller's: the batch must still go
+                    log.exception("provml: a deferred value could not be computed")
+                    self._value = None
+                self._release()
         return self._value
 
     def _release(self) -> None:
@@ -68,6 +73,11 @@ class Deferred:
         self._release()
 
 
+def room(nbytes: int) -> bool:
+    """Whether ``nbytes`` more fit in the budget now (asked before making a copy)."""
+    return _pending[1] + nbytes <= BUDGET
+
+
 def defer(fn: Callable[[], Any], nbytes: int, budget: int | None = None) -> Deferred | None:
     """A deferred value computed by ``fn`` on the worker, holding ``nbytes`` until then;
     None if that would pass the budget (the caller computes the value itself)."""
@@ -79,6 +89,17 @@ def defer(fn: Callable[[], Any], nbytes: int, budget: int | None = None) -> Defe
         _pending[1] += nbytes
         _used[0] = True
     return Deferred(fn, nbytes)
+
+
+def _after_fork() -> None:
+    """In a forked child: locks the parent's other threads may have held, anew. The
+    values a vanished thread held are never given back: a batch's worth at most."""
+    global _lock, _computing
+    _lock = threading.RLock()
+    _computing = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def pending() -> tuple[int, int]:

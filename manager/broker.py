@@ -16,9 +16,10 @@ reason, and is acknowledged in the same transaction; the others go on. A failing
 acknowledges nothing: the entries stay pending and are tried again, with what came since.
 If the store fails on a group, each batch is written alone: a store that fails on all of
 them is down (everything waits for it); one that fails on some batch while it takes the
-others leaves that batch pending, and after MAX_FAILURES such rounds sends it to the
-dead-letter stream with the error, so that one batch the store cannot take (too large for
-a SPARQL server's request limit, say) does not hold the stream forever.
+others (written after it) leaves that batch pending, and after MAX_FAILURES such rounds
+over FAILING_FOR seconds sends it to the dead-letter stream with the error, so that one
+batch the store keeps failing on (a write that times out every time, say) does not hold
+the stream forever.
 
 Entries every group has acknowledged are trimmed from the stream (``XTRIM MINID``), so
 the stream holds what some group has not yet taken; a group another tool reads in keeps
@@ -57,6 +58,7 @@ class BrokerConsumer:
     #: before that batch goes to the dead-letter stream (a store that is down fails on
     #: all of them: that counts for none, and everything waits)
     MAX_FAILURES = 10
+    FAILING_FOR = 60.0  # …and over at least this many seconds
     BACKOFF = (0.1, 5.0)
 
     def __init__(
@@ -78,7 +80,10 @@ class BrokerConsumer:
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
         self.claim_idle = claim_idle
         self.counts: Counter[str] = Counter()
-        self._failures: dict[Any, int] = {}  # entry → times the store failed on it alone
+        #: entry → (times the store failed on it while it took others, since when)
+        self._failures: dict[Any, tuple[int, float]] = {}
+        self._backlog_at = 0.0  # when the pending entries are read again
+        self._stuck_rounds = 0
         self._redis: Any = None
         self._stop = threading.Event()
         self._backlog = True  # read this consumer's own pending entries first
@@ -95,8 +100,9 @@ class BrokerConsumer:
         return self._thread.is_alive()
 
     def ready(self) -> bool:
-        """Consuming: the thread runs and the broker answered its last command."""
-        return self.alive() and self._redis is not None
+        """The consumer runs (while the broker is down it waits for it: the manager's
+        other routes still answer; ``provml_manager_broker_connected`` says which)."""
+        return self.alive()
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop reading; the batch being written is written and acknowledged first."""
@@ -150,11 +156,12 @@ class BrokerConsumer:
             self._ensure_group()
         now = time.monotonic()
         entries: list[Entry] = []
-        if self._backlog:  # what was delivered to this consumer and not acknowledged
+        if self._backlog and now >= self._backlog_at:  # delivered here, not acknowledged
             entries = self._read("0")
             self._backlog = bool(entries)
-            if entries:  # with what came since: a batch the store fails on stops no other
-                entries += self._read(">", block=False)
+            room = self.COUNT - len(entries)
+            if entries and room > 0:  # with what came since: a batch the store fails on
+                entries += self._read(">", block=False, count=room)  # stops no other
         if not entries and now >= self._next_claim:
             entries = self._claim()
         if not entries:
@@ -174,11 +181,12 @@ class BrokerConsumer:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    def _read(self, since: str, block: bool = True) -> list[Entry]:
+    def _read(self, since: str, block: bool = True, count: int | None = None) -> list[Entry]:
         wait = None if since == "0" or not block else int(self.BLOCK * 1000)
         answer = self._redis.xreadgroup(
-            self.group, self.consumer, {self.stream: since}, count=self.COUNT, block=wait
-        )
+            self.group, self.consumer, {self.stream: since}, count=count or self.COUNT,
+            block=wait,
+        )  # fmt: skip
         return list(answer[0][1]) if answer else []
 
     def _claim(self) -> list[Entry]:
@@ -230,6 +238,8 @@ class BrokerConsumer:
             self.counts["acked"] += len(ids)
             for entry in ids:
                 self._failures.pop(entry, None)
+            if not self._failures:
+                self._stuck_rounds = 0
 
     def _write(self, good: list[tuple[Any, Batch | Mapped]]) -> list[tuple[Any, bytes, str]]:
         """Write the batches in one write; a refused group is written one by one to find
@@ -261,36 +271,48 @@ class BrokerConsumer:
     ) -> list[tuple[Any, bytes, str]]:
         """The store failed on a group: each batch alone. If it fails on all, it is down
         (raises: all stay pending). If it takes some, the ones it fails on are taken out
-        of ``good`` (pending, tried again), and one it has failed on :attr:`MAX_FAILURES`
-        times while it took others goes to the dead-letter stream with the error."""
+        of ``good`` (pending, tried again after a pause, with what came since). A batch
+        it fails on while it takes one written after it, :attr:`MAX_FAILURES` times over
+        at least :attr:`FAILING_FOR` seconds, goes to the dead-letter stream with the
+        error: a store that is down, or went down during the round, counts for none."""
         dead: list[tuple[Any, bytes, str]] = []
-        stuck: list[tuple[tuple[Any, Batch | Mapped], StoreError]] = []
-        for one in list(good):
+        stuck: list[tuple[int, tuple[Any, Batch | Mapped], StoreError]] = []
+        last_stored = -1
+        for i, one in enumerate(list(good)):
             try:
                 refused = self._write([one])
             except StoreError as exc:
-                stuck.append((one, exc))
+                stuck.append((i, one, exc))
                 continue
+            last_stored = i
             if refused:
                 good.remove(one)
                 dead += refused
-        if len(stuck) == len(good):
-            raise stuck[-1][1]
-        for one, error in stuck:
+        if last_stored < 0:
+            raise stuck[-1][2]
+        now = time.monotonic()
+        for i, one, error in stuck:
             good.remove(one)
             entry, batch = one
-            failures = self._failures[entry] = self._failures.get(entry, 0) + 1
+            count, since = self._failures.get(entry, (0, now))
+            if i < last_stored:  # the store took a batch after this one: it works
+                count += 1
+            self._failures[entry] = (count, since)
             self.counts["store_failed_batches"] += 1
-            if failures >= self.MAX_FAILURES:
+            if count >= self.MAX_FAILURES and now - since >= self.FAILING_FOR:
                 del self._failures[entry]
                 body = self._bodies.get(entry) or _body(batch)
-                reason = (f"the store failed on this batch {failures} times while it took the "
-                          f"batches read with it: {_reason(error)}")  # fmt: skip
+                reason = (f"the store failed on this batch {count} times in {now - since:.0f} s "
+                          f"while it took batches written after it: {_reason(error)}")  # fmt: skip
                 dead.append((entry, body, reason[:2000]))
             else:
-                self._backlog = True  # tried again at the next read, with what came since
+                self._backlog = True
                 log.warning("the store failed on batch %s alone (%s); it stays pending", entry,
                             error)  # fmt: skip
+        if self._backlog:  # a pause before the next try, longer each time (up to BACKOFF)
+            self._stuck_rounds += 1
+            pause = min(self.BACKOFF[0] * 2**self._stuck_rounds, self.BACKOFF[1])
+            self._backlog_at = now + pause
         return dead
 
     def _dead_letter(self, dead: list[tuple[Any, bytes, str]]) -> None:
@@ -319,7 +341,8 @@ class BrokerConsumer:
             (f"provml_manager_broker_{key}_total", "counter", float(counts.get(key, 0)))
             for key in ("batches", "acked", "claimed", "dead_lettered", "broker_errors",
                         "store_errors", "store_failed_batches")
-        ]  # fmt: skip
+        ] + [("provml_manager_broker_connected", "gauge",
+              float(self._redis is not None))]  # fmt: skip
 
 
 def _reason(exc: Exception) -> str:

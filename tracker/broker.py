@@ -94,6 +94,8 @@ class BrokerForwarder(Forwarder):
             ("provml_tracker_broker_unguarded_total", "counter", float(counts["unguarded"])),
             ("provml_tracker_broker_history_changes_total", "counter",
              float(counts["history_changes"])),
+            ("provml_tracker_broker_check_errors_total", "counter",
+             float(counts["check_errors"])),
             ("provml_tracker_broker_kept_batches", "gauge", float(self.window.kept)),
         ]  # fmt: skip
 

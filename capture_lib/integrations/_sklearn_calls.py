@@ -414,7 +414,8 @@ def _data(value: Any, limit: int, what: str) -> dict[str, Any] | deferred.Deferr
     (counted): the task still says that something was used under that role. An array or
     frame of numbers of at least :data:`DEFER_BYTES` is copied and named on the capture
     worker, off the caller's thread (capture_lib.deferred), while the budget allows."""
-    copy = digest.snapshot(value, DEFER_BYTES, limit)
+    size = digest.snapshot_size(value)
+    copy = digest.snapshot(value, DEFER_BYTES, limit) if deferred.room(size) else None
     if copy is not None:
         later = deferred.defer(functools.partial(_named, copy[0], limit, what, True), copy[1])
         if later is not None:
@@ -441,7 +442,8 @@ def _named(value: Any, limit: int, what: str, copy: bool = False) -> dict[str, A
 
 def _prediction_later(result: Any) -> dict[str, Any] | deferred.Deferred:
     """:func:`_prediction`, computed on the capture worker for a large array (see _data)."""
-    copy = digest.snapshot(result, DEFER_BYTES, INFER_HASH_LIMIT)
+    size = digest.snapshot_size(result)
+    copy = digest.snapshot(result, DEFER_BYTES, INFER_HASH_LIMIT) if deferred.room(size) else None
     if copy is not None:
         later = deferred.defer(functools.partial(_guarded_prediction, copy[0]), copy[1])
         if later is not None:

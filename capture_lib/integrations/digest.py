@@ -38,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import pickle
 import threading
 from collections.abc import Callable, Iterable
@@ -307,7 +308,7 @@ def _array_copy(array: Any) -> Any:
     (the page faults of fresh memory), which matters on a short ``fit``."""
     import numpy as np
 
-    key = (array.shape, array.dtype.str)
+    key = (array.shape, array.dtype)  # the dtype itself: structured ones of one size differ
     with _spare_lock:
         spares = _spare.get(key)
         buf = spares.pop() if spares else None
@@ -324,8 +325,19 @@ def recycle(copy: Any) -> None:
     (up to :data:`SPARE_BYTES` in all; past that it is let go)."""
     if type(copy).__module__ != "numpy" or not getattr(copy, "flags", None):
         return
-    key = (copy.shape, copy.dtype.str)
+    key = (copy.shape, copy.dtype)
     with _spare_lock:
+        spares = _spare.setdefault(key, [])
+        if any(s is copy for s in spares):
+            return  # never twice: two snapshots would share it
         if _spare_bytes[0] + copy.nbytes <= SPARE_BYTES:
-            _spare.setdefault(key, []).append(copy)
+            spares.append(copy)
             _spare_bytes[0] += copy.nbytes
+
+
+def _after_fork() -> None:  # a lock another thread of the parent may have held
+    global _spare_lock
+    _spare_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork)

@@ -199,13 +199,13 @@ def _fallback(dm: Any, role: str, limit: int) -> dict[str, Any]:
             if rows * cols * 4 > limit:
                 reason = f"a {rows}x{cols} DMatrix built before cl.autolog(): too large to copy"
                 return boosting.missing(dm, reason, what)
-            ref = boosting.named(dm.get_data(), limit, what)
+            ref = boosting.named(dm.get_data(), limit, what, later=False)  # a dict, amended
             ref["source"] = "DMatrix.get_data()"
             return ref
         label = dm.get_label()
         if not getattr(label, "size", 0):
             return {}
-        ref = boosting.named(label, limit, what)
+        ref = boosting.named(label, limit, what, later=False)
         ref["source"] = "DMatrix.get_label()"
         return ref
     except Exception as exc:

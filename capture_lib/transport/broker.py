@@ -65,14 +65,16 @@ class BrokerTransport(Transport):
         window = self.window
         if window.kept and (force or time.monotonic() - window._checked >= window.CHECK_EVERY):
             with contextlib.suppress(redis.RedisError):  # unreachable: at the next tick
-                window.check(self._redis)
+                window.check(self._redis)  # (which is CHECK_EVERY after this one ended)
 
     def counts(self) -> dict[str, int]:
         return dict(self.window.counts)
 
     def after_fork(self) -> None:
-        # the parent's pooled connections must not be shared with the child
+        # the parent's pooled connections must not be shared with the child, nor its
+        # window (the child published none of it; its lock may have been held)
         self._redis = self.url.connect(timeout=self.timeout)
+        self.window = ReplayWindow(self.stream, self.window.max_bytes)
 
     def close(self) -> None:
         self._redis.close()

@@ -106,8 +106,10 @@ class SpoolingTransport(Transport):
         return bool(self.fallback.closed_files) or self.fallback.current_file is not None
 
     def tick(self, force: bool = False) -> None:
-        self.primary.tick(force)
-        if not force and time.monotonic() < self._down_until:
+        down = time.monotonic() < self._down_until
+        if not down:  # asking a receiver known to be down would only hold the worker
+            self.primary.tick(force)
+        if not force and down:
             return
         files = self.fallback.take_closed()
         for i, path in enumerate(files):

@@ -175,12 +175,17 @@ class ReplayWindow:
     was stored and trimmed since the last check is stored twice, which adds nothing
     (every node is named by its record). Counted: ``replayed`` (batches published again),
     ``unguarded`` (batches let go before they were stored because the window was full:
-    a failover then could lose them, and nothing would know), ``history_changes``.
+    a failover then could lose them, and nothing would know), ``history_changes``,
+    ``check_errors`` (checks that failed after a publish that succeeded).
     A publisher that dies with the broker loses its window: its last batches are then
     neither repaired nor known to be lost (docs/deploy.md, "What a failover can lose").
     """
 
     CHECK_EVERY = 5.0
+    #: bytes counted for each batch kept beside its body (the index's own memory)
+    OVERHEAD = 200
+    #: batches looked up or published again per round trip
+    CHUNK = 500
 
     def __init__(self, stream: str, max_bytes: int) -> None:
         self.stream = stream
@@ -189,12 +194,17 @@ class ReplayWindow:
         self._bytes = 0
         self._lock = threading.Lock()
         self.replid: str | None = None
-        self.counts = {"replayed": 0, "unguarded": 0, "history_changes": 0}
+        self.counts = {"replayed": 0, "unguarded": 0, "history_changes": 0, "check_errors": 0}
         self._checked = 0.0
+        self._epoch = 0  # histories seen: a publish that spans a change is looked up again
+        self._recheck = False
+        self._unknown_warned = False
 
     def publish(self, client: Any, bodies: list[bytes]) -> list[Any]:
         """``XADD`` every body in one transaction (all or none) and keep them; the entry
-        ids. Raises what redis raises."""
+        ids. Raises what redis raises for the ``XADD``; a failed check after it is
+        counted (``check_errors``), not raised: the batch is published."""
+        epoch = self._epoch
         if len(bodies) == 1:
             ids = [client.xadd(self.stream, {FIELD: bodies[0]})]
         else:
@@ -205,38 +215,53 @@ class ReplayWindow:
         with self._lock:
             for entry, body in zip(ids, bodies, strict=True):
                 self._keep(entry_id(entry), body)
-        self._maybe_check(client)
+            if self._epoch != epoch:  # a new history was noticed while these went out:
+                self._recheck = True  # which one took them? look them up at the next check
+        if time.monotonic() - self._checked >= self.CHECK_EVERY or self._recheck:
+            try:
+                self.check(client)
+            except Exception as exc:
+                self.counts["check_errors"] += 1
+                log.warning("provml: checking the broker's history failed (%s); the batch "
+                            "is published, and kept until a check succeeds", exc)  # fmt: skip
         return ids
 
     def check(self, client: Any) -> None:
         """Publish again what the broker lost if its history changed; let go of what the
         managers stored. Raises what redis raises."""
-        self._checked = time.monotonic()
-        with self._lock:
-            replid = _replid(client.info("replication"))
-            self._history(client, replid)
-            if not self._kept:
-                return
-            floor = stored_floor(client, self.stream)
-            if floor is None or _replid(client.info("replication")) != replid:
-                return  # nothing stored, or a new history meanwhile: the next check
-            while self._kept:
-                first = next(iter(self._kept))
-                if first >= floor:
-                    break
-                self._bytes -= len(self._kept.pop(first))
-
-    def _maybe_check(self, client: Any) -> None:
-        if time.monotonic() - self._checked >= self.CHECK_EVERY:
-            self.check(client)
+        try:
+            with self._lock:
+                replid = _replid(client.info("replication"))
+                if replid is None and not self._unknown_warned:
+                    self._unknown_warned = True
+                    log.warning("provml: the broker does not say its replication id "
+                                "(master_replid): a failover that loses batches cannot be "
+                                "noticed")  # fmt: skip
+                self._history(client, replid)
+                if self._recheck and self._kept:
+                    self._replay(client)  # publishes that spanned a change of history
+                self._recheck = False
+                if not self._kept:
+                    return
+                floor = stored_floor(client, self.stream)
+                if floor is None or _replid(client.info("replication")) != replid:
+                    return  # nothing stored, or a new history meanwhile: the next check
+                while self._kept:
+                    first = next(iter(self._kept))
+                    if first >= floor:
+                        break
+                    self._bytes -= len(self._kept.pop(first)) + self.OVERHEAD
+        finally:
+            self._checked = time.monotonic()  # a failed check waits its turn too
 
     def _history(self, client: Any, replid: str | None) -> None:
         """(Lock held.) A new replication history: publish again what is kept and
-        neither still in the stream nor stored."""
+        not in the stream any more."""
         if replid is None or replid == self.replid:
             return
         if self.replid is not None:
             self.counts["history_changes"] += 1
+            self._epoch += 1
             if self._kept:
                 self._replay(client)
         self.replid = replid
@@ -248,29 +273,31 @@ class ReplayWindow:
         ids), so a batch stored and trimmed since the last :meth:`check` is published
         again too, and stored again, which adds nothing. Raises what redis raises (the
         window stays as it is, and the next check tries again)."""
-        pipe = client.pipeline(transaction=False)
-        for ms, seq in self._kept:
-            pipe.xrange(self.stream, min=f"{ms}-{seq}", max=f"{ms}-{seq}", count=1)
-        present = pipe.execute()
-        lost = [body for body, there in zip(self._kept.values(), present, strict=True)
-                if not there]  # fmt: skip
-        ids = []
+        kept = list(self._kept.items())
+        present: list[Any] = []
+        for i in range(0, len(kept), self.CHUNK):
+            pipe = client.pipeline(transaction=False)
+            for (ms, seq), _ in kept[i : i + self.CHUNK]:
+                pipe.xrange(self.stream, min=f"{ms}-{seq}", max=f"{ms}-{seq}", count=1)
+            present += pipe.execute()
+        lost = [body for (_, body), there in zip(kept, present, strict=True) if not there]
+        ids: list[Any] = []
         if lost:
             log.warning(
                 "provml: the broker started a new history (a failover or a restart) and "
                 "lost %d batches not yet stored: publishing them again",
                 len(lost),
             )
-            pipe = client.pipeline(transaction=True)
-            for body in lost:
-                pipe.xadd(self.stream, {FIELD: body})
-            ids = pipe.execute()
-        still = [(e, b) for (e, b), there in zip(self._kept.items(), present, strict=True)
-                 if there]  # fmt: skip
+            for i in range(0, len(lost), self.CHUNK):
+                pipe = client.pipeline(transaction=True)
+                for body in lost[i : i + self.CHUNK]:
+                    pipe.xadd(self.stream, {FIELD: body})
+                ids += pipe.execute()
         self._kept.clear()
         self._bytes = 0
-        for entry, body in still:
-            self._keep(entry, body)
+        for (entry, body), there in zip(kept, present, strict=True):
+            if there:
+                self._keep(entry, body)
         for new, body in zip(ids, lost, strict=True):
             self._keep(entry_id(new), body)
         self.counts["replayed"] += len(lost)
@@ -279,10 +306,10 @@ class ReplayWindow:
         if self.max_bytes <= 0:
             return
         self._kept[entry] = body
-        self._bytes += len(body)
+        self._bytes += len(body) + self.OVERHEAD
         while self._bytes > self.max_bytes and self._kept:
             _, old = self._kept.popitem(last=False)
-            self._bytes -= len(old)
+            self._bytes -= len(old) + self.OVERHEAD
             self.counts["unguarded"] += 1
 
     @property

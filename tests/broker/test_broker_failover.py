@@ -48,7 +48,7 @@ def test_the_window_publishes_again_what_a_new_history_lost(volatile_redis: Redi
     _lose_everything(volatile_redis)
     client = BrokerURL.parse(volatile_redis.url).connect()
     window.check(client)
-    assert window.counts == {"replayed": 3, "unguarded": 0, "history_changes": 1}
+    assert window.counts == {"replayed": 3, "unguarded": 0, "history_changes": 1, "check_errors": 0}
     bodies = [fields[b"batch"] for _, fields in client.xrange(STREAM)]
     assert sorted(bodies) == [b'{"n": 1}', b'{"n": 2}', b'{"n": 3}']
     window.check(client)  # the same history: nothing more
@@ -68,8 +68,25 @@ def test_a_restart_that_kept_the_stream_publishes_nothing_again(
     client = BrokerURL.parse(redis_server.url).connect()
     window.publish(client, [b"c"])  # into the new history, before it is noticed
     window.check(client)
-    assert window.counts == {"replayed": 0, "unguarded": 0, "history_changes": 1}
+    assert window.counts == {"replayed": 0, "unguarded": 0, "history_changes": 1, "check_errors": 0}
     assert client.xlen(STREAM) == 3 and window.kept == 3
+
+
+def test_a_publish_that_spanned_a_new_history_is_looked_up_again(
+    volatile_redis: RedisServer,
+) -> None:
+    """Another thread noticed the new history (and replayed what it kept) while this
+    one's XADD went to the dying broker: that batch is looked up, and sent again."""
+    client = BrokerURL.parse(volatile_redis.url).connect()
+    window = ReplayWindow(STREAM, 1 << 20)
+    window.publish(client, [b"early"])
+    _lose_everything(volatile_redis)
+    client = BrokerURL.parse(volatile_redis.url).connect()
+    window.replid = client.info("replication")["master_replid"]  # noticed elsewhere…
+    window._recheck = True  # …during this batch's publish (ReplayWindow.publish)
+    window.check(client)
+    assert [f[b"batch"] for _, f in client.xrange(STREAM)] == [b"early"]
+    assert window.counts["replayed"] == 1
 
 
 def test_the_window_lets_go_of_what_every_group_acknowledged(
@@ -93,7 +110,7 @@ def test_the_window_lets_go_of_what_every_group_acknowledged(
 
 def test_a_full_window_counts_what_it_let_go(volatile_redis: RedisServer) -> None:
     client = BrokerURL.parse(volatile_redis.url).connect()
-    window = ReplayWindow(STREAM, 10)
+    window = ReplayWindow(STREAM, 2 * (5 + ReplayWindow.OVERHEAD))
     window.publish(client, [b"12345", b"12345", b"12345"])
     assert window.kept == 2 and window.counts["unguarded"] == 1
     _lose_everything(volatile_redis)

@@ -123,6 +123,22 @@ def test_explicit_callback_without_autolog(captured: Captured) -> None:
     assert captured.tasks()[-1]["params"]["max_depth"] == "2"  # the Booster's own config
 
 
+def test_a_large_label_read_back_from_a_dmatrix_is_named(captured: Captured) -> None:
+    """A DMatrix built before autolog: its label is read back (20,000 float32, over the
+    size that is copied and named on the capture worker) and named, not missing."""
+    from capture_lib.integrations.xgboost import ProvmlCallback
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(20_000, 4)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.float32)
+    dtrain = xgb.DMatrix(x, label=y)
+    xgb.train(PARAMS, dtrain, 2, callbacks=[ProvmlCallback(PARAMS, dtrain)])
+    (task,) = captured.tasks()
+    assert task["used"]["y"]["sha256"] == _sha(y)
+    assert task["used"]["y"]["source"] == "DMatrix.get_label()"
+    assert not cl.stats()["lost"]
+
+
 def test_never_raises_into_training(captured: Captured, monkeypatch: Any) -> None:
     x, y = _data()
     checks.never_raises(captured, monkeypatch, lambda: bytes(_native(x, y).save_raw()))

@@ -129,3 +129,16 @@ def test_a_value_never_computed_gives_its_bytes_back() -> None:
     del later
     gc.collect()
     assert deferred.pending() == before
+
+
+def test_a_copy_is_kept_for_reuse_once_and_by_its_exact_dtype() -> None:
+    pair = np.dtype([("a", "<i8"), ("b", "<f8")])
+    other = np.dtype([("c", "<f8"), ("d", "<i8")])  # the same size, another layout
+    copy = digest._array_copy(np.zeros(10_000, dtype=pair))
+    digest.recycle(copy)
+    digest.recycle(copy)  # a value computed twice must not offer its buffer twice
+    assert sum(s is copy for s in digest._spare.get((copy.shape, pair), [])) == 1
+    fresh = np.ones(10_000, dtype=other)
+    again = digest._array_copy(fresh)
+    assert again is not copy and again.dtype == other
+    assert _digest(again) == _digest(fresh)
