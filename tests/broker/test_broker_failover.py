@@ -140,14 +140,13 @@ def test_a_broker_that_lost_its_stream_loses_nothing_in_the_store(
     try:
         direct = Workflow(tmp_path / "wf-broker", url)
         via_tracker = Workflow(tmp_path / "wf-http", tracker.url, tasks=40)
+        tracked = via_tracker.finish()  # its 40 tasks, all published through the tracker
+        assert tracked["flushed"] and via_tracker.batches() >= 1
         deadline = time.monotonic() + 60
-        while direct.batches() < 10 or via_tracker.batches() < 5:
-            assert time.monotonic() < deadline, "the workflows produce nothing"
+        while direct.batches() < 10:
+            assert time.monotonic() < deadline, "the workflow in broker mode produces nothing"
             time.sleep(0.05)
-        tracked = via_tracker.finish()
-        assert tracked["flushed"]
-        published = volatile_redis.client().xlen(STREAM)
-        assert published >= 15
+        assert volatile_redis.client().xlen(STREAM) >= 11
         _lose_everything(volatile_redis)
         result = direct.finish()  # its flush checks the broker's history
         assert result["broker"]["replayed"] > 0, result
