@@ -414,14 +414,18 @@ def _data(value: Any, limit: int, what: str) -> dict[str, Any] | deferred.Deferr
     (counted): the task still says that something was used under that role. An array or
     frame of numbers of at least :data:`DEFER_BYTES` is copied and named on the capture
     worker, off the caller's thread (capture_lib.deferred), while the budget allows."""
+    later = _later(value, limit, functools.partial(_named, limit=limit, what=what, copy=True))
+    return later if later is not None else _named(value, limit, what)
+
+
+def _later(value: Any, limit: int, compute: Any) -> deferred.Deferred | None:
+    """``compute(copy)`` on the capture worker, from a copy of ``value`` made now, when
+    a copy can stand for it (:func:`digest.snapshot_size`), it has DEFER_BYTES to
+    ``limit`` bytes and the budget has room; None otherwise (computed by the caller)."""
     size = digest.snapshot_size(value)
-    copy = digest.snapshot(value, DEFER_BYTES, limit) if deferred.room(size) else None
-    if copy is not None:
-        later = deferred.defer(functools.partial(_named, copy[0], limit, what, True), copy[1])
-        if later is not None:
-            return later
-        value = copy[0]
-    return _named(value, limit, what)
+    if not DEFER_BYTES <= size <= limit or not deferred.room(size):
+        return None
+    return deferred.defer(functools.partial(compute, digest.snapshot(value)), size)
 
 
 def _named(value: Any, limit: int, what: str, copy: bool = False) -> dict[str, Any]:
@@ -442,13 +446,8 @@ def _named(value: Any, limit: int, what: str, copy: bool = False) -> dict[str, A
 
 def _prediction_later(result: Any) -> dict[str, Any] | deferred.Deferred:
     """:func:`_prediction`, computed on the capture worker for a large array (see _data)."""
-    size = digest.snapshot_size(result)
-    copy = digest.snapshot(result, DEFER_BYTES, INFER_HASH_LIMIT) if deferred.room(size) else None
-    if copy is not None:
-        later = deferred.defer(functools.partial(_guarded_prediction, copy[0]), copy[1])
-        if later is not None:
-            return later
-    return _prediction(result)
+    later = _later(result, INFER_HASH_LIMIT, _guarded_prediction)
+    return later if later is not None else _prediction(result)
 
 
 def _guarded_prediction(result: Any) -> dict[str, Any]:

@@ -282,17 +282,13 @@ def snapshot_size(value: Any) -> int:
     return int(sum(d.itemsize for d in dtypes) * len(value))
 
 
-def snapshot(value: Any, smallest: int, largest: int) -> tuple[Any, int] | None:
-    """(a copy of ``value`` with the same digest, its bytes) when ``value`` is one that
-    :func:`snapshot_size` measures, of ``smallest`` to ``largest`` bytes: a memory copy
-    costs a fraction of the hash, which can then be computed later, elsewhere
-    (capture_lib.deferred). None for anything else (hashed where it is)."""
-    size = snapshot_size(value)
-    if not smallest <= size <= largest:
-        return None
+def snapshot(value: Any) -> Any:
+    """A copy of ``value``, one that :func:`snapshot_size` measures, with the same digest:
+    a memory copy costs a fraction of the hash, which can then be computed later,
+    elsewhere (capture_lib.deferred)."""
     if type(value).__module__.startswith("numpy"):
-        return _array_copy(value), size
-    return value.copy(deep=True), size
+        return _array_copy(value)
+    return value.copy(deep=True)
 
 
 #: bytes of copies kept for reuse (:func:`recycle`), all shapes together
