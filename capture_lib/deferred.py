@@ -61,6 +61,9 @@ class Deferred:
                 self._release()
         return self._value
 
+    def computed(self) -> bool:
+        return self._fn is None
+
     def _release(self) -> None:
         with _lock:
             if self._fn is None:

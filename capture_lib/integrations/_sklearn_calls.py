@@ -413,26 +413,43 @@ def _data(value: Any, limit: int, what: str) -> dict[str, Any] | deferred.Deferr
     """A data reference naming ``value`` by content; one of missing data if it cannot be
     (counted): the task still says that something was used under that role. An array or
     frame of numbers of at least :data:`DEFER_BYTES` is copied and named on the capture
-    worker, off the caller's thread (capture_lib.deferred), while the budget allows."""
-    later = _later(value, limit, functools.partial(_named, limit=limit, what=what, copy=True))
+    worker, off the caller's thread (capture_lib.deferred), while the budget allows; an
+    array whose bytes are those of one named before (a table passed to fit after fit) is
+    named by comparing them with that one's copy (:func:`digest.known`)."""
+    size = digest.snapshot_size(value)
+    if DEFER_BYTES <= size <= limit:
+        ref = digest.known(value)
+        if ref is not None:
+            return ref
+    compute = functools.partial(_named, limit=limit, what=what, copy=True)
+    later = _later(value, limit, compute, size, remember=True)
     return later if later is not None else _named(value, limit, what)
 
 
-def _later(value: Any, limit: int, compute: Any) -> deferred.Deferred | None:
+def _later(
+    value: Any, limit: int, compute: Any, size: int | None = None, remember: bool = False
+) -> deferred.Deferred | None:
     """``compute(copy)`` on the capture worker, from a copy of ``value`` made now, when
-    a copy can stand for it (:func:`digest.snapshot_size`), it has DEFER_BYTES to
-    ``limit`` bytes and the budget has room; None otherwise (computed by the caller)."""
-    size = digest.snapshot_size(value)
+    a copy can stand for it (:func:`digest.snapshot_size`: ``size``, if the caller has
+    it), it has DEFER_BYTES to ``limit`` bytes and the budget has room; None otherwise
+    (computed by the caller). ``remember``: the copy is kept for :func:`digest.known`
+    (``compute`` names it in full)."""
+    if size is None:
+        size = digest.snapshot_size(value)
     if not DEFER_BYTES <= size <= limit or not deferred.room(size):
         return None
-    return deferred.defer(functools.partial(compute, digest.snapshot(value)), size)
+    copy = digest.snapshot(value)
+    later = deferred.defer(functools.partial(compute, copy), size)
+    if later is not None and remember:
+        digest.remember(copy, later)
+    return later
 
 
 def _named(value: Any, limit: int, what: str, copy: bool = False) -> dict[str, Any]:
     try:
         ref = digest.data_reference(value, limit)
         if copy:
-            digest.recycle(value)
+            digest.remember(value, ref)
         return ref
     except digest.Unhashable as exc:
         integration_failed(f"naming {what}", UNHASHABLE, str(exc))

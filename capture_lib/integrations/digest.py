@@ -41,9 +41,13 @@ import math
 import os
 import pickle
 import threading
+import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
+
+from capture_lib import deferred
 
 #: at most this many bytes are copied at a time (one row, if a row is larger)
 CHUNK = 1 << 20
@@ -295,7 +299,15 @@ def snapshot(value: Any) -> Any:
 SPARE_BYTES = 64 << 20
 _spare: dict[tuple[Any, ...], list[Any]] = {}
 _spare_bytes = [0]
-_spare_lock = threading.Lock()
+_spare_lock = threading.Lock()  # guards the spare copies and the named ones (_named)
+#: bytes of named copies kept (:func:`remember`), all shapes together
+NAMED_BYTES = 64 << 20
+#: (shape, dtype, str(dtype)) → (a copy, its reference or a weak reference to the
+#: deferred value naming it), the latest last
+_named: OrderedDict[tuple[Any, ...], tuple[Any, Any]] = OrderedDict()
+_named_bytes = [0]
+#: bytes compared at a time by :func:`known` (a first block that differs ends it)
+_COMPARE = 64 << 10
 
 
 def _array_copy(array: Any) -> Any:
@@ -321,14 +333,110 @@ def recycle(copy: Any) -> None:
     (up to :data:`SPARE_BYTES` in all; past that it is let go)."""
     if type(copy).__module__ != "numpy" or not getattr(copy, "flags", None):
         return
-    key = (copy.shape, copy.dtype)
     with _spare_lock:
-        spares = _spare.setdefault(key, [])
-        if any(s is copy for s in spares):
-            return  # never twice: two snapshots would share it
-        if _spare_bytes[0] + copy.nbytes <= SPARE_BYTES:
-            spares.append(copy)
-            _spare_bytes[0] += copy.nbytes
+        _recycle(copy)
+
+
+def _recycle(copy: Any) -> None:  # _spare_lock held
+    spares = _spare.setdefault((copy.shape, copy.dtype), [])
+    if any(s is copy for s in spares) or any(c is copy for c, _ in _named.values()):
+        return  # never twice: two snapshots would share it (or write into a named one)
+    if _spare_bytes[0] + copy.nbytes <= SPARE_BYTES:
+        spares.append(copy)
+        _spare_bytes[0] += copy.nbytes
+
+
+def _named_key(array: Any) -> tuple[Any, ...]:
+    return (array.shape, array.dtype, str(array.dtype))
+
+
+def remember(copy: Any, ref: dict[str, Any] | deferred.Deferred) -> None:
+    """Keep ``copy`` (made by :func:`snapshot`) for :func:`known`, in place of the copy of
+    its shape and dtype kept before, with ``ref``: its reference once named in full, or
+    before that the :class:`~capture_lib.deferred.Deferred` that will name it (held
+    weakly: a table passed twice before the worker named it shares that value). A named
+    copy replaced, or past :data:`NAMED_BYTES` in all (the least recently matched first),
+    is recycled; one still waiting for the worker is only let go. Anything but a plain
+    numpy array named in full is recycled (or let go) at once."""
+    if type(copy).__module__ != "numpy" or not getattr(copy, "flags", None):
+        return
+    if isinstance(ref, dict) and (ref.get("hashing") != "full" or copy.nbytes > NAMED_BYTES):
+        recycle(copy)
+        return
+    if copy.nbytes > NAMED_BYTES:  # still the deferred value's: only not kept
+        return
+    key = _named_key(copy)
+    entry = (copy, dict(ref) if isinstance(ref, dict) else weakref.ref(ref))
+    with _spare_lock:
+        if any(s is copy for spares in _spare.values() for s in spares):
+            return  # offered for reuse already: a snapshot may be writing into it
+        old = _named.pop(key, None)
+        if old is not None:
+            _named_bytes[0] -= old[0].nbytes
+            if old[0] is not copy and isinstance(old[1], dict):
+                _recycle(old[0])
+        _named[key] = entry
+        _named_bytes[0] += copy.nbytes
+        while _named_bytes[0] > NAMED_BYTES:
+            _, (evicted, held) = _named.popitem(last=False)
+            _named_bytes[0] -= evicted.nbytes
+            if isinstance(held, dict):
+                _recycle(evicted)
+
+
+def known(value: Any) -> dict[str, Any] | deferred.Deferred | None:
+    """What names ``value`` if its bytes are those of a copy kept by :func:`remember`,
+    compared now: exactly the reference :func:`data_reference` computes, or the deferred
+    value that will compute it, at the cost of a memory comparison (a tenth of the hash).
+    None if there is none: ``value`` is not a plain C-ordered numpy array, no copy of its
+    shape and dtype is kept (or its deferred value is gone, or failed), or the bytes
+    differ (most often in the first block compared)."""
+    if type(value).__module__ != "numpy":
+        return None
+    import numpy as np
+
+    if type(value) is not np.ndarray or not value.flags.c_contiguous or value.dtype.hasobject:
+        return None
+    key = _named_key(value)
+    with _spare_lock:  # a named copy is recycled (then written into) only under the lock
+        entry = _named.get(key)
+        if entry is None:
+            return None
+        copy, held = entry
+        later = None if isinstance(held, dict) else held()
+        if later is not None and later.computed():
+            later = None  # computed and not named in its place: it failed
+        if not isinstance(held, dict) and later is None:
+            return None
+        if not _same_bytes(value.reshape(-1).view(np.uint8), copy.reshape(-1).view(np.uint8)):
+            return None
+        _named.move_to_end(key)
+    if later is not None:
+        return later
+    assert isinstance(held, dict)
+    return {k: list(v) if isinstance(v, list) else v for k, v in held.items()}
+
+
+def _same_bytes(a: Any, b: Any) -> bool:
+    """Whether two byte arrays of one size hold the same bytes: a first small block, then
+    blocks of CHUNK bytes (each comparison makes a temporary of its size)."""
+    import numpy as np
+
+    start, step = 0, _COMPARE
+    while start < a.size:
+        if not np.array_equal(a[start : start + step], b[start : start + step]):
+            return False
+        start, step = start + step, CHUNK
+    return True
+
+
+def forget_copies() -> None:
+    """Let every copy kept for reuse or comparison go (autolog's disable)."""
+    with _spare_lock:
+        _spare.clear()
+        _spare_bytes[0] = 0
+        _named.clear()
+        _named_bytes[0] = 0
 
 
 def _after_fork() -> None:  # a lock another thread of the parent may have held

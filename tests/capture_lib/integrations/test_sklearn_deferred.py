@@ -142,3 +142,109 @@ def test_a_copy_is_kept_for_reuse_once_and_by_its_exact_dtype() -> None:
     again = digest._array_copy(fresh)
     assert again is not copy and again.dtype == other
     assert _digest(again) == _digest(fresh)
+
+
+def test_a_table_passed_again_is_named_by_comparison_and_exactly(captured: Captured) -> None:
+    """A table fitted on before is named by comparing its bytes with the copy named then
+    (no copy, no hash): the name must be the one its content gives, whatever was done to
+    the array in between."""
+    x, y = _table(4)
+    LogisticRegression().fit(x, y)
+    assert captured.records()  # the worker named the copies: they are kept
+    copied = deferred.pending()
+    LogisticRegression().fit(x, y)  # the same bytes: named now, nothing deferred
+    assert deferred.pending() == copied
+    x[-1, -1] = np.nextafter(x[-1, -1], 1.0)  # the last byte compared differs
+    LogisticRegression().fit(x, y)
+    x[-1, -1] = 0.0
+    LogisticRegression().fit(x, y)
+    x[-1, -1] = -0.0  # equal as numbers, not as bytes
+    LogisticRegression().fit(x, y)
+    wanted = [_digest(_table(4)[0])] * 2
+    for last in (np.nextafter(_table(4)[0][-1, -1], 1.0), 0.0, -0.0):
+        changed = _table(4)[0]
+        changed[-1, -1] = last
+        wanted.append(_digest(changed))
+    got = [f["used"]["X"]["sha256"] for f in _fits(captured)]
+    assert got == wanted
+    assert len(set(got)) == 4
+    assert {f["used"]["y"]["sha256"] for f in _fits(captured)} == {_digest(y)}
+
+
+def test_a_named_copy_matches_only_its_shape_and_dtype() -> None:
+    x = np.arange(20_000, dtype=np.float64)
+    copy = digest.snapshot(x)
+    ref = digest.data_reference(copy, calls.TRAIN_HASH_LIMIT)
+    digest.remember(copy, ref)
+    try:
+        assert digest.known(x) == ref
+        assert digest.known(x.reshape(100, 200)) is None  # same bytes, another shape
+        assert digest.known(x.view(np.int64)) is None  # same bytes, another dtype
+        assert digest.known(np.asfortranarray(x.reshape(100, 200))) is None
+        assert digest.known(x[::-1]) is None  # not C-ordered: not compared
+        ref["sha256"] = "changed"  # what a caller does with a reference stays its own
+        again = digest.known(x)
+        assert again is not None and again["sha256"] != "changed"
+        again["shape"].append(1)
+        assert digest.known(x) == digest.data_reference(x, calls.TRAIN_HASH_LIMIT)
+    finally:
+        digest.forget_copies()
+
+
+def test_named_copies_are_bounded_and_never_offered_for_reuse_while_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(digest, "NAMED_BYTES", 3 * 80_000)
+    arrays = [np.full(10_000, float(i)) for i in range(4)]  # 80 kB each, one shape
+    others = [
+        np.full(shape, float(i)) for i, shape in enumerate([(10, 1000), (20, 500), (40, 250)])
+    ]
+    try:
+        first = digest.snapshot(arrays[0])
+        digest.remember(first, digest.data_reference(first, 1 << 30))
+        digest.recycle(first)  # a second offer of a kept copy is refused
+        assert not any(s is first for s in digest._spare.get((first.shape, first.dtype), []))
+        second = digest.snapshot(arrays[1])
+        digest.remember(second, digest.data_reference(second, 1 << 30))
+        assert digest.known(arrays[0]) is None  # replaced by the latest of its shape…
+        assert any(s is first for s in digest._spare[(first.shape, first.dtype)])  # …reused
+        assert digest.known(arrays[1]) is not None
+        for other in others:  # 80 kB each, other shapes
+            kept = digest.snapshot(other)
+            digest.remember(kept, digest.data_reference(kept, 1 << 30))
+        assert digest._named_bytes[0] <= digest.NAMED_BYTES
+        assert digest.known(arrays[1]) is None  # the least recently matched went first
+        assert all(digest.known(other) is not None for other in others)
+    finally:
+        digest.forget_copies()
+    assert digest._named_bytes[0] == 0 and not digest._named
+
+
+def test_a_table_passed_again_before_it_was_named_shares_its_copy(captured: Captured) -> None:
+    x, y = _table(5)
+    want = _digest(x)
+    LogisticRegression().fit(x, y)
+    after_first = deferred.pending()
+    LogisticRegression().fit(x, y)  # the worker may not have named the first copy yet
+    assert deferred.pending()[1] <= after_first[1]  # no second copy was made
+    x[:] = 3.0
+    LogisticRegression().fit(x, y)
+    assert [f["used"]["X"]["sha256"] for f in _fits(captured)] == [want, want, _digest(x)]
+
+
+def test_a_deferred_name_that_failed_or_was_dropped_is_not_reused() -> None:
+    x = np.arange(20_000, dtype=np.float64)
+    try:
+        for end in ("failed", "dropped"):
+            later = deferred.defer(lambda: 1 / 0, x.nbytes)
+            assert later is not None
+            digest.remember(digest.snapshot(x), later)
+            assert digest.known(x) is later
+            if end == "failed":
+                assert later.value() is None
+            else:
+                del later
+                gc.collect()
+            assert digest.known(x) is None
+    finally:
+        digest.forget_copies()
