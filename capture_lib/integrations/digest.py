@@ -302,9 +302,9 @@ _spare_bytes = [0]
 _spare_lock = threading.Lock()  # guards the spare copies and the named ones (_named)
 #: bytes of named copies kept (:func:`remember`), all shapes together
 NAMED_BYTES = 64 << 20
-#: (shape, dtype, str(dtype)) → (a copy, its reference or a weak reference to the
-#: deferred value naming it), the latest last
-_named: OrderedDict[tuple[Any, ...], tuple[Any, Any]] = OrderedDict()
+#: id(copy) → ((shape, dtype, str(dtype)), the copy, its reference or a weak reference
+#: to the deferred value naming it), the latest matched last
+_named: OrderedDict[int, tuple[tuple[Any, ...], Any, Any]] = OrderedDict()
 _named_bytes = [0]
 #: bytes compared at a time by :func:`known` (a first block that differs ends it)
 _COMPARE = 64 << 10
@@ -339,7 +339,7 @@ def recycle(copy: Any) -> None:
 
 def _recycle(copy: Any) -> None:  # _spare_lock held
     spares = _spare.setdefault((copy.shape, copy.dtype), [])
-    if any(s is copy for s in spares) or any(c is copy for c, _ in _named.values()):
+    if any(s is copy for s in spares) or id(copy) in _named:
         return  # never twice: two snapshots would share it (or write into a named one)
     if _spare_bytes[0] + copy.nbytes <= SPARE_BYTES:
         spares.append(copy)
@@ -351,13 +351,13 @@ def _named_key(array: Any) -> tuple[Any, ...]:
 
 
 def remember(copy: Any, ref: dict[str, Any] | deferred.Deferred) -> None:
-    """Keep ``copy`` (made by :func:`snapshot`) for :func:`known`, in place of the copy of
-    its shape and dtype kept before, with ``ref``: its reference once named in full, or
-    before that the :class:`~capture_lib.deferred.Deferred` that will name it (held
-    weakly: a table passed twice before the worker named it shares that value). A named
-    copy replaced, or past :data:`NAMED_BYTES` in all (the least recently matched first),
-    is recycled; one still waiting for the worker is only let go. Anything but a plain
-    numpy array named in full is recycled (or let go) at once."""
+    """Keep ``copy`` (made by :func:`snapshot`) for :func:`known`, with ``ref``: its
+    reference once named in full, or before that the
+    :class:`~capture_lib.deferred.Deferred` that will name it (held weakly: a table passed
+    twice before the worker named it shares that value). Past :data:`NAMED_BYTES` in all,
+    the least recently matched go: a named copy is recycled, one still waiting for the
+    worker only let go. Anything but a plain numpy array named in full is recycled (or let
+    go) at once."""
     if type(copy).__module__ != "numpy" or not getattr(copy, "flags", None):
         return
     if isinstance(ref, dict) and (ref.get("hashing") != "full" or copy.nbytes > NAMED_BYTES):
@@ -365,20 +365,17 @@ def remember(copy: Any, ref: dict[str, Any] | deferred.Deferred) -> None:
         return
     if copy.nbytes > NAMED_BYTES:  # still the deferred value's: only not kept
         return
-    key = _named_key(copy)
-    entry = (copy, dict(ref) if isinstance(ref, dict) else weakref.ref(ref))
+    entry = (_named_key(copy), copy, dict(ref) if isinstance(ref, dict) else weakref.ref(ref))
     with _spare_lock:
         if any(s is copy for spares in _spare.values() for s in spares):
             return  # offered for reuse already: a snapshot may be writing into it
-        old = _named.pop(key, None)
+        old = _named.pop(id(copy), None)  # the same copy, named since
         if old is not None:
-            _named_bytes[0] -= old[0].nbytes
-            if old[0] is not copy and isinstance(old[1], dict):
-                _recycle(old[0])
-        _named[key] = entry
+            _named_bytes[0] -= copy.nbytes
+        _named[id(copy)] = entry
         _named_bytes[0] += copy.nbytes
         while _named_bytes[0] > NAMED_BYTES:
-            _, (evicted, held) = _named.popitem(last=False)
+            _, (_key, evicted, held) = _named.popitem(last=False)
             _named_bytes[0] -= evicted.nbytes
             if isinstance(held, dict):
                 _recycle(evicted)
@@ -388,9 +385,10 @@ def known(value: Any) -> dict[str, Any] | deferred.Deferred | None:
     """What names ``value`` if its bytes are those of a copy kept by :func:`remember`,
     compared now: exactly the reference :func:`data_reference` computes, or the deferred
     value that will compute it, at the cost of a memory comparison (a tenth of the hash).
-    None if there is none: ``value`` is not a plain C-ordered numpy array, no copy of its
-    shape and dtype is kept (or its deferred value is gone, or failed), or the bytes
-    differ (most often in the first block compared)."""
+    None if there is none: ``value`` is not a plain C-ordered numpy array, or no copy of
+    its shape and dtype kept has its bytes (a copy whose deferred value is gone, or
+    failed, is let go). Those of its shape are compared, the latest matched first; a
+    table that differs most often does so in the first block compared."""
     if type(value).__module__ != "numpy":
         return None
     import numpy as np
@@ -398,22 +396,30 @@ def known(value: Any) -> dict[str, Any] | deferred.Deferred | None:
     if type(value) is not np.ndarray or not value.flags.c_contiguous or value.dtype.hasobject:
         return None
     key = _named_key(value)
+    found: tuple[int, Any] | None = None
+    stale = []
     with _spare_lock:  # a named copy is recycled (then written into) only under the lock
-        entry = _named.get(key)
-        if entry is None:
+        mine = value.reshape(-1).view(np.uint8)
+        for ident, (k, copy, held) in reversed(_named.items()):
+            if k != key:
+                continue
+            if not isinstance(held, dict):
+                later = held()
+                if later is None or later.computed():  # dropped, or failed: never named
+                    stale.append(ident)
+                    continue
+                held = later
+            if _same_bytes(mine, copy.reshape(-1).view(np.uint8)):
+                found = ident, held
+                break
+        for ident in stale:
+            _named_bytes[0] -= _named.pop(ident)[1].nbytes
+        if found is None:
             return None
-        copy, held = entry
-        later = None if isinstance(held, dict) else held()
-        if later is not None and later.computed():
-            later = None  # computed and not named in its place: it failed
-        if not isinstance(held, dict) and later is None:
-            return None
-        if not _same_bytes(value.reshape(-1).view(np.uint8), copy.reshape(-1).view(np.uint8)):
-            return None
-        _named.move_to_end(key)
-    if later is not None:
-        return later
-    assert isinstance(held, dict)
+        _named.move_to_end(found[0])
+    held = found[1]
+    if not isinstance(held, dict):
+        return held
     return {k: list(v) if isinstance(v, list) else v for k, v in held.items()}
 
 
