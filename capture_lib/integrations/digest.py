@@ -399,7 +399,8 @@ def known(value: Any) -> dict[str, Any] | deferred.Deferred | None:
     found: tuple[int, Any] | None = None
     stale = []
     with _spare_lock:  # a named copy is recycled (then written into) only under the lock
-        mine = value.reshape(-1).view(np.uint8)
+        word = np.uint64 if value.nbytes % 8 == 0 else np.uint8  # wider: twice as fast
+        mine = value.reshape(-1).view(word)
         for ident, (k, copy, held) in reversed(_named.items()):
             if k != key:
                 continue
@@ -409,7 +410,7 @@ def known(value: Any) -> dict[str, Any] | deferred.Deferred | None:
                     stale.append(ident)
                     continue
                 held = later
-            if _same_bytes(mine, copy.reshape(-1).view(np.uint8)):
+            if _same_bytes(mine, copy.reshape(-1).view(word)):
                 found = ident, held
                 break
         for ident in stale:
@@ -424,15 +425,18 @@ def known(value: Any) -> dict[str, Any] | deferred.Deferred | None:
 
 
 def _same_bytes(a: Any, b: Any) -> bool:
-    """Whether two byte arrays of one size hold the same bytes: a first small block, then
-    blocks of CHUNK bytes (each comparison makes a temporary of its size)."""
+    """Whether two flat arrays of one unsigned integer type (bytes, or 8-byte words: the
+    comparison of bits, never of numbers) and one size are equal: a first block of
+    :data:`_COMPARE` bytes, then blocks of :data:`CHUNK` bytes (each comparison makes a
+    temporary of a block's items)."""
     import numpy as np
 
-    start, step = 0, _COMPARE
+    width = a.itemsize
+    start, step = 0, _COMPARE // width
     while start < a.size:
         if not np.array_equal(a[start : start + step], b[start : start + step]):
             return False
-        start, step = start + step, CHUNK
+        start, step = start + step, CHUNK // width
     return True
 
 
