@@ -308,6 +308,8 @@ _named: OrderedDict[int, tuple[tuple[Any, ...], Any, Any]] = OrderedDict()
 _named_bytes = [0]
 #: bytes compared at a time by :func:`known` (a first block that differs ends it)
 _COMPARE = 64 << 10
+#: id(dtype) → (the dtype, its name), for :func:`_named_key`
+_dtype_names: dict[int, tuple[Any, str]] = {}
 
 
 def _array_copy(array: Any) -> Any:
@@ -347,7 +349,15 @@ def _recycle(copy: Any) -> None:  # _spare_lock held
 
 
 def _named_key(array: Any) -> tuple[Any, ...]:
-    return (array.shape, array.dtype, str(array.dtype))
+    """(shape, dtype, the dtype's name): equal dtypes may be named apart (the name is in
+    the digest's header). The name is kept per dtype object (a few µs each time)."""
+    dtype = array.dtype
+    hit = _dtype_names.get(id(dtype))
+    if hit is None or hit[0] is not dtype:
+        if len(_dtype_names) > 256:
+            _dtype_names.clear()
+        hit = _dtype_names[id(dtype)] = (dtype, str(dtype))
+    return (array.shape, dtype, hit[1])
 
 
 def remember(copy: Any, ref: dict[str, Any] | deferred.Deferred) -> None:
@@ -399,8 +409,6 @@ def known(value: Any) -> dict[str, Any] | deferred.Deferred | None:
     found: tuple[int, Any] | None = None
     stale = []
     with _spare_lock:  # a named copy is recycled (then written into) only under the lock
-        word = np.uint64 if value.nbytes % 8 == 0 else np.uint8  # wider: twice as fast
-        mine = value.reshape(-1).view(word)
         for ident, (k, copy, held) in reversed(_named.items()):
             if k != key:
                 continue
@@ -410,7 +418,7 @@ def known(value: Any) -> dict[str, Any] | deferred.Deferred | None:
                     stale.append(ident)
                     continue
                 held = later
-            if _same_bytes(mine, copy.reshape(-1).view(word)):
+            if _same_bytes(value, copy):
                 found = ident, held
                 break
         for ident in stale:
@@ -424,13 +432,34 @@ def known(value: Any) -> dict[str, Any] | deferred.Deferred | None:
     return {k: list(v) if isinstance(v, list) else v for k, v in held.items()}
 
 
+def _libc_memcmp() -> Any:
+    """The C library's ``memcmp`` (it stops at the first difference, makes no temporary,
+    and ctypes lets the GIL go during it), or None where it cannot be found."""
+    try:
+        import ctypes
+
+        memcmp = ctypes.CDLL(None).memcmp
+        memcmp.restype = ctypes.c_int
+        memcmp.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
+        return memcmp
+    except Exception:  # no C library by that name (Windows): numpy compares
+        return None
+
+
+_memcmp = _libc_memcmp()
+
+
 def _same_bytes(a: Any, b: Any) -> bool:
-    """Whether two flat arrays of one unsigned integer type (bytes, or 8-byte words: the
-    comparison of bits, never of numbers) and one size are equal: a first block of
-    :data:`_COMPARE` bytes, then blocks of :data:`CHUNK` bytes (each comparison makes a
-    temporary of a block's items)."""
+    """Whether two C-ordered arrays of one size in bytes hold the same bytes (bits, never
+    numbers: ``-0.0`` is not ``0.0``): ``memcmp``, else numpy over 8-byte words (or
+    bytes) a block at a time, a first block of :data:`_COMPARE` bytes then blocks of
+    :data:`CHUNK` bytes (each comparison makes a temporary of a block's items)."""
     import numpy as np
 
+    if _memcmp is not None:
+        return bool(_memcmp(a.ctypes.data, b.ctypes.data, a.nbytes) == 0)
+    word = np.uint64 if a.nbytes % 8 == 0 else np.uint8
+    a, b = a.reshape(-1).view(word), b.reshape(-1).view(word)
     width = a.itemsize
     start, step = 0, _COMPARE // width
     while start < a.size:
