@@ -286,16 +286,17 @@ def round_metrics(results: Iterable[tuple[str, str, Any]]) -> list[tuple[str, fl
 
 
 def predict_patch(
-    patches: Patches, name_input: Callable[[Any], dict[str, Any]]
+    patches: Patches, name_input: Callable[[Any], Any], method: str = "predict"
 ) -> Callable[[Any], Any]:
-    """A patch for ``Booster.predict(data, …)``: an inference task (see module doc)."""
+    """A patch for ``Booster.<method>(data, …)`` (``predict``, XGBoost's
+    ``inplace_predict``): an inference task named ``<Booster>.<method>`` (see module doc)."""
 
     def make(original: Any) -> Any:
         @functools.wraps(original)
         def predict(self: Any, data: Any, *args: Any, **kwargs: Any) -> Any:
             if not patches.active or not capturing():
                 return original(self, data, *args, **kwargs)
-            task = _inference(self, data, name_input)
+            task = _inference(self, data, name_input, method)
             if task is None:
                 return original(self, data, *args, **kwargs)
             token = calls.current.set(QUIET)
@@ -318,16 +319,17 @@ def predict_patch(
     return make
 
 
-def _inference(booster: Any, data: Any, name_input: Callable[[Any], dict[str, Any]]) -> Any:
+def _inference(
+    booster: Any, data: Any, name_input: Callable[[Any], Any], method: str = "predict"
+) -> Any:
+    name = f"{type(booster).__name__}.{method}"
     try:
         used = {"model": calls.model_reference(booster), "X": name_input(data)}
-        task = calls._workflow().task(
-            f"{type(booster).__name__}.predict", stage="inference", used=used
-        )
+        task = calls._workflow().task(name, stage="inference", used=used)
         task.start()
         return task
     except Exception:
-        failed(f"capturing {type(booster).__name__}.predict")
+        failed(f"capturing {name}")
         return None
 
 

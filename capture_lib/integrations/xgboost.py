@@ -15,7 +15,8 @@ which then:
   a ``from xgboost import train`` done before ``cl.autolog()`` is not seen;
 * names the arrays every ``DMatrix`` / ``QuantileDMatrix`` is built from by content, as
   it is built (:mod:`capture_lib.integrations._boosting`);
-* makes ``Booster.predict(dmatrix)`` an inference task that used the Booster, and
+* makes ``Booster.predict(dmatrix)`` and ``Booster.inplace_predict(array)`` inference
+  tasks that used the Booster (and the data, named by content), and
   ``Booster.save_model(path)`` (and ``XGBModel.save_model`` of a captured scikit-learn
   wrapper) a task ``save <Class>`` linking the file to the model.
 
@@ -59,6 +60,8 @@ def _patch(patches: boosting.Patches, xgb: Any) -> None:
     for cls in (xgb.DMatrix, xgb.QuantileDMatrix):
         patches.replace(cls, "__init__", boosting.remember_source(cls, _SOURCES, eager=True))
     patches.replace(xgb.Booster, "predict", boosting.predict_patch(patches, _predict_input))
+    inplace = boosting.predict_patch(patches, _inplace_input, "inplace_predict")
+    patches.replace(xgb.Booster, "inplace_predict", inplace)
     patches.replace(xgb.Booster, "save_model", boosting.save_patch(patches))
     sklearn = getattr(xgb, "sklearn", None)
     if sklearn is not None and hasattr(sklearn, "XGBModel"):
@@ -210,6 +213,12 @@ def _fallback(dm: Any, role: str, limit: int) -> dict[str, Any]:
         return ref
     except Exception as exc:
         return boosting.missing(dm, f"{type(exc).__name__}: {exc}"[:300], what)
+
+
+def _inplace_input(data: Any) -> Any:
+    """``inplace_predict``'s data: an array or a frame (no DMatrix), named by content as
+    a scikit-learn call names its ``X``."""
+    return boosting.calls._data(data, boosting.INFER_HASH_LIMIT, "Booster.inplace_predict X")
 
 
 def _predict_input(dm: Any) -> dict[str, Any]:

@@ -92,6 +92,35 @@ def test_sklearn_wrappers_are_captured_as_estimators(captured: Captured, tmp_pat
     assert ask(store, "model-evaluations", model=sk.model_reference(regressor)["sha256"]) == []
 
 
+def test_inplace_predict_traces_to_the_model_and_its_input(captured: Captured) -> None:
+    x, y = _data()
+    cl.autolog()
+    booster = _native(x, y)
+    big = np.random.default_rng(1).normal(size=(4000, 5))  # 160 kB: named on the worker
+    out = booster.inplace_predict(big)
+    booster.inplace_predict(x[:3])
+    big[:] = 0.0  # named as it was passed
+    sha = sk.model_reference(booster)["sha256"]
+    tasks = [t for t in captured.tasks("inference")]
+    assert [t["plan"][-1] for t in tasks] == ["Booster.inplace_predict"] * 2
+    assert tasks[0]["used"]["X"]["sha256"] != tasks[1]["used"]["X"]["sha256"]
+    assert tasks[1]["used"]["X"]["sha256"] == _sha(x[:3])
+    store = captured.store()
+    predictions = ask(store, "predictions", model=sha)
+    assert len(predictions) == 2
+    shas = {p["prediction"] for p in predictions}
+    for prediction in shas:
+        (trace,) = ask(store, "prediction-trace", prediction=prediction)
+        assert trace["modelSha256"] == sha
+    (end,) = [r for r in captured.records() if r["kind"] == "task_end"
+              and r.get("generated", {}).get("prediction", {}).get("shape") == [4000]]  # fmt: skip
+    assert end["generated"]["prediction"]["sha256"] == _sha(out)
+    model = xgb.XGBClassifier(n_estimators=3, n_jobs=1, random_state=0).fit(x, y)
+    model.predict(x[:2])  # calls inplace_predict inside: one task, the wrapper's
+    assert [t["plan"][-1] for t in captured.tasks("inference")][2:] == ["XGBClassifier.predict"]
+    assert not cl.stats()["lost"]
+
+
 def _everything(x: Any, y: Any) -> dict[str, Any]:
     booster = _native(x, y)
     model = xgb.XGBClassifier(n_estimators=5, n_jobs=1, random_state=0).fit(x, y)
@@ -145,11 +174,16 @@ def test_never_raises_into_training(captured: Captured, monkeypatch: Any) -> Non
 
 
 def test_disable_puts_everything_back(captured: Captured) -> None:
-    before = (xgb.train, xgb.training.train, xgb.Booster.predict, xgb.DMatrix.__init__)
+    def patched() -> tuple[Any, ...]:
+        return (xgb.train, xgb.training.train, xgb.Booster.predict,
+                xgb.Booster.inplace_predict, xgb.DMatrix.__init__)  # fmt: skip
+
+    before = patched()
     cl.autolog()
     assert xgb.train is not before[0] and cl.autolog()["xgboost"] == "enabled"  # idempotent
+    assert xgb.Booster.inplace_predict is not before[3]
     cl.autolog(disable=True)
-    assert (xgb.train, xgb.training.train, xgb.Booster.predict, xgb.DMatrix.__init__) == before
+    assert patched() == before
 
 
 def test_rounds_kept_as_sections_are_bounded() -> None:
