@@ -17,6 +17,10 @@ before (this integration is tested with the torch backend).
   ``validation_split`` …); when ``fit`` raises, the training task ends ``failed``;
 * ``predict``: an inference task that used the model (named by its weights: the model
   a training here generated) and ``x`` (by digest), and generated ``prediction``;
+* ``evaluate``: an evaluation task that used the model and ``x``/``y`` (by digest), with
+  the evaluation's metrics (``get_metrics_result()``: ``loss`` and the compiled
+  metrics), which the ``model-evaluations`` question answers; the evaluation ``fit``
+  runs on its validation data is part of the training, not a task;
 * ``save``: a model trained here saved to a path is linked to the file by a task
   ``save <Model>`` (the file derived from the trained model).
 """
@@ -79,7 +83,8 @@ def _patch() -> None:
         from capture_lib.integrations._keras_callback import ProvmlCallback
 
         model = keras.Model
-        for name, make in (("fit", _fit), ("predict", _predict), ("save", _save)):
+        for name, make in (("fit", _fit), ("predict", _predict), ("evaluate", _evaluate),
+                           ("save", _save)):  # fmt: skip
             current = getattr(model, name)
             if hasattr(current, _MARK):
                 continue
@@ -117,6 +122,7 @@ def _fit(original: Any, callback_class: type) -> Any:
             args, kwargs = bound.args[1:], bound.kwargs
         except Exception:
             calls.integration_failed("adding the provml callback to Model.fit")
+        token = run.fitting.set(True)
         try:
             return original(self, *args, **kwargs)
         except BaseException as exc:
@@ -124,6 +130,8 @@ def _fit(original: Any, callback_class: type) -> Any:
                 with contextlib.suppress(Exception):
                     callback.end("failed", f"{type(exc).__name__}: {exc}"[:2000])
             raise
+        finally:
+            run.fitting.reset(token)
 
     return fit
 
@@ -154,33 +162,77 @@ def _predict(original: Any, callback_class: type) -> Any:
     def predict(self: Any, x: Any = None, *args: Any, **kwargs: Any) -> Any:
         if not run.state.active or run.predicting.get():
             return original(self, x, *args, **kwargs)
-        task = None
-        try:
-            used = {"model": run.model_reference(self),
-                    **run.data_references({"x": x}, "", calls.INFER_HASH_LIMIT)}  # fmt: skip
-            task = run.workflow().task(f"{type(self).__name__}.predict", stage="inference",
-                                       used=used)  # fmt: skip
-            task.start()
-        except Exception:
-            calls.integration_failed("recording Model.predict")
-        token = run.predicting.set(True)
-        try:
-            result = original(self, x, *args, **kwargs)
-        except BaseException as exc:
-            if task is not None:
-                task.end("failed", f"{type(exc).__name__}: {exc}"[:2000])
-            raise
-        finally:
-            run.predicting.reset(token)
-        if task is not None:
-            try:
-                task.generated(prediction=run.prediction(result))
-            except Exception:
-                calls.integration_failed("recording a Keras prediction")
-            task.end()
-        return result
+
+        def record(task: Any, result: Any) -> None:
+            task.generated(prediction=run.prediction(result))
+
+        call = functools.partial(original, self, x, *args, **kwargs)
+        return _as_task(self, "predict", "inference", {"x": x}, call, record)
 
     return predict
+
+
+def _evaluate(original: Any, callback_class: type) -> Any:
+    @functools.wraps(original)
+    def evaluate(self: Any, x: Any = None, y: Any = None, *args: Any, **kwargs: Any) -> Any:
+        if not run.state.active or run.predicting.get() or run.fitting.get():
+            return original(self, x, y, *args, **kwargs)  # fit's validation: the training's
+
+        def record(task: Any, result: Any) -> None:
+            for name, value in _evaluation_metrics(self, result).items():
+                task.metric(name, value)
+
+        data = {"x": x, "y": y, "sample_weight": kwargs.get("sample_weight")}
+        call = functools.partial(original, self, x, y, *args, **kwargs)
+        return _as_task(self, "evaluate", "evaluation", data, call, record)
+
+    return evaluate
+
+
+def _as_task(
+    model: Any, method: str, stage: str, data: dict[str, Any], call: Any, record: Any
+) -> Any:
+    """``call()`` as a task ``<Model>.<method>`` that used the model and ``data`` (by
+    digest), ``record(task, result)`` adding what it gave; what it calls is part of it.
+    Capture failing is counted, never raised; ``call`` raising ends the task failed."""
+    task = None
+    try:
+        used = {"model": run.model_reference(model),
+                **run.data_references(data, "", calls.INFER_HASH_LIMIT)}  # fmt: skip
+        task = run.workflow().task(f"{type(model).__name__}.{method}", stage=stage, used=used)
+        task.start()
+    except Exception:
+        calls.integration_failed(f"recording Model.{method}")
+    token = run.predicting.set(True)
+    try:
+        result = call()
+    except BaseException as exc:
+        if task is not None:
+            task.end("failed", f"{type(exc).__name__}: {exc}"[:2000])
+        raise
+    finally:
+        run.predicting.reset(token)
+    if task is not None:
+        try:
+            record(task, result)
+        except Exception:
+            calls.integration_failed(f"recording what Keras' Model.{method} gave")
+        task.end()
+    return result
+
+
+def _evaluation_metrics(model: Any, result: Any) -> dict[str, float]:
+    """The metrics of the evaluation just run: the model's ``get_metrics_result()`` (what
+    ``return_dict=True`` returns), else what ``evaluate`` returned (a dict, or the loss)."""
+    try:
+        values = model.get_metrics_result()
+    except Exception:
+        values = result if isinstance(result, dict) else {"loss": result}
+    out = {}
+    for name, value in values.items():
+        with contextlib.suppress(TypeError, ValueError):
+            out[str(name)] = float(value)
+    return out
 
 
 def _save(original: Any, callback_class: type) -> Any:

@@ -108,6 +108,30 @@ def test_autolog_fit_predict_save(captured: Captured, tmp_path: Path) -> None:
     assert saved["base"].endswith(sha)
 
 
+def test_autolog_evaluate_is_an_evaluation_of_the_trained_model(captured: Captured) -> None:
+    x, y = _data()
+    model = _model()
+    cl.autolog(exclude=["sklearn", "lightning"])
+    model.fit(x[:48], y[:48], epochs=2, verbose=0, validation_data=(x[48:], y[48:]))
+    loss, mae = model.evaluate(x[48:], y[48:], verbose=0)
+    as_dict = model.evaluate(x[:16], y[:16], verbose=0, return_dict=True)
+    store = captured.store()
+    sha = _keras_run.weights_reference(model)["sha256"]
+
+    rows = ask(store, "model-evaluations", model=sha)
+    by_task: dict[str, dict[str, float]] = {}
+    for r in rows:
+        by_task.setdefault(r["evaluation"], {})[r["metric"]] = float(r["value"])
+    assert sorted(by_task.values(), key=lambda m: m["loss"] != loss) == [
+        {"loss": loss, "mae": mae}, {k: float(v) for k, v in as_dict.items()}]  # fmt: skip
+    names = [t["plan"][-1] for t in captured.tasks()]
+    assert names.count("Sequential.evaluate") == 2  # fit's validation is not one
+    evaluation = captured.tasks("evaluation")[0]
+    assert evaluation["used"]["x"]["sha256"] == digest.data_reference(x[48:], 1 << 30)["sha256"]
+    assert evaluation["used"]["y"]["sha256"] == digest.data_reference(y[48:], 1 << 30)["sha256"]
+    assert not cl.stats()["lost"]
+
+
 def test_results_are_the_same_with_and_without_capture(captured: Captured) -> None:
     x, y = _data()
     plain = _model()
@@ -145,11 +169,12 @@ def test_failures_end_the_task_failed_and_never_reach_the_training(
     model = _model()
     history = model.fit(x, y, epochs=1, verbose=0).history
     model.predict(x, verbose=0)
-    assert history["loss"] and cl.stats()["lost"]["integration_error"] >= 2
+    assert model.evaluate(x, y, verbose=0)  # its result, though capture fails
+    assert history["loss"] and cl.stats()["lost"]["integration_error"] >= 3
 
 
 def test_disable_puts_keras_back(captured: Captured) -> None:
-    before = {n: keras.Model.__dict__.get(n) for n in ("fit", "predict", "save")}
+    before = {n: keras.Model.__dict__.get(n) for n in ("fit", "predict", "evaluate", "save")}
     cl.autolog(exclude=["sklearn", "lightning"])
     assert provml_keras.enabled() and keras.Model.fit is not before["fit"]
     cl.autolog(disable=True)
