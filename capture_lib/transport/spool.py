@@ -79,6 +79,7 @@ class SpoolingTransport(Transport):
             )
 
     def _up(self) -> None:
+        self._down_until = 0.0  # it answered: not down any more, whatever the cooldown
         self._cooldown = self.COOLDOWN
         if self._is_down:
             self._is_down = False
@@ -116,6 +117,10 @@ class SpoolingTransport(Transport):
             if not self._resend(path):
                 self.fallback.closed_files[:0] = files[i:]
                 return
+        if down and time.monotonic() >= self._down_until:
+            # it was down at the start, and answered the re-sends: what it was spared
+            # then (a broker's check of its history, at a flush) is owed now
+            self.primary.tick(force)
 
     def _resend(self, path: str) -> bool:
         """Send every line of a spooled segment; delete it when all are delivered."""

@@ -264,6 +264,8 @@ class ReplayWindow:
             self._epoch += 1
             if self._kept:
                 self._replay(client)
+        elif self._kept:  # the first id read: batches went out before it (the check
+            self._replay(client)  # after them failed), into a history not known
         self.replid = replid
 
     def _replay(self, client: Any) -> None:
