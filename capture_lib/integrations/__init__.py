@@ -22,6 +22,7 @@ import sys
 from collections.abc import Iterable
 
 from capture_lib import runtime
+from capture_lib.integrations import digest
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,10 @@ def autolog(disable: bool = False, exclude: Iterable[str] | str = ()) -> dict[st
             log.exception("provml autolog: the %s integration failed (ignored)", name)
             runtime.count_lost("integration_error")
             status[name] = FAILED
+    if disable:  # the copies integrations keep (digest.py), let go and no longer kept
+        digest.forget_copies()
+    else:
+        digest.keep_copies()
     return status
 
 

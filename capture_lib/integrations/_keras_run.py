@@ -31,8 +31,6 @@ class _State:
 state = _State()
 #: inside a patched predict (its callbacks record nothing of their own)
 predicting: contextvars.ContextVar[bool] = contextvars.ContextVar("provml_keras", default=False)
-#: inside a patched ``fit`` (its validation's ``evaluate`` is part of the training)
-fitting: contextvars.ContextVar[bool] = contextvars.ContextVar("provml_keras_fit", default=False)
 _lock = threading.Lock()
 #: model → (its weights' identity and versions, its reference when trained here)
 _trained: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()

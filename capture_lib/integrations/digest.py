@@ -268,12 +268,13 @@ def pickle_sha256(obj: Any, limit: int) -> tuple[str, int] | None:
 def snapshot_size(value: Any) -> int:
     """The bytes of ``value`` if it is a plain numpy array or a pandas frame or series of
     numbers (whose hashing releases the GIL, and which a memory copy can stand for);
-    0 for anything else."""
+    0 for anything else. Not a structured array: a copy leaves its padding bytes out, and
+    its dtype, which the copy shares, can be renamed in place (``dtype.names = …``)."""
     module = type(value).__module__.partition(".")[0]
     if module == "numpy":
         import numpy as np
 
-        if type(value) is not np.ndarray or value.dtype.hasobject:
+        if type(value) is not np.ndarray or value.dtype.hasobject or value.dtype.names:
             return 0
         return int(value.nbytes)
     if module != "pandas" or not hasattr(value, "iloc"):
@@ -298,7 +299,10 @@ def snapshot(value: Any) -> Any:
 #: bytes of copies kept for reuse (:func:`recycle`), all shapes together
 SPARE_BYTES = 64 << 20
 _spare: dict[tuple[Any, ...], list[Any]] = {}
+_spare_ids: set[int] = set()  # id() of every copy in _spare
 _spare_bytes = [0]
+#: whether copies are kept (for reuse and comparison): not after autolog's disable
+_keeping = [True]
 _spare_lock = threading.Lock()  # guards the spare copies and the named ones (_named)
 #: bytes of named copies kept (:func:`remember`), all shapes together
 NAMED_BYTES = 64 << 20
@@ -308,6 +312,8 @@ _named: OrderedDict[int, tuple[tuple[Any, ...], Any, Any]] = OrderedDict()
 _named_bytes = [0]
 #: bytes compared at a time by :func:`known` (a first block that differs ends it)
 _COMPARE = 64 << 10
+#: kept copies of one shape and dtype compared at most, the latest matched first
+CANDIDATES = 8
 #: id(dtype) → (the dtype, its name), for :func:`_named_key`
 _dtype_names: dict[int, tuple[Any, str]] = {}
 
@@ -324,6 +330,9 @@ def _array_copy(array: Any) -> Any:
         buf = spares.pop() if spares else None
         if buf is not None:
             _spare_bytes[0] -= buf.nbytes
+            _spare_ids.discard(id(buf))
+            if not spares:
+                del _spare[key]
     if buf is None:
         return array.copy()
     np.copyto(buf, array)
@@ -340,11 +349,11 @@ def recycle(copy: Any) -> None:
 
 
 def _recycle(copy: Any) -> None:  # _spare_lock held
-    spares = _spare.setdefault((copy.shape, copy.dtype), [])
-    if any(s is copy for s in spares) or id(copy) in _named:
+    if not _keeping[0] or id(copy) in _spare_ids or id(copy) in _named:
         return  # never twice: two snapshots would share it (or write into a named one)
     if _spare_bytes[0] + copy.nbytes <= SPARE_BYTES:
-        spares.append(copy)
+        _spare.setdefault((copy.shape, copy.dtype), []).append(copy)
+        _spare_ids.add(id(copy))
         _spare_bytes[0] += copy.nbytes
 
 
@@ -377,8 +386,8 @@ def remember(copy: Any, ref: dict[str, Any] | deferred.Deferred) -> None:
         return
     entry = (_named_key(copy), copy, dict(ref) if isinstance(ref, dict) else weakref.ref(ref))
     with _spare_lock:
-        if any(s is copy for spares in _spare.values() for s in spares):
-            return  # offered for reuse already: a snapshot may be writing into it
+        if not _keeping[0] or id(copy) in _spare_ids:
+            return  # offered for reuse already (a snapshot may be writing into it), or off
         old = _named.pop(id(copy), None)  # the same copy, named since
         if old is not None:
             _named_bytes[0] -= copy.nbytes
@@ -395,29 +404,45 @@ def known(value: Any) -> dict[str, Any] | deferred.Deferred | None:
     """What names ``value`` if its bytes are those of a copy kept by :func:`remember`,
     compared now: exactly the reference :func:`data_reference` computes, or the deferred
     value that will compute it, at the cost of a memory comparison (a tenth of the hash).
-    None if there is none: ``value`` is not a plain C-ordered numpy array, or no copy of
-    its shape and dtype kept has its bytes (a copy whose deferred value is gone, or
-    failed, is let go). Those of its shape are compared, the latest matched first; a
-    table that differs most often does so in the first block compared."""
+    None if there is none: ``value`` is not a plain C-ordered numpy array of numbers, or
+    none of the :data:`CANDIDATES` copies of its shape and dtype kept last matched has
+    its bytes (a copy whose deferred value is gone, or failed, is let go); a table that
+    differs most often does so in the first block compared. Never raises."""
+    try:
+        return _known(value)
+    except Exception:  # a case not foreseen: the caller copies and hashes, as without
+        return None
+
+
+def _known(value: Any) -> dict[str, Any] | deferred.Deferred | None:
     if type(value).__module__ != "numpy":
         return None
     import numpy as np
 
-    if type(value) is not np.ndarray or not value.flags.c_contiguous or value.dtype.hasobject:
+    if (
+        type(value) is not np.ndarray
+        or not value.flags.c_contiguous
+        or value.dtype.hasobject
+        or value.dtype.names  # structured: see snapshot_size
+    ):
         return None
     key = _named_key(value)
     found: tuple[int, Any] | None = None
     stale = []
+    compared = 0
     with _spare_lock:  # a named copy is recycled (then written into) only under the lock
         for ident, (k, copy, held) in reversed(_named.items()):
             if k != key:
                 continue
+            if compared >= CANDIDATES:
+                break
             if not isinstance(held, dict):
                 later = held()
                 if later is None or later.computed():  # dropped, or failed: never named
                     stale.append(ident)
                     continue
                 held = later
+            compared += 1
             if _same_bytes(value, copy):
                 found = ident, held
                 break
@@ -458,8 +483,9 @@ def _same_bytes(a: Any, b: Any) -> bool:
 
     if _memcmp is not None:
         return bool(_memcmp(a.ctypes.data, b.ctypes.data, a.nbytes) == 0)
-    word = np.uint64 if a.nbytes % 8 == 0 else np.uint8
-    a, b = a.reshape(-1).view(word), b.reshape(-1).view(word)
+    a, b = a.reshape(-1).view(np.uint8), b.reshape(-1).view(np.uint8)
+    if a.size % 8 == 0:  # any item size: bytes first, then words
+        a, b = a.view(np.uint64), b.view(np.uint64)
     width = a.itemsize
     start, step = 0, _COMPARE // width
     while start < a.size:
@@ -470,17 +496,32 @@ def _same_bytes(a: Any, b: Any) -> bool:
 
 
 def forget_copies() -> None:
-    """Let every copy kept for reuse or comparison go (autolog's disable)."""
+    """Let every copy kept for reuse or comparison go, and keep none from now on, not
+    even those the worker names later (``cl.autolog(disable=True)``)."""
     with _spare_lock:
-        _spare.clear()
-        _spare_bytes[0] = 0
-        _named.clear()
-        _named_bytes[0] = 0
+        _keeping[0] = False
+        _forget()
 
 
-def _after_fork() -> None:  # a lock another thread of the parent may have held
+def keep_copies() -> None:
+    """Keep copies again (``cl.autolog()``)."""
+    _keeping[0] = True
+
+
+def _forget() -> None:  # _spare_lock held, or a forked child's only thread
+    _spare.clear()
+    _spare_ids.clear()
+    _spare_bytes[0] = 0
+    _named.clear()
+    _named_bytes[0] = 0
+
+
+def _after_fork() -> None:
+    """In a forked child: a new lock (another thread of the parent may have held it), and
+    nothing kept (another thread may have been changing what was)."""
     global _spare_lock
     _spare_lock = threading.Lock()
+    _forget()
 
 
 os.register_at_fork(after_in_child=_after_fork)

@@ -20,7 +20,8 @@ before (this integration is tested with the torch backend).
 * ``evaluate``: an evaluation task that used the model and ``x``/``y`` (by digest), with
   the evaluation's metrics (``get_metrics_result()``: ``loss`` and the compiled
   metrics), which the ``model-evaluations`` question answers; the evaluation ``fit``
-  runs on its validation data is part of the training, not a task;
+  runs on its validation data (called with ``_use_cached_eval_dataset=True``) is part of
+  the training, not a task, while an ``evaluate`` a callback calls during ``fit`` is one;
 * ``save``: a model trained here saved to a path is linked to the file by a task
   ``save <Model>`` (the file derived from the trained model).
 """
@@ -49,6 +50,8 @@ _MARK = "_provml_wraps"
 _ABSENT = object()
 #: (class, name) → what the class held before (``_ABSENT``: inherited)
 _patched: dict[tuple[Any, str], Any] = {}
+#: the argument Keras 3's ``fit`` passes to ``evaluate`` for its validation data
+_VALIDATION = "_use_cached_eval_dataset"
 _FIT_SETTINGS = ("batch_size", "validation_split", "shuffle", "initial_epoch", "steps_per_epoch",
                  "validation_steps", "validation_freq", "class_weight")  # fmt: skip
 
@@ -122,7 +125,6 @@ def _fit(original: Any, callback_class: type) -> Any:
             args, kwargs = bound.args[1:], bound.kwargs
         except Exception:
             calls.integration_failed("adding the provml callback to Model.fit")
-        token = run.fitting.set(True)
         try:
             return original(self, *args, **kwargs)
         except BaseException as exc:
@@ -130,8 +132,6 @@ def _fit(original: Any, callback_class: type) -> Any:
                 with contextlib.suppress(Exception):
                     callback.end("failed", f"{type(exc).__name__}: {exc}"[:2000])
             raise
-        finally:
-            run.fitting.reset(token)
 
     return fit
 
@@ -173,16 +173,22 @@ def _predict(original: Any, callback_class: type) -> Any:
 
 
 def _evaluate(original: Any, callback_class: type) -> Any:
+    signature = inspect.signature(original)
+
     @functools.wraps(original)
     def evaluate(self: Any, x: Any = None, y: Any = None, *args: Any, **kwargs: Any) -> Any:
-        if not run.state.active or run.predicting.get() or run.fitting.get():
+        if not run.state.active or run.predicting.get() or kwargs.get(_VALIDATION):
             return original(self, x, y, *args, **kwargs)  # fit's validation: the training's
 
         def record(task: Any, result: Any) -> None:
             for name, value in _evaluation_metrics(self, result).items():
                 task.metric(name, value)
 
-        data = {"x": x, "y": y, "sample_weight": kwargs.get("sample_weight")}
+        try:
+            weight = signature.bind(self, x, y, *args, **kwargs).arguments.get("sample_weight")
+        except TypeError:  # evaluate itself will say what is wrong with the call
+            weight = None
+        data = {"x": x, "y": y, "sample_weight": weight}
         call = functools.partial(original, self, x, y, *args, **kwargs)
         return _as_task(self, "evaluate", "evaluation", data, call, record)
 

@@ -44,7 +44,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from capture_lib.integrations import _sklearn_calls as calls
-from capture_lib.integrations import digest
 from capture_lib.integrations._sklearn_calls import INFER, MAX_SECTIONS, METHODS, TRAIN
 
 FRAMEWORK = "sklearn"
@@ -99,7 +98,6 @@ def disable() -> None:
                     klass.__init_subclass__ = own  # type: ignore[method-assign]
         _hooks.clear()
     calls.end_opened_workflows()
-    digest.forget_copies()
 
 
 def _subclasses(root: type) -> list[type]:

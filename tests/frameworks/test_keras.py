@@ -126,10 +126,29 @@ def test_autolog_evaluate_is_an_evaluation_of_the_trained_model(captured: Captur
         {"loss": loss, "mae": mae}, {k: float(v) for k, v in as_dict.items()}]  # fmt: skip
     names = [t["plan"][-1] for t in captured.tasks()]
     assert names.count("Sequential.evaluate") == 2  # fit's validation is not one
+    weights = np.ones((16,), dtype="float32")
+    model.evaluate(x[:16], y[:16], 16, 0, weights)  # sample_weight by position
+    assert captured.tasks("evaluation")[-1]["used"]["sample_weight"]["sha256"] == (
+        digest.data_reference(weights, 1 << 30)["sha256"])  # fmt: skip
     evaluation = captured.tasks("evaluation")[0]
     assert evaluation["used"]["x"]["sha256"] == digest.data_reference(x[48:], 1 << 30)["sha256"]
     assert evaluation["used"]["y"]["sha256"] == digest.data_reference(y[48:], 1 << 30)["sha256"]
     assert not cl.stats()["lost"]
+
+
+def test_an_evaluate_a_callback_calls_during_fit_is_recorded(captured: Captured) -> None:
+    x, y = _data()
+    model = _model()
+    cl.autolog(exclude=["sklearn", "lightning"])
+
+    class Holdout(keras.callbacks.Callback):  # type: ignore[name-defined]
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            self.model.evaluate(x[48:], y[48:], verbose=0)
+
+    model.fit(x[:48], y[:48], epochs=2, verbose=0, validation_data=(x[48:], y[48:]),
+              callbacks=[Holdout()])  # fmt: skip
+    names = [t["plan"][-1] for t in captured.tasks()]
+    assert names.count("Sequential.evaluate") == 2  # the callback's, not the validation's
 
 
 def test_results_are_the_same_with_and_without_capture(captured: Captured) -> None:

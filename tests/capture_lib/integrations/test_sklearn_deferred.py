@@ -19,6 +19,14 @@ pytest.importorskip("sklearn")
 from sklearn.linear_model import LogisticRegression
 
 
+@pytest.fixture(autouse=True)
+def _kept_copies() -> Any:
+    """Copies are kept (as under autolog), and none is left for the next test."""
+    digest.keep_copies()
+    yield
+    digest.forget_copies()
+
+
 def _table(seed: int, rows: int = 4000) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(rows, 8))  # 256 KB: over DEFER_BYTES
@@ -268,3 +276,43 @@ def test_the_comparison_reads_every_byte(
             assert digest.known(changed) is None
     finally:
         digest.forget_copies()
+
+
+def test_a_structured_array_is_named_by_the_caller_never_compared(captured: Captured) -> None:
+    """Its copy would leave out the padding bytes, and its dtype, which a copy shares,
+    can be renamed in place: it is hashed when the call is made."""
+    pair = np.dtype([("a", "<f8"), ("b", "<i4")], align=True)  # 4 bytes of padding
+    x = np.zeros(8000, dtype=pair)
+    assert digest.snapshot_size(x) == 0
+    want = digest.data_reference(x, calls.TRAIN_HASH_LIMIT)
+    got = calls._data(x, calls.TRAIN_HASH_LIMIT, "X")
+    assert isinstance(got, dict) and got["sha256"] == want["sha256"]
+    x.dtype.names = ("c", "d")
+    assert digest.known(x) is None
+    again = calls._data(x, calls.TRAIN_HASH_LIMIT, "X")
+    assert isinstance(again, dict) and again["sha256"] != want["sha256"]
+    assert again["sha256"] == digest.data_reference(x, calls.TRAIN_HASH_LIMIT)["sha256"]
+
+
+def test_after_autolog_is_disabled_nothing_is_kept(captured: Captured) -> None:
+    import capture_lib as cl
+
+    x, y = _table(6)
+    LogisticRegression().fit(x, y)  # copies wait for the worker
+    cl.autolog(disable=True)
+    assert captured.records()  # the worker names them now: they are let go
+    assert not digest._named and not digest._spare and digest._named_bytes[0] == 0
+    cl.autolog()
+    LogisticRegression().fit(x, y)
+    assert captured.records()
+    assert digest._named  # kept again
+
+
+def test_at_most_the_latest_candidates_are_compared() -> None:
+    arrays = [np.full(10_000, float(i)) for i in range(digest.CANDIDATES + 2)]
+    for a in arrays:
+        kept = digest.snapshot(a)
+        digest.remember(kept, digest.data_reference(kept, 1 << 30))
+    assert digest.known(arrays[-1]) is not None
+    assert digest.known(arrays[0]) is None  # kept, but past the candidates compared
+    assert digest.known(arrays[2]) is not None
