@@ -314,8 +314,6 @@ _named_bytes = [0]
 _COMPARE = 64 << 10
 #: kept copies of one shape and dtype compared at most, the latest matched first
 CANDIDATES = 8
-#: id(dtype) → (the dtype, its name), for :func:`_named_key`
-_dtype_names: dict[int, tuple[Any, str]] = {}
 
 
 def _array_copy(array: Any) -> Any:
@@ -358,15 +356,8 @@ def _recycle(copy: Any) -> None:  # _spare_lock held
 
 
 def _named_key(array: Any) -> tuple[Any, ...]:
-    """(shape, dtype, the dtype's name): equal dtypes may be named apart (the name is in
-    the digest's header). The name is kept per dtype object (a few µs each time)."""
-    dtype = array.dtype
-    hit = _dtype_names.get(id(dtype))
-    if hit is None or hit[0] is not dtype:
-        if len(_dtype_names) > 256:
-            _dtype_names.clear()
-        hit = _dtype_names[id(dtype)] = (dtype, str(dtype))
-    return (array.shape, dtype, hit[1])
+    """(shape, dtype, the dtype's name): the name is in the digest's header."""
+    return (array.shape, array.dtype, str(array.dtype))
 
 
 def remember(copy: Any, ref: dict[str, Any] | deferred.Deferred) -> None:

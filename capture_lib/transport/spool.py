@@ -107,19 +107,17 @@ class SpoolingTransport(Transport):
         return bool(self.fallback.closed_files) or self.fallback.current_file is not None
 
     def tick(self, force: bool = False) -> None:
-        down = time.monotonic() < self._down_until
-        if not down:  # asking a receiver known to be down would only hold the worker
-            self.primary.tick(force)
-        if not force and down:
+        if not force and time.monotonic() < self._down_until:
             return
         files = self.fallback.take_closed()
         for i, path in enumerate(files):
             if not self._resend(path):
                 self.fallback.closed_files[:0] = files[i:]
                 return
-        if down and time.monotonic() >= self._down_until:
-            # it was down at the start, and answered the re-sends: what it was spared
-            # then (a broker's check of its history, at a flush) is owed now
+        # after the re-sends, which may have shown a receiver counted as down to answer
+        # (a broker's check of its history at a flush must then still run); asking one
+        # known to be down would only hold the worker
+        if time.monotonic() >= self._down_until:
             self.primary.tick(force)
 
     def _resend(self, path: str) -> bool:
