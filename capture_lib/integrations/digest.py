@@ -307,9 +307,12 @@ _spare_lock = threading.Lock()  # guards the spare copies and the named ones (_n
 #: bytes of named copies kept (:func:`remember`), all shapes together
 NAMED_BYTES = 64 << 20
 #: id(copy) → ((shape, dtype, str(dtype)), the copy, its reference or a weak reference
-#: to the deferred value naming it), the latest matched last
-_named: OrderedDict[int, tuple[tuple[Any, ...], Any, Any]] = OrderedDict()
+#: to the deferred value naming it, the address of its data), the latest matched last
+_named: OrderedDict[int, tuple[tuple[Any, ...], Any, Any, int]] = OrderedDict()
 _named_bytes = [0]
+#: (shape, dtype, str(dtype)) → how many copies of it are kept: past :data:`CANDIDATES`,
+#: the oldest goes (it would never be compared again) and its memory serves a new copy
+_per_key: dict[tuple[Any, ...], int] = {}
 #: bytes compared at a time by :func:`known` (a first block that differs ends it)
 _COMPARE = 64 << 10
 #: kept copies of one shape and dtype compared at most, the latest matched first
@@ -375,20 +378,38 @@ def remember(copy: Any, ref: dict[str, Any] | deferred.Deferred) -> None:
         return
     if copy.nbytes > NAMED_BYTES:  # still the deferred value's: only not kept
         return
-    entry = (_named_key(copy), copy, dict(ref) if isinstance(ref, dict) else weakref.ref(ref))
+    held = dict(ref) if isinstance(ref, dict) else weakref.ref(ref)
+    entry = (_named_key(copy), copy, held, copy.ctypes.data)  # a copy of ours never moves
     with _spare_lock:
         if not _keeping[0] or id(copy) in _spare_ids:
             return  # offered for reuse already (a snapshot may be writing into it), or off
-        old = _named.pop(id(copy), None)  # the same copy, named since
-        if old is not None:
-            _named_bytes[0] -= copy.nbytes
+        _unname(id(copy))  # the same copy, named since
+        _per_key[entry[0]] = _per_key.get(entry[0], 0) + 1
         _named[id(copy)] = entry
         _named_bytes[0] += copy.nbytes
+        if _per_key[entry[0]] > CANDIDATES:  # one never compared again: reused instead
+            _evict(next(i for i, e in _named.items() if e[0] == entry[0]))
         while _named_bytes[0] > NAMED_BYTES:
-            _, (_key, evicted, held) = _named.popitem(last=False)
-            _named_bytes[0] -= evicted.nbytes
-            if isinstance(held, dict):
-                _recycle(evicted)
+            _evict(next(iter(_named)))
+
+
+def _unname(ident: int) -> tuple[tuple[Any, ...], Any, Any, int] | None:
+    """Stop keeping a named copy (``_spare_lock`` held); what was kept, or None."""
+    entry = _named.pop(ident, None)
+    if entry is not None:
+        _named_bytes[0] -= entry[1].nbytes
+        left = _per_key.pop(entry[0]) - 1
+        if left:
+            _per_key[entry[0]] = left
+    return entry
+
+
+def _evict(ident: int) -> None:
+    """Stop keeping a named copy and offer it for reuse, if named (``_spare_lock`` held):
+    a copy still waiting for the worker is only let go."""
+    entry = _unname(ident)
+    if entry is not None and isinstance(entry[2], dict):
+        _recycle(entry[1])
 
 
 def known(value: Any) -> dict[str, Any] | deferred.Deferred | None:
@@ -418,11 +439,12 @@ def _known(value: Any) -> dict[str, Any] | deferred.Deferred | None:
     ):
         return None
     key = _named_key(value)
+    address = value.ctypes.data
     found: tuple[int, Any] | None = None
     stale = []
     compared = 0
     with _spare_lock:  # a named copy is recycled (then written into) only under the lock
-        for ident, (k, copy, held) in reversed(_named.items()):
+        for ident, (k, copy, held, at) in reversed(_named.items()):
             if k != key:
                 continue
             if compared >= CANDIDATES:
@@ -434,11 +456,11 @@ def _known(value: Any) -> dict[str, Any] | deferred.Deferred | None:
                     continue
                 held = later
             compared += 1
-            if _same_bytes(value, copy):
+            if _same_bytes(value, copy, address, at):
                 found = ident, held
                 break
         for ident in stale:
-            _named_bytes[0] -= _named.pop(ident)[1].nbytes
+            _unname(ident)
         if found is None:
             return None
         _named.move_to_end(found[0])
@@ -465,15 +487,16 @@ def _libc_memcmp() -> Any:
 _memcmp = _libc_memcmp()
 
 
-def _same_bytes(a: Any, b: Any) -> bool:
-    """Whether two C-ordered arrays of one size in bytes hold the same bytes (bits, never
-    numbers: ``-0.0`` is not ``0.0``): ``memcmp``, else numpy over 8-byte words (or
-    bytes) a block at a time, a first block of :data:`_COMPARE` bytes then blocks of
-    :data:`CHUNK` bytes (each comparison makes a temporary of a block's items)."""
+def _same_bytes(a: Any, b: Any, a_at: int, b_at: int) -> bool:
+    """Whether two C-ordered arrays of one size in bytes, whose data start at ``a_at`` and
+    ``b_at``, hold the same bytes (bits, never numbers: ``-0.0`` is not ``0.0``): ``memcmp``
+    (the addresses read once: ``ndarray.ctypes`` costs microseconds), else numpy over
+    8-byte words (or bytes) a block at a time, a first block of :data:`_COMPARE` bytes then
+    blocks of :data:`CHUNK` bytes (each comparison makes a temporary of a block's items)."""
+    if _memcmp is not None:
+        return bool(_memcmp(a_at, b_at, a.nbytes) == 0)
     import numpy as np
 
-    if _memcmp is not None:
-        return bool(_memcmp(a.ctypes.data, b.ctypes.data, a.nbytes) == 0)
     a, b = a.reshape(-1).view(np.uint8), b.reshape(-1).view(np.uint8)
     if a.size % 8 == 0:  # any item size: bytes first, then words
         a, b = a.view(np.uint64), b.view(np.uint64)
@@ -504,6 +527,7 @@ def _forget() -> None:  # _spare_lock held, or a forked child's only thread
     _spare_ids.clear()
     _spare_bytes[0] = 0
     _named.clear()
+    _per_key.clear()
     _named_bytes[0] = 0
 
 

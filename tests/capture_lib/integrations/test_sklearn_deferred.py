@@ -316,3 +316,27 @@ def test_at_most_the_latest_candidates_are_compared() -> None:
     assert digest.known(arrays[-1]) is not None
     assert digest.known(arrays[0]) is None  # kept, but past the candidates compared
     assert digest.known(arrays[2]) is not None
+
+
+def test_a_copy_past_the_candidates_is_reused_for_the_next_table() -> None:
+    """Only the latest CANDIDATES copies of a shape are ever compared: an older one is
+    not kept for nothing, its memory takes the next table's copy (no fresh pages)."""
+    arrays = [np.full(10_000, float(i)) for i in range(digest.CANDIDATES + 1)]
+    kept = []
+    try:
+        for a in arrays:
+            copy = digest.snapshot(a)
+            kept.append(copy)
+            digest.remember(copy, digest.data_reference(copy, 1 << 30))
+        assert sum(1 for e in digest._named.values() if e[0][0] == (10_000,)) == digest.CANDIDATES
+        assert any(s is kept[0] for s in digest._spare[(kept[0].shape, kept[0].dtype)])
+        assert digest.known(arrays[0]) is None
+        assert all(digest.known(a) is not None for a in arrays[1:])
+        new = np.full(10_000, -1.0)
+        again = digest.snapshot(new)
+        assert again is kept[0] and np.array_equal(again, new)  # the old memory, new bytes
+        assert digest.known(new) is None  # a snapshot is not a name: nothing remembered
+    finally:
+        digest.forget_copies()
+        digest.keep_copies()
+    assert not digest._per_key
