@@ -79,6 +79,7 @@ def enable() -> None:
             _hook(klass)
         _patch_parallel()
         _patch_joblib()
+        _patch_param_names(BaseEstimator)
         calls.state.active = True
 
 
@@ -271,6 +272,31 @@ def _worker_call(original: Callable[..., Any], funcwrapper: type) -> Callable[..
             calls.reset(token)
 
     return __call__
+
+
+def _patch_param_names(base: type) -> None:
+    """``BaseEstimator._get_param_names`` read once per class and constructor: scikit-learn
+    reads the constructor's signature with ``inspect`` at every ``get_params`` (0.1 ms for
+    a two-step Pipeline's, a percent of its fit), and autolog asks for a meta-estimator's
+    parameters at every fit. The names are those of the same constructor function, so
+    what every caller gets is unchanged; a class whose constructor is replaced later is
+    read again."""
+    original = base.__dict__.get("_get_param_names")
+    function = getattr(original, "__func__", None)
+    if not isinstance(original, classmethod) or _is_ours(function):
+        return
+    names: dict[tuple[type, Any], tuple[str, ...]] = {}
+
+    def _get_param_names(cls: type) -> list[str]:
+        key = (cls, cls.__dict__.get("__init__") or cls.__init__)  # type: ignore[misc]
+        found = names.get(key)
+        if found is None:
+            found = names[key] = tuple(function(cls))  # type: ignore[misc]
+        return list(found)
+
+    setattr(_get_param_names, _MARK, function)
+    base._get_param_names = classmethod(_get_param_names)  # type: ignore[attr-defined]
+    _patched[(base, "_get_param_names")] = original
 
 
 def _patch_joblib() -> None:

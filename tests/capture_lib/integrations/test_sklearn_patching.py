@@ -58,7 +58,7 @@ def _state() -> dict[tuple[type, str], Any]:
     from sklearn.base import BaseEstimator
 
     return {(k, n): k.__dict__.get(n) for c in sk._subclasses(BaseEstimator) for k in c.__mro__
-            for n in (*sk.METHODS, "__init_subclass__")}  # fmt: skip
+            for n in (*sk.METHODS, "__init_subclass__", "_get_param_names")}  # fmt: skip
 
 
 def test_disable_restores_the_original_methods_and_enabling_twice_wraps_once(
@@ -86,6 +86,37 @@ def test_disable_restores_the_original_methods_and_enabling_twice_wraps_once(
     after = _state()
     assert after == before
     assert cl.integrations.enabled() == []
+
+
+def test_parameter_names_are_read_once_and_get_params_answers_the_same(
+    captured: Captured,
+) -> None:
+    from sklearn.base import BaseEstimator
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    pipe = make_pipeline(StandardScaler(), LogisticRegression(C=0.5))
+    cl.autolog(disable=True)
+    plain = pipe.get_params(deep=True)
+    cl.autolog()
+    assert sk._is_ours(BaseEstimator.__dict__["_get_param_names"])
+    assert pipe.get_params(deep=True) == plain
+    names = LogisticRegression._get_param_names()
+    names.append("mutated")  # each caller gets a list of its own
+    assert "mutated" not in LogisticRegression._get_param_names()
+
+    class Later(BaseEstimator):
+        def __init__(self, a: int = 1) -> None:
+            self.a = a
+
+    assert Later().get_params() == {"a": 1}
+
+    def init(self: Any, a: int = 1, b: int = 2) -> None:
+        self.a, self.b = a, b
+
+    Later.__init__ = init  # type: ignore[method-assign]  # a constructor replaced: read again
+    assert Later().get_params() == {"a": 1, "b": 2}
 
 
 def test_classes_defined_before_and_after_enabling_are_patched(captured: Captured) -> None:
