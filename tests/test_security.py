@@ -819,9 +819,20 @@ def test_reloads_run_one_at_a_time_and_odd_files_fail_cleanly(
     assert seen == [True]  # read and swapped under the lock
     monkeypatch.undo()
     path.write_text("[" * 100_000 + "]" * 100_000)
+    monkeypatch.setattr(auth.json, "loads", _never)  # refused before the parser recurses
     with pytest.raises(ConfigError, match="nested too deeply"):
         auth.reload(tokens)
+    monkeypatch.undo()
     assert tokens.check(READ_TOKEN) is not None
+    brackets = READ_TOKEN + "[" * 50 + '\\"' + "{" * 50  # in a string they nest nothing
+    doc = {"tokens": [{"name": "reader", "token": brackets, "scopes": ["read"]}]}
+    path.write_text(json.dumps(doc))
+    assert auth.reload(tokens).count == 1
+    assert tokens.check(brackets) is not None
+
+
+def _never(*args: Any, **kwargs: Any) -> Any:
+    raise AssertionError("parsed")
 
 
 def test_sighup_stops_a_server_without_a_tokens_file(tmp_path: Path) -> None:

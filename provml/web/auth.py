@@ -230,6 +230,8 @@ def parse(text: str, where: str) -> list[_Entry]:
     """A tokens file's content: JSON (an object with ``tokens``, or a list) or lines."""
     stripped = text.lstrip()
     if stripped.startswith(("{", "[")):
+        if _nesting(text) > _MAX_NESTING:
+            raise ConfigError(f"{where}: nested too deeply to be a tokens file")
         try:
             doc = json.loads(text)
         except ValueError as exc:
@@ -241,6 +243,40 @@ def parse(text: str, where: str) -> list[_Entry]:
             raise ConfigError(f'{where}: give a list of tokens, or {{"tokens": [...]}}')
         return [_json_entry(item, f"{where}: token {i + 1}") for i, item in enumerate(items)]
     return parse_lines(text.splitlines(), where)
+
+
+#: arrays and objects in one another at most in a tokens file (it needs three)
+_MAX_NESTING = 32
+
+
+def _nesting(text: str) -> int:
+    """How deep arrays and objects nest in a JSON text (brackets in strings left out), at
+    least up to one past :data:`_MAX_NESTING`. Read before parsing: the parser would
+    otherwise recurse to the interpreter's limit first, and anything that runs in there
+    (a finalizer the garbage collector calls) fails for want of stack."""
+    if text.count("[") + text.count("{") <= _MAX_NESTING:
+        return 0  # cannot nest deeper than it has brackets
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > _MAX_NESTING:
+                    return deepest
+        elif char in "]}":
+            depth -= 1
+    return deepest
 
 
 def parse_lines(lines: Iterable[str], where: str) -> list[_Entry]:
