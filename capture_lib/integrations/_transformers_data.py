@@ -137,9 +137,10 @@ def _update(h: Any, item: Any) -> int:
     speed (what a dict's keys and an array's header hash to is kept, and a C-ordered
     array is hashed in place); the bytes hashed are exactly those of the plain rules."""
     if type(item) is dict or isinstance(item, dict):
-        keys = _KEYS.get(tuple(item))
-        if keys is None:
-            keys = _keys(item)
+        names = tuple(item)
+        keys = _KEYS.get(names)
+        if keys is None or not all(type(name) is str for name in names):
+            keys = _keys(item)  # a subclass of str compares equal but may print otherwise
         n = 0
         for key, line in keys:
             h.update(line)
@@ -157,21 +158,24 @@ def _update(h: Any, item: Any) -> int:
             return n
     elif hasattr(item, "shape") and hasattr(item, "dtype"):
         array = _array(item)
-        key = (array.dtype, array.shape)
-        header = _HEADERS.get(key)
-        if header is None:
-            header = f"a{array.dtype.str}{list(array.shape)}".encode()
-            if len(_HEADERS) < 4096:
-                _HEADERS[key] = header
-        h.update(header)
-        if array.flags.c_contiguous and not array.dtype.hasobject:
-            try:
-                h.update(array)  # its bytes in C order, as the copy below would give
-                return int(array.nbytes)
-            except (BufferError, TypeError, ValueError):  # no buffer of it: as below
-                pass
         import numpy as np
 
+        if type(array) is not np.ndarray:  # a pandas series, a numpy scalar…: as it was
+            h.update(f"a{array.dtype.str}{list(array.shape)}".encode())
+        else:
+            key = (array.dtype, array.shape)
+            header = _HEADERS.get(key)
+            if header is None:
+                header = f"a{array.dtype.str}{list(array.shape)}".encode()
+                if len(_HEADERS) < 4096:
+                    _HEADERS[key] = header
+            h.update(header)
+            if array.flags.c_contiguous and not array.dtype.hasobject:
+                try:
+                    h.update(array)  # its bytes in C order, as the copy below would give
+                    return int(array.nbytes)
+                except (BufferError, TypeError, ValueError):  # no buffer of it: as below
+                    pass
         data = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
     else:
         data = _pickle(item)

@@ -285,13 +285,23 @@ def _patch_param_names(base: type) -> None:
     function = getattr(original, "__func__", None)
     if not isinstance(original, classmethod) or _is_ours(function):
         return
-    names: dict[tuple[type, Any], tuple[str, ...]] = {}
+    names: dict[tuple[Any, ...], tuple[str, ...]] = {}
 
     def _get_param_names(cls: type) -> list[str]:
-        key = (cls, cls.__dict__.get("__init__") or cls.__init__)  # type: ignore[misc]
-        found = names.get(key)
+        init = cls.__dict__.get("__init__") or cls.__init__  # type: ignore[misc]
+        # what inspect.signature reads of it: a function changed in place (IPython's
+        # autoreload swaps its code) is read again
+        key = (cls, init, getattr(init, "__code__", None), getattr(init, "__defaults__", None),
+               getattr(init, "__kwdefaults__", None), getattr(init, "__signature__", None),
+               getattr(init, "__wrapped__", None))  # fmt: skip
+        try:
+            found = names.get(key)
+        except TypeError:  # something in it cannot be hashed: scikit-learn's own answer
+            return function(cls)  # type: ignore[misc]
         if found is None:
-            found = names[key] = tuple(function(cls))  # type: ignore[misc]
+            found = tuple(function(cls))  # type: ignore[misc]
+            if len(names) < 4096:  # classes made on the fly are not all kept
+                names[key] = found
         return list(found)
 
     setattr(_get_param_names, _MARK, function)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 import random
@@ -262,7 +263,33 @@ def test_items_are_named_as_the_plain_rules_name_them() -> None:
             lambda i: {"outer": {"inner": x[i], "z": (y[i], [x[i][:3]])}},
         "5059f1cbe73d4af76ff680a30043ace25e8c8ea130218e42021e2a57d2eac58d":
             lambda i: {"when": np.array([i, i + 1], dtype="M8[D]")},
+        "cb5f02025e21a19147ed5e346a9bf5a297d17db8132d6714dd8590246e17f0fc":
+            lambda i: {"v": np.array(float(i))},  # 0-d
+        "bcea66731a4dbbf9bdbf0259cb9c237aeebfea568c198c0699b326dc03994f81":
+            lambda i: {"v": np.zeros((0, 3))},
+        "5c47046cb5fe171051a1ba7ec5f0d641bff9ce5e5a5dd32c01083231cb461d89":
+            lambda i: {"v": np.arange(i, i + 4, dtype=">f8")},
+        "d1f58969d52c0a26bb111db2099be317d546412811c43d14e2596fb167f288ff":
+            lambda i: {"v": np.float32(i)},  # a numpy scalar
+        "3a0a05f49017f5abad64b75a65b2c794d15b5a93be0b47f6786430221ccd6ee7":
+            lambda i: {"a": np.arange(3) + i},
+        # equal to the keys just above, but printed otherwise: not their kept order
+        "9ef134746f8c8336de1f25e5df0a3ba3a9503608e83409f54df62819169ec975":
+            lambda i: {_Key.A: np.arange(3) + i},
     }  # fmt: skip
     for want, item in cases.items():
         assert data.dataset_reference(_Items(item))["sha256"] == want
         assert data.dataset_reference(_Items(item))["sha256"] == want  # with what it kept
+
+
+class _Key(str, enum.Enum):
+    A = "a"
+
+
+def test_a_pandas_row_is_named_as_the_plain_rules_name_it() -> None:
+    pd = pytest.importorskip("pandas")
+    import numpy as np
+
+    frame = pd.DataFrame({"a": np.arange(40.0), "b": np.arange(40) % 3})
+    want = "bb795fddab4c6b546b0579d3e78b73eb444d7c90a7d91a5adbf24f4207f6c800"
+    assert data.dataset_reference(_Items(lambda i: frame.iloc[i]))["sha256"] == want

@@ -314,7 +314,7 @@ def test_at_most_the_latest_candidates_are_compared() -> None:
         kept = digest.snapshot(a)
         digest.remember(kept, digest.data_reference(kept, 1 << 30))
     assert digest.known(arrays[-1]) is not None
-    assert digest.known(arrays[0]) is None  # kept, but past the candidates compared
+    assert digest.known(arrays[0]) is None  # past the candidates: let go, its memory reused
     assert digest.known(arrays[2]) is not None
 
 
