@@ -285,24 +285,24 @@ def _patch_param_names(base: type) -> None:
     function = getattr(original, "__func__", None)
     if not isinstance(original, classmethod) or _is_ours(function):
         return
-    names: dict[tuple[Any, ...], tuple[str, ...]] = {}
+    #: (class, its constructor) → (what the names are read from, the names)
+    names: dict[tuple[type, Any], tuple[tuple[Any, ...], tuple[str, ...]]] = {}
 
     def _get_param_names(cls: type) -> list[str]:
         init = cls.__dict__.get("__init__") or cls.__init__  # type: ignore[misc]
-        # what inspect.signature reads of it: a function changed in place (IPython's
-        # autoreload swaps its code) is read again
-        key = (cls, init, getattr(init, "__code__", None), getattr(init, "__defaults__", None),
-               getattr(init, "__kwdefaults__", None), getattr(init, "__signature__", None),
-               getattr(init, "__wrapped__", None))  # fmt: skip
+        # what inspect.signature reads the names from: a function changed in place
+        # (IPython's autoreload swaps its code) is read again
+        source = (getattr(init, "__code__", None), getattr(init, "__signature__", None),
+                  getattr(init, "__wrapped__", None))  # fmt: skip
         try:
-            found = names.get(key)
-        except TypeError:  # something in it cannot be hashed: scikit-learn's own answer
+            found = names.get((cls, init))
+        except TypeError:  # a constructor that cannot be hashed: scikit-learn's own answer
             return function(cls)  # type: ignore[misc]
-        if found is None:
-            found = tuple(function(cls))  # type: ignore[misc]
+        if found is None or any(a is not b for a, b in zip(found[0], source, strict=True)):
+            found = (source, tuple(function(cls)))  # type: ignore[misc]
             if len(names) < 4096:  # classes made on the fly are not all kept
-                names[key] = found
-        return list(found)
+                names[(cls, init)] = found
+        return list(found[1])
 
     setattr(_get_param_names, _MARK, function)
     base._get_param_names = classmethod(_get_param_names)  # type: ignore[attr-defined]

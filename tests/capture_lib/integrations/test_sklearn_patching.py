@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import pickle
 import threading
 from collections.abc import Iterator
@@ -88,8 +89,16 @@ def test_disable_restores_the_original_methods_and_enabling_twice_wraps_once(
     assert cl.integrations.enabled() == []
 
 
+def _counted(fn: Any, calls: list[Any]) -> Any:
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        return fn(*args, **kwargs)
+
+    return counted
+
+
 def test_parameter_names_are_read_once_and_get_params_answers_the_same(
-    captured: Captured,
+    captured: Captured, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from sklearn.base import BaseEstimator
     from sklearn.linear_model import LogisticRegression
@@ -102,6 +111,12 @@ def test_parameter_names_are_read_once_and_get_params_answers_the_same(
     cl.autolog()
     assert sk._is_ours(BaseEstimator.__dict__["_get_param_names"])
     assert pipe.get_params(deep=True) == plain
+    read = []
+    monkeypatch.setattr(inspect, "signature", _counted(inspect.signature, read))
+    for _ in range(3):  # a constructor of keyword-only parameters (defaults in a dict)
+        assert LogisticRegression(C=2.0).get_params()["C"] == 2.0
+    assert len(read) <= 1  # read once, if not before
+    monkeypatch.undo()
     names = LogisticRegression._get_param_names()
     names.append("mutated")  # each caller gets a list of its own
     assert "mutated" not in LogisticRegression._get_param_names()
