@@ -99,8 +99,6 @@ _models: dict[int, tuple[Any, dict[str, Any]]] = {}
 #: frames carried to joblib workers, by key
 _shared: dict[int, Any] = {}
 _opened: list[api.Workflow] = []
-#: estimator class → the names of its constructor's parameters (shallow_params)
-_param_names: dict[type, tuple[str, ...]] = {}
 _warned: set[str] = set()
 
 
@@ -366,19 +364,10 @@ def _eval_sets(kwargs: dict[str, Any]) -> list[tuple[Any, Any]]:
 
 
 def shallow_params(est: Any) -> dict[str, Any]:
-    """``est.get_params(deep=False)``. scikit-learn's own reads the names of the
-    constructor's parameters with ``inspect.signature`` at every call (0.1 ms, a percent
-    of a short fit); for an estimator that keeps ``BaseEstimator.get_params`` the names are
-    read once per class, and the values are what that method returns: the attributes."""
-    cls = type(est)
-    names = _param_names.get(cls)
-    if names is None:
-        base = sys.modules.get("sklearn.base")
-        own = getattr(cls, "get_params", None)
-        if base is None or own is not base.BaseEstimator.get_params:
-            return est.get_params(deep=False)
-        names = _param_names[cls] = tuple(cls._get_param_names())
-    return {k: getattr(est, k) for k in names}
+    """``est.get_params(deep=False)`` (scikit-learn's reads the constructor's parameter
+    names with ``inspect`` at every call; autolog reads them once per class:
+    :func:`capture_lib.integrations.sklearn._patch_param_names`)."""
+    return est.get_params(deep=False)
 
 
 def _is_meta(params: dict[str, Any]) -> bool:

@@ -311,11 +311,11 @@ NAMED_BYTES = 64 << 20
 _named: OrderedDict[int, tuple[tuple[Any, ...], Any, Any, int]] = OrderedDict()
 _named_bytes = [0]
 #: (shape, dtype, str(dtype)) → how many copies of it are kept: past :data:`CANDIDATES`,
-#: the oldest goes (it would never be compared again) and its memory serves a new copy
+#: the least recently matched goes and its memory serves a new copy
 _per_key: dict[tuple[Any, ...], int] = {}
 #: bytes compared at a time by :func:`known` (a first block that differs ends it)
 _COMPARE = 64 << 10
-#: kept copies of one shape and dtype compared at most, the latest matched first
+#: copies of one shape and dtype kept (and compared, the latest matched first) at most
 CANDIDATES = 8
 
 
@@ -387,7 +387,7 @@ def remember(copy: Any, ref: dict[str, Any] | deferred.Deferred) -> None:
         _per_key[entry[0]] = _per_key.get(entry[0], 0) + 1
         _named[id(copy)] = entry
         _named_bytes[0] += copy.nbytes
-        if _per_key[entry[0]] > CANDIDATES:  # one never compared again: reused instead
+        if _per_key[entry[0]] > CANDIDATES:  # the comparisons stay bounded: reused instead
             _evict(next(i for i, e in _named.items() if e[0] == entry[0]))
         while _named_bytes[0] > NAMED_BYTES:
             _evict(next(iter(_named)))
@@ -442,20 +442,16 @@ def _known(value: Any) -> dict[str, Any] | deferred.Deferred | None:
     address = value.ctypes.data
     found: tuple[int, Any] | None = None
     stale = []
-    compared = 0
     with _spare_lock:  # a named copy is recycled (then written into) only under the lock
         for ident, (k, copy, held, at) in reversed(_named.items()):
-            if k != key:
+            if k != key:  # at most CANDIDATES are kept of a key (remember)
                 continue
-            if compared >= CANDIDATES:
-                break
             if not isinstance(held, dict):
                 later = held()
                 if later is None or later.computed():  # dropped, or failed: never named
                     stale.append(ident)
                     continue
                 held = later
-            compared += 1
             if _same_bytes(value, copy, address, at):
                 found = ident, held
                 break
